@@ -1,0 +1,654 @@
+"""Feature extraction: patches -> one vector per patch, streamed to Parquet, cached by content hash.
+
+How a patch becomes a vector (CNN backbones)
+--------------------------------------------
+1. ``matfiles.read_patch_bytes`` (as ``matfiles.load_patch``) gives float32 (H, W) in [-1, 1]; it is read as image
+   intensity mapped to [0, 1] (``(p + 1) / 2``), the seed's per-patch min-max
+   without its uint8 rounding.
+2. Patches of the same size are stacked into one tensor (n, 1, H, W), resized
+   bilinearly to ``input_size`` (224 by default, the seed's choice; ``"native"``
+   keeps the patch size, about 1/5 of the compute at 99x99), replicated to 3
+   channels and normalised with the backbone's mean/std, in channels_last layout.
+3. The backbone runs under ``torch.inference_mode`` and autocast (``precision``:
+   ``"auto"`` = bf16 on CPUs with native bf16, fp16/bf16 on CUDA, else fp32).
+   Features come back float32.
+
+The ``texture`` backbone takes the [-1, 1] patches directly (no resize, no precision).
+
+Table (one row per patch, :data:`FEATURE_COLUMNS`)
+--------------------------------------------------
+``path, category, split, sha256, height, width`` (from the index), ``backbone,
+weights, input_size, precision`` (strings) and ``features``
+(``fixed_size_list<float32>[dim]``). The table identity (backbone identity plus
+``input_size`` and ``precision``) is stored as JSON in the Parquet key-value
+metadata under :data:`IDENTITY_METADATA_KEY`. Row order: rows reused from the
+previous table first (in its order), then new rows grouped by patch size.
+
+Cache
+-----
+A row of ``previous_path`` is reused when its ``sha256`` is in the index and the
+previous table's identity (backbone, weights, weights fingerprint, dim,
+input_size, precision) equals the current one; otherwise the whole previous table
+is ignored. Files gone from the index are dropped. An all-cached run never builds
+the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seis_assets.core.backbones import Backbone, load_backbone
+from seis_assets.core.matfiles import PatchLoadError, read_patch_bytes
+from seis_assets.core.storage import atomic_path, is_local, path_str, read_bytes, to_upath
+
+__all__ = [
+    "INDEX_PASS_THROUGH",
+    "FEATURE_COLUMNS",
+    "IDENTITY_METADATA_KEY",
+    "CACHE_KEYS",
+    "PRECISIONS",
+    "DEFAULT_INPUT_SIZE",
+    "DEFAULT_PRECISION",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_PROGRESS_EVERY_S",
+    "BackboneMismatchError",
+    "ExtractionReport",
+    "Progress",
+    "resolve_precision",
+    "table_identity",
+    "feature_schema",
+    "preprocess",
+    "embed",
+    "extract_features",
+    "feature_matrix",
+    "read_identity",
+    "check_identity",
+]
+
+_LOG = logging.getLogger(__name__)
+
+#: Index columns copied into the feature table (any other index column is left out).
+INDEX_PASS_THROUGH: tuple[str, ...] = ("path", "category", "split", "sha256", "height", "width")
+FEATURE_COLUMNS: tuple[str, ...] = (*INDEX_PASS_THROUGH, "backbone", "weights", "input_size", "precision", "features")
+IDENTITY_METADATA_KEY = b"seis_assets.backbone"
+#: Identity entries that must match for cached rows to be reused or tables to be combined.
+CACHE_KEYS: tuple[str, ...] = ("backbone", "weights", "weights_sha256", "dim", "input_size", "precision")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_INPUT_SIZE = 224
+DEFAULT_PRECISION = "auto"
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_PROGRESS_EVERY_S = 10.0
+_COPY_BATCH_ROWS = 1024
+
+
+class BackboneMismatchError(ValueError):
+    """Features made by different backbones / weights / input sizes / precisions would be mixed."""
+
+
+@dataclass
+class Progress:
+    """A progress snapshot passed to the ``progress`` callback of :func:`extract_features`."""
+
+    files_done: int
+    files_total: int
+    img_per_s: float
+    eta_s: float
+    n_reused: int = 0
+
+    def __str__(self) -> str:
+        eta = "?" if not math.isfinite(self.eta_s) else f"{self.eta_s:.0f} s"
+        return (
+            f"features: {self.files_done}/{self.files_total} files extracted "
+            f"({self.img_per_s:.1f} img/s, ETA {eta}; {self.n_reused} reused from cache)"
+        )
+
+
+@dataclass
+class ExtractionReport:
+    """What :func:`extract_features` did.
+
+    Attributes
+    ----------
+    out_path : str
+    n_rows : int
+        Rows written (reused + extracted).
+    n_extracted : int
+        Patches run through the backbone.
+    n_reused : int
+        Rows copied from ``previous_path``.
+    n_dropped : int
+        Rows of ``previous_path`` not carried over (file gone, content changed or
+        cache invalidated).
+    failures : DataFrame with columns path, reason
+        Files that could not be loaded at this stage; they have no row.
+    seconds : float
+        Wall time of the whole call.
+    img_per_s : float
+        Extracted patches per second of the extraction phase (0 when nothing was extracted).
+    identity : dict
+        The table identity written to the Parquet metadata.
+    cache_note : str or None
+        Why the previous table was not used, when it was given but ignored.
+    """
+
+    out_path: str
+    n_rows: int
+    n_extracted: int
+    n_reused: int
+    n_dropped: int
+    failures: pd.DataFrame
+    seconds: float
+    img_per_s: float
+    identity: dict
+    cache_note: str | None = None
+
+    def metadata(self) -> dict:
+        """Flat scalars for run metadata (Dagster, logs)."""
+        return {
+            "n_rows": self.n_rows,
+            "n_extracted": self.n_extracted,
+            "n_reused": self.n_reused,
+            "n_dropped": self.n_dropped,
+            "n_failed": len(self.failures),
+            "seconds": round(self.seconds, 3),
+            "img_per_s": round(self.img_per_s, 2),
+            "backbone": self.identity["backbone"],
+            "weights": self.identity["weights"],
+            "input_size": self.identity["input_size"],
+            "precision": self.identity["precision"],
+            "fallback_reason": self.identity.get("fallback_reason") or "",
+            "cache_note": self.cache_note or "",
+        }
+
+
+# --------------------------------------------------------------------------- settings
+def _bf16_cpu_supported() -> bool:
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Concrete precision for ``device``.
+
+    ``"auto"`` -> ``"bf16"`` on CPUs with native bf16 (oneDNN), ``"bf16"`` or ``"fp16"``
+    on CUDA (bf16 where the GPU supports it), else ``"fp32"``. ``"fp16"`` on CPU raises.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if _bf16_cpu_supported() else "fp32"
+    if precision == "fp16" and device != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+    return precision
+
+
+def _input_size_label(input_size: int | str) -> str:
+    if isinstance(input_size, str) and input_size == "native":
+        return "native"
+    try:
+        size = int(input_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_size must be a positive int or 'native', got {input_size!r}") from None
+    if size < 8:
+        raise ValueError(f"input_size must be >= 8 pixels, got {size}")
+    return str(size)
+
+
+def table_identity(backbone: Backbone, input_size: int | str = DEFAULT_INPUT_SIZE, precision: str = DEFAULT_PRECISION) -> dict:
+    """Backbone identity plus the concrete ``input_size`` (str) and ``precision`` of a feature table.
+
+    The ``texture`` backbone ignores both and records ``"native"`` / ``"fp32"``.
+    """
+    ident = dict(backbone.identity)
+    ident.setdefault("weights_sha256", None)
+    if backbone.takes_images:
+        ident["input_size"] = _input_size_label(input_size)
+        ident["precision"] = resolve_precision(precision, backbone.device)
+    else:
+        ident["input_size"] = "native"
+        ident["precision"] = "fp32"
+    return ident
+
+
+def feature_schema(identity: dict) -> pa.Schema:
+    """Arrow schema of a feature table with ``identity`` in its key-value metadata."""
+    string = pa.string()
+    fields = [pa.field(c, string) for c in ("path", "category", "split", "sha256")]
+    fields += [pa.field("height", pa.int32()), pa.field("width", pa.int32())]
+    fields += [pa.field(c, string) for c in ("backbone", "weights", "input_size", "precision")]
+    fields.append(pa.field("features", pa.list_(pa.float32(), int(identity["dim"]))))
+    return pa.schema(fields, metadata={IDENTITY_METADATA_KEY: json.dumps(identity, sort_keys=True).encode()})
+
+
+# --------------------------------------------------------------------------- embedding
+def preprocess(patches, input_size: int | str, mean, std, device: str = "cpu"):
+    """Stack of [-1, 1] patches -> normalised 3-channel images.
+
+    Parameters
+    ----------
+    patches : ndarray or torch.Tensor of shape (n, H, W), float32 in [-1, 1]
+    input_size : int or "native"
+        Side of the square output (bilinear resize, ``align_corners=False``), or
+        ``"native"`` to keep (H, W).
+    mean, std : sequence of 3 floats
+        Normalisation of an RGB image in [0, 1].
+    device : str
+
+    Returns
+    -------
+    images : torch.Tensor of shape (n, 3, S, S) (or (n, 3, H, W)), float32, channels_last
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(patches, dtype=torch.float32, device=device)
+    x = ((x + 1.0) * 0.5).unsqueeze(1)  # (n, 1, H, W) intensity in [0, 1]
+    label = _input_size_label(input_size)
+    if label != "native" and x.shape[-2:] != (int(label), int(label)):
+        x = F.interpolate(x, size=(int(label), int(label)), mode="bilinear", align_corners=False)
+    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
+
+
+def embed(backbone: Backbone, patches: np.ndarray, input_size: int | str = DEFAULT_INPUT_SIZE, precision: str = "fp32") -> np.ndarray:
+    """Features of one stack of equally sized patches.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    patches : ndarray of shape (n, H, W), float32 in [-1, 1]
+    input_size : int or "native"
+    precision : {"fp32", "bf16", "fp16"} (a concrete value, see :func:`resolve_precision`)
+
+    Returns
+    -------
+    features : ndarray of shape (n, backbone.dim), float32
+    """
+    if not backbone.takes_images:
+        return np.asarray(backbone.forward(patches), dtype=np.float32)
+    import torch
+
+    x = preprocess(patches, input_size, backbone.mean, backbone.std, backbone.device)
+    autocast = contextlib.nullcontext()
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        autocast = torch.autocast(device_type=backbone.device, dtype=dtype)
+    with torch.inference_mode(), autocast:
+        y = backbone.forward(x)
+    return y.float().cpu().numpy()
+
+
+# --------------------------------------------------------------------------- identity
+def _is_pathlike(obj) -> bool:
+    return isinstance(obj, (str, os.PathLike)) or hasattr(obj, "protocol")
+
+
+def _open_parquet(path) -> pq.ParquetFile:
+    """Local paths are memory-mapped by pyarrow; URLs are opened through fsspec."""
+    if is_local(path):
+        return pq.ParquetFile(path_str(path))
+    return pq.ParquetFile(to_upath(path).open("rb"))
+
+
+def read_identity(obj) -> dict | None:
+    """Identity stored in a feature table's metadata (path, ParquetFile, Table or schema); None if absent."""
+    if _is_pathlike(obj):
+        with _open_parquet(obj) as pf:
+            meta = pf.schema_arrow.metadata
+    elif isinstance(obj, pq.ParquetFile):
+        meta = obj.schema_arrow.metadata
+    elif isinstance(obj, pa.Table):
+        meta = obj.schema.metadata
+    elif isinstance(obj, pa.Schema):
+        meta = obj.metadata
+    else:
+        meta = None
+    if not meta or IDENTITY_METADATA_KEY not in meta:
+        return None
+    return json.loads(meta[IDENTITY_METADATA_KEY])
+
+
+def _column_values(obj, column: str) -> set:
+    if isinstance(obj, pa.Table):
+        if column not in obj.column_names:
+            return set()
+        return set(obj.column(column).unique().to_pylist())
+    if isinstance(obj, pd.DataFrame) and column in obj.columns:
+        return set(obj[column].unique().tolist())
+    return set()
+
+
+def check_identity(obj, expected: dict | None = None, keys: tuple[str, ...] = CACHE_KEYS) -> dict:
+    """Make sure a feature table holds features of one kind only (and of the expected kind).
+
+    Parameters
+    ----------
+    obj : path, pyarrow.Table or DataFrame
+        A feature table. Both its metadata identity (when present) and its
+        ``backbone / weights / input_size / precision`` columns are checked, so a
+        concatenation of partitions made with different backbones is caught.
+    expected : dict or None
+        An identity (e.g. ``table_identity(...)`` or another table's); only ``keys``
+        present in it are compared. None checks internal consistency only.
+    keys : tuple of str
+
+    Returns
+    -------
+    identity : dict
+        The table's identity (metadata, or built from its columns).
+
+    Raises
+    ------
+    BackboneMismatchError
+        The table mixes identities, or differs from ``expected``.
+    """
+    table = obj
+    if _is_pathlike(obj):
+        with _open_parquet(obj) as pf:
+            table = pf.read(columns=["backbone", "weights", "input_size", "precision"])
+    found = dict(read_identity(table) or {})
+    for col in ("backbone", "weights", "input_size", "precision"):
+        values = _column_values(table, col)
+        if len(values) > 1:
+            raise BackboneMismatchError(
+                f"feature table mixes {col} values {sorted(map(str, values))}; features from different "
+                "backbones/settings must not be combined: re-extract them with one setting"
+            )
+        if values:
+            (value,) = values
+            if col in found and str(found[col]) != str(value):
+                raise BackboneMismatchError(f"feature table metadata says {col}={found[col]!r} but its rows say {value!r}")
+            found[col] = value
+    if expected is not None:
+        diffs = [
+            f"{k}: table {found.get(k)!r} != expected {expected.get(k)!r}"
+            for k in keys
+            if k in expected and k in found and str(found.get(k)) != str(expected.get(k))
+        ]
+        if diffs:
+            raise BackboneMismatchError(
+                "feature tables were made with different backbones/settings (" + "; ".join(diffs) + "); "
+                "re-extract the features so every partition uses the same setting"
+            )
+    return found
+
+
+def feature_matrix(data) -> np.ndarray:
+    """Feature vectors of a feature table as one matrix.
+
+    Parameters
+    ----------
+    data : pyarrow.Table, DataFrame (``features`` column) or path to a Parquet feature table
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, dim), float32
+        For Arrow tables this is a reshape of the list column's flat buffer (no
+        per-row Python loop).
+    """
+    if _is_pathlike(data):
+        with _open_parquet(data) as pf:
+            data = pf.read(columns=["features"])
+    if isinstance(data, pd.DataFrame):
+        col = data["features"]
+        if isinstance(col.dtype, pd.ArrowDtype):
+            data = pa.table({"features": pa.array(col.array)})
+        else:
+            if len(col) == 0:
+                return np.zeros((0, 0), dtype=np.float32)
+            return np.stack(col.to_numpy()).astype(np.float32, copy=False)
+    col = data.column("features") if isinstance(data, pa.Table) else data
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    dim = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else None
+    if dim is None:  # variable-size lists: all rows must have the same length
+        lengths = np.unique(arr.value_lengths().to_numpy(zero_copy_only=False))
+        if len(lengths) > 1:
+            raise ValueError(f"feature vectors have different lengths {lengths.tolist()}")
+        dim = int(lengths[0]) if len(lengths) else 0
+    if arr.null_count:
+        raise ValueError(f"{arr.null_count} feature vectors are null")
+    values = arr.flatten().to_numpy(zero_copy_only=False)
+    return values.astype(np.float32, copy=False).reshape(len(arr), dim)
+
+
+# --------------------------------------------------------------------------- extraction
+def _check_index(index: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in INDEX_PASS_THROUGH if c not in index.columns]
+    if missing:
+        raise ValueError(f"index lacks columns {missing}; expected at least {list(INDEX_PASS_THROUGH)}")
+    rows = index[list(INDEX_PASS_THROUGH)].reset_index(drop=True)
+    dup = rows["path"][rows["path"].duplicated()]
+    if len(dup):
+        raise ValueError(f"index lists {len(dup)} paths twice, e.g. {dup.iloc[0]}")
+    return rows
+
+
+def _record_batch(rows: pd.DataFrame, features: pa.Array, identity: dict, schema: pa.Schema) -> pa.Table:
+    n = len(rows)
+    cols = {c: pa.array(rows[c].astype(str).tolist(), pa.string()) for c in ("path", "category", "split", "sha256")}
+    cols["height"] = pa.array(rows["height"].to_numpy(dtype=np.int32))
+    cols["width"] = pa.array(rows["width"].to_numpy(dtype=np.int32))
+    for c in ("backbone", "weights", "input_size", "precision"):
+        cols[c] = pa.array([str(identity[c])] * n, pa.string())
+    cols["features"] = features
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def _features_array(X: np.ndarray, dim: int) -> pa.Array:
+    flat = pa.array(np.ascontiguousarray(X, dtype=np.float32).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def _usable_previous(previous_path, identity: dict) -> tuple[bool, str | None]:
+    if previous_path is None:
+        return False, None
+    if not to_upath(previous_path).exists():
+        return False, None  # first run
+    try:
+        old = read_identity(previous_path)
+    except Exception as e:  # unreadable old table: recompute everything
+        return False, f"previous table {previous_path} is unreadable ({type(e).__name__}: {e}); recomputing all"
+    if old is None:
+        return False, f"previous table {previous_path} has no identity metadata; recomputing all"
+    diffs = [f"{k} {old.get(k)!r} -> {identity.get(k)!r}" for k in CACHE_KEYS if str(old.get(k)) != str(identity.get(k))]
+    if diffs:
+        return False, "cache invalidated: " + ", ".join(diffs)
+    return True, None
+
+
+def extract_features(
+    index: pd.DataFrame,
+    out_path: str | os.PathLike,
+    backbone: Backbone | str,
+    *,
+    input_size: int | str = DEFAULT_INPUT_SIZE,
+    precision: str = DEFAULT_PRECISION,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    previous_path: str | os.PathLike | None = None,
+    key: str | None = "img",
+    progress: Callable[[Progress], None] | None = None,
+    progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    num_threads: int | None = None,
+    logger: logging.Logger | None = None,
+) -> ExtractionReport:
+    """Write one feature row per loadable index row to ``out_path`` (Parquet), reusing cached rows.
+
+    Parameters
+    ----------
+    index : DataFrame
+        At least ``path, category, split, sha256, height, width`` (``matfiles.INDEX_COLUMNS``);
+        other columns are ignored. One row per file, paths unique.
+    out_path : path-like
+        Destination; written to a temporary file next to it, then renamed atomically.
+    backbone : Backbone or str
+        From :func:`~seis_assets.core.backbones.load_backbone`, or a name passed to it.
+    input_size : int or "native"
+        Side of the square network input (bilinear resize), or the patch's own size.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        See :func:`resolve_precision`; the concrete value is recorded.
+    batch_size : int
+        Patches per forward pass and per streamed row group (bounds memory).
+    previous_path : path-like or None
+        An earlier feature table (may equal ``out_path``) whose matching rows are copied.
+    key : str or None
+        MATLAB variable holding the patch (None: auto-detect).
+    progress : callable(Progress) or None
+        Called at most every ``progress_every_s`` seconds and once at the end; default
+        logs the message at INFO.
+    progress_every_s : float
+    num_threads : int or None
+        torch CPU threads (default: the cores this process may use).
+    logger : logging.Logger or None
+
+    Returns
+    -------
+    report : ExtractionReport
+        Files that fail to load (or whose content no longer matches the index's
+        sha256) are listed in ``report.failures`` and get no row.
+    """
+    t_start = time.perf_counter()
+    log = logger or _LOG
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(backbone, str):
+        backbone = load_backbone(backbone, logger=log)
+    rows = _check_index(index)
+    identity = table_identity(backbone, input_size, precision)
+    schema = feature_schema(identity)
+    dim = int(identity["dim"])
+    if backbone.device == "cpu" and backbone.takes_images:
+        import torch
+
+        want = num_threads or len(os.sched_getaffinity(0))
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+    report_progress = progress or (lambda p: log.info("%s", p))
+
+    use_previous, cache_note = _usable_previous(previous_path, identity)
+    if cache_note:
+        log.info("%s", cache_note)
+    n_previous = 0
+    cached_sha: set[str] = set()
+    if previous_path is not None and to_upath(previous_path).exists():
+        with contextlib.suppress(Exception), _open_parquet(previous_path) as pf:
+            n_previous = pf.metadata.num_rows
+    if use_previous:
+        wanted = set(rows["sha256"].astype(str))
+        with _open_parquet(previous_path) as pf:
+            for batch in pf.iter_batches(batch_size=65536, columns=["sha256"]):
+                cached_sha.update(s for s in batch.column(0).to_pylist() if s in wanted)
+
+    failures: list[dict] = []
+    n_reused = n_extracted = old_rows_used = 0
+    with atomic_path(out_path) as tmp, tmp.open("wb") as sink:
+        with pq.ParquetWriter(
+            sink, schema, use_dictionary=["category", "split", "backbone", "weights", "input_size", "precision"]
+        ) as writer:
+            # 1. Copy cached rows, batch by batch, taking pass-through columns from the current index.
+            if cached_sha:
+                by_sha: dict[str, list[int]] = {}
+                for i, s in enumerate(rows["sha256"].astype(str)):
+                    if s in cached_sha:
+                        by_sha.setdefault(s, []).append(i)
+                with _open_parquet(previous_path) as pf:
+                    for batch in pf.iter_batches(batch_size=_COPY_BATCH_ROWS, columns=["sha256", "features"]):
+                        src, dst = [], []
+                        for j, s in enumerate(batch.column(0).to_pylist()):
+                            targets = by_sha.pop(s, None)  # first occurrence of a hash wins
+                            if targets:
+                                old_rows_used += 1
+                                src.extend([j] * len(targets))
+                                dst.extend(targets)
+                        if src:
+                            feats = batch.column(1).take(pa.array(src, pa.int64()))
+                            writer.write_table(_record_batch(rows.iloc[dst], feats, identity, schema))
+                            n_reused += len(dst)
+                cached_sha = cached_sha - set(by_sha)  # hashes that were not found after all
+
+            # 2. Extract the rest, batched by patch size (sorted so one size buffers at a time).
+            todo = rows[~rows["sha256"].astype(str).isin(cached_sha)]
+            todo = todo.sort_values(["height", "width"], kind="stable")
+            n_todo = len(todo)
+            buffers: dict[tuple[int, int], tuple[list[int], list[np.ndarray]]] = {}
+            t_extract = time.perf_counter()
+            t_last = t_extract
+            done = 0
+
+            def flush(shape):
+                nonlocal n_extracted
+                idx, patches = buffers.pop(shape)
+                X = embed(backbone, np.stack(patches), identity["input_size"], identity["precision"])
+                if X.shape != (len(idx), dim):
+                    raise RuntimeError(f"backbone returned shape {X.shape}, expected {(len(idx), dim)}")
+                writer.write_table(_record_batch(rows.loc[idx], _features_array(X, dim), identity, schema))
+                n_extracted += len(idx)
+
+            for i, path, sha in zip(todo.index, todo["path"], todo["sha256"]):
+                reason = None
+                try:
+                    data = read_bytes(path)  # read once: hash it, then parse it
+                    if hashlib.sha256(data).hexdigest() != sha:
+                        reason = "content changed since indexing (sha256 differs); re-run the index"
+                    else:
+                        patch = read_patch_bytes(data, key, name=str(path))
+                except PatchLoadError as e:
+                    reason = e.reason
+                except OSError as e:
+                    reason = f"cannot read file ({type(e).__name__}: {e})"
+                if reason is not None:
+                    failures.append({"path": str(path), "reason": reason})
+                    log.warning("features: skipping %s: %s", path, reason)
+                else:
+                    idx, patches = buffers.setdefault(patch.shape, ([], []))
+                    idx.append(i)
+                    patches.append(patch)
+                    if len(idx) >= batch_size:
+                        flush(patch.shape)
+                done += 1
+                now = time.perf_counter()
+                if now - t_last >= progress_every_s:
+                    t_last = now
+                    rate = n_extracted / max(now - t_extract, 1e-9)
+                    eta = (n_todo - done) / rate if rate > 0 else float("inf")
+                    report_progress(Progress(done, n_todo, rate, eta, n_reused))
+            for shape in list(buffers):
+                flush(shape)
+            t_done = time.perf_counter()
+            img_per_s = n_extracted / (t_done - t_extract) if n_extracted else 0.0
+            if n_todo:
+                report_progress(Progress(done, n_todo, img_per_s, 0.0, n_reused))
+
+    return ExtractionReport(
+        out_path=path_str(out_path),
+        n_rows=n_reused + n_extracted,
+        n_extracted=n_extracted,
+        n_reused=n_reused,
+        n_dropped=n_previous - old_rows_used,
+        failures=pd.DataFrame(failures, columns=["path", "reason"]),
+        seconds=time.perf_counter() - t_start,
+        img_per_s=img_per_s,
+        identity=identity,
+        cache_note=cache_note,
+    )
