@@ -1,0 +1,96 @@
+"""UMAP embeddings of all categories' features: 50-d for clustering and anomaly scores, 2-d for the plots.
+
+Both reducers are fitted on the training patches only and persisted (``data/models`` and, under the seed's names,
+``data/outputs/umap_reducer.joblib`` / ``umap_reducer_2d.joblib``) so test patches and newly dropped files are
+embedded with ``transform``.
+"""
+
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from seis_assets.assets import EMBEDDING, HEAVY_TAG
+from seis_assets.core.dataset import combine_feature_tables, embedding_frame, stack_vectors
+from seis_assets.core.reduce import fit_reducer
+from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
+from seis_assets.resources import AnalysisSettings, SeisPaths
+
+BACKBONE_FILE = "backbone.json"
+
+
+def _fit_and_embed(context, meta: pd.DataFrame, X: np.ndarray, n_components: int, analysis: AnalysisSettings):
+    train = (meta["split"] == "train").to_numpy()
+    if train.sum() < 3:
+        raise ValueError(f"only {int(train.sum())} training patches: UMAP needs at least 3")
+    reducer, Z_train = fit_reducer(
+        X[train],
+        n_components,
+        n_neighbors=analysis.umap_n_neighbors,
+        min_dist=analysis.umap_min_dist,
+        pca_components=analysis.pca_components or None,
+        random_state=analysis.seed,
+        logger=context.log,
+    )
+    Z = np.zeros((len(meta), Z_train.shape[1]), dtype=np.float32)
+    Z[train] = Z_train
+    if (~train).any():
+        Z[~train] = reducer.transform(X[~train])
+    return reducer, Z
+
+
+def _settings_metadata(reducer) -> dict:
+    return {f"umap_{k}": dg.MetadataValue.text(str(v)) for k, v in sorted(reducer.settings.items())}
+
+
+@dg.asset(
+    ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    io_manager_key="parquet_io_manager",
+    group_name=EMBEDDING,
+    op_tags=HEAVY_TAG,
+    kinds={"umap", "parquet"},
+    description="50-d UMAP of every patch's features (fitted on train, test transformed). Clustering space.",
+)
+def umap_50d(
+    context: dg.AssetExecutionContext,
+    resnet_features: dict[str, pd.DataFrame],
+    paths: SeisPaths,
+    analysis: AnalysisSettings,
+) -> pd.DataFrame:
+    features = combine_feature_tables(resnet_features)
+    reducer, Z = _fit_and_embed(context, features.meta, features.X, 50, analysis)
+    save_joblib_atomic(reducer, paths.model("umap_reducer.joblib"))
+    save_joblib_atomic(reducer, paths.output("umap_reducer.joblib"))
+    identity = dict(features.identity, dim=int(features.X.shape[1]))
+    atomic_write_bytes(paths.model(BACKBONE_FILE), json.dumps(identity, indent=2).encode())
+    counts = features.meta.groupby(["split", "category"]).size().rename("n").reset_index()
+    context.add_output_metadata(
+        {
+            "n_train": int((features.meta.split == "train").sum()),
+            "n_test": int((features.meta.split == "test").sum()),
+            "backbone": identity["backbone"],
+            "weights": str(identity["weights"]),
+            "feature_dim": identity["dim"],
+            "counts": dg.MetadataValue.md(counts.to_markdown(index=False)),
+            **_settings_metadata(reducer),
+        }
+    )
+    return embedding_frame(features.meta, Z)
+
+
+@dg.asset(
+    io_manager_key="parquet_io_manager",
+    group_name=EMBEDDING,
+    kinds={"umap", "parquet"},
+    description="2-d UMAP of the 50-d embedding, for the scatter plots only (never for scores).",
+)
+def umap_2d(
+    context: dg.AssetExecutionContext, umap_50d: pd.DataFrame, paths: SeisPaths, analysis: AnalysisSettings
+) -> pd.DataFrame:
+    reducer, Z = _fit_and_embed(context, umap_50d, stack_vectors(umap_50d["embedding"]), 2, analysis)
+    save_joblib_atomic(reducer, paths.model("umap_reducer_2d.joblib"))
+    save_joblib_atomic(reducer, paths.output("umap_reducer_2d.joblib"))
+    context.add_output_metadata({"n": len(umap_50d), **_settings_metadata(reducer)})
+    return embedding_frame(umap_50d, Z)

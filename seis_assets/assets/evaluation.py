@@ -1,0 +1,182 @@
+"""Anomaly ranking, test predictions, metrics and plots: what a geoscientist reads after a run."""
+
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from seis_assets.assets import EVALUATION
+from seis_assets.assets._metadata import image_metadata, markdown_preview
+from seis_assets.core import plots as P
+from seis_assets.core.anomaly import fit_anomaly_scorer
+from seis_assets.core.dataset import known_anomaly_kinds, read_known_anomalies, stack_vectors
+from seis_assets.core.matfiles import load_patch
+from seis_assets.core.report import classification_metrics, confusion_table, score_patches, summarise, test_predictions
+from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
+from seis_assets.resources import AnalysisSettings, SeisPaths
+
+
+@dg.asset(
+    io_manager_key="parquet_io_manager",
+    group_name=EVALUATION,
+    kinds={"parquet"},
+    description=(
+        "Every patch (train and test) ranked by anomaly score in the 50-d embedding: distance to its centroid "
+        "scaled by the cluster's spread, combined with the k-nearest-neighbour distance to the training patches."
+    ),
+)
+def anomalies(
+    context: dg.AssetExecutionContext,
+    umap_50d: pd.DataFrame,
+    kmeans_model,
+    paths: SeisPaths,
+    analysis: AnalysisSettings,
+) -> pd.DataFrame:
+    Z = stack_vectors(umap_50d["embedding"])
+    train = (umap_50d["split"] == "train").to_numpy()
+    scorer = fit_anomaly_scorer(Z[train], kmeans_model, n_neighbors=analysis.anomaly_neighbors)
+    save_joblib_atomic(scorer, paths.model("anomaly_scorer.joblib"))
+    kinds = known_anomaly_kinds(umap_50d, read_known_anomalies(paths.test))
+    scored = score_patches(umap_50d, Z, scorer, kmeans_model, kinds)
+    context.add_output_metadata(
+        {
+            "n_scored": len(scored),
+            "n_known_anomalies": int((scored["known_anomaly"] != "").sum()),
+            "top": dg.MetadataValue.md(
+                markdown_preview(scored[["rank", "path", "split", "category", "score", "known_anomaly"]], n=15)
+            ),
+        }
+    )
+    return scored
+
+
+@dg.asset(
+    io_manager_key="parquet_io_manager",
+    group_name=EVALUATION,
+    kinds={"parquet"},
+    description="Cluster and predicted category of each test patch (seed columns first), with its anomaly score.",
+)
+def predictions(
+    context: dg.AssetExecutionContext, anomalies: pd.DataFrame, cluster_mapping: pd.DataFrame, paths: SeisPaths
+) -> pd.DataFrame:
+    table = test_predictions(anomalies, cluster_mapping)
+    csv = table.to_csv(index=False).encode()
+    atomic_write_bytes(paths.output("predictions.csv"), csv)
+    context.add_output_metadata(
+        {
+            "n_test": len(table),
+            "n_injected_anomalies": int(table["injected_anomaly"].sum()),
+            "preview": dg.MetadataValue.md(markdown_preview(table.drop(columns=["file"]))),
+        }
+    )
+    return table
+
+
+@dg.asset(
+    ins={"quarantine": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    group_name=EVALUATION,
+    kinds={"json"},
+    description=(
+        "ARI, AMI, NMI, homogeneity, completeness, V-measure, silhouette on train; per-class precision, recall, F1 "
+        "and accuracy on test under both mappings; anomaly ROC AUC on known anomalies. Written to metrics.json and "
+        "classification_metrics.csv."
+    ),
+)
+def metrics(
+    context: dg.AssetExecutionContext,
+    umap_50d: pd.DataFrame,
+    kmeans_model,
+    predictions: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    quarantine: dict[str, pd.DataFrame],
+    paths: SeisPaths,
+    analysis: AnalysisSettings,
+) -> dict:
+    train = umap_50d[umap_50d["split"] == "train"]
+    classes = sorted(train["category"].unique())
+    identity = json.loads(paths.model("backbone.json").read_text())
+    n_quarantined = int(sum(len(q) for q in quarantine.values()))
+    classification = classification_metrics(predictions, classes)
+    doc = summarise(
+        train_labels=train["category"].to_numpy(),
+        train_clusters=kmeans_model.labels_,
+        Z_train=stack_vectors(train["embedding"]),
+        predictions=predictions,
+        classification=classification,
+        scored=anomalies,
+        identity=identity,
+        k=int(kmeans_model.n_clusters),
+        n_quarantined=n_quarantined,
+        n_files=len(umap_50d) + n_quarantined,
+        random_state=analysis.seed,
+    )
+    doc["fallback_reason"] = identity.get("fallback_reason")
+    atomic_write_bytes(paths.output("metrics.json"), json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(paths.output("classification_metrics.csv"), classification.to_csv(index=False).encode())
+    confusion = confusion_table(predictions, classes) if len(predictions) else pd.DataFrame()
+    atomic_write_bytes(paths.output("confusion_matrix.csv"), confusion.to_csv().encode())
+    numbers = {k: v for k, v in doc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    context.add_output_metadata(
+        {
+            **{k: dg.MetadataValue.float(float(v)) for k, v in numbers.items() if isinstance(v, float)},
+            **{k: dg.MetadataValue.int(int(v)) for k, v in numbers.items() if isinstance(v, int)},
+            "backbone": doc["backbone"],
+            "classification": dg.MetadataValue.md(markdown_preview(classification, n=40)),
+            "metrics_json": dg.MetadataValue.path(str(paths.output("metrics.json"))),
+        }
+    )
+    return doc
+
+
+@dg.asset(
+    group_name=EVALUATION,
+    kinds={"matplotlib"},
+    description=(
+        "PNG plots in the output folder: UMAP 2-d by true class and by cluster, confusion matrix, sample patches "
+        "per cluster, the most anomalous patches."
+    ),
+)
+def plots(
+    context: dg.AssetExecutionContext,
+    umap_2d: pd.DataFrame,
+    kmeans_model,
+    cluster_mapping: pd.DataFrame,
+    predictions: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    paths: SeisPaths,
+    analysis: AnalysisSettings,
+) -> dict[str, str]:
+    train = umap_2d[umap_2d["split"] == "train"].reset_index(drop=True)
+    xy = stack_vectors(train["embedding"])
+    mapping = dict(zip(cluster_mapping["cluster"].astype(int), cluster_mapping["majority"]))
+    classes = sorted(train["category"].unique())
+    key = paths.mat_key
+    out = {
+        "umap_true_labels": P.scatter_labels(
+            xy, train["category"], "UMAP 2-d, training patches by true category", paths.output("umap_true_labels.png"),
+            classes=classes,
+        ),
+        "umap_kmeans_clusters": P.scatter_clusters(
+            xy, kmeans_model.labels_, "UMAP 2-d, training patches by KMeans cluster",
+            paths.output("umap_kmeans_clusters.png"), mapping=mapping,
+        ),
+        "cluster_gallery": P.cluster_gallery(
+            lambda i: load_patch(train["path"].iloc[i], key), kmeans_model.labels_,
+            paths.output("cluster_gallery.png"), mapping=mapping, random_state=analysis.seed,
+        ),
+    }
+    top = anomalies.head(analysis.n_top_anomalies).reset_index(drop=True)
+    out["top_anomalies"] = P.anomaly_gallery(
+        lambda i: load_patch(top["path"].iloc[i], key), top["score"].to_numpy(),
+        paths.output("top_anomalies.png"),
+        labels=[f"{r.split}/{r.category}" + (f" [{r.known_anomaly}]" if r.known_anomaly else "") for r in top.itertuples()],
+        n=len(top),
+    )
+    if len(predictions):
+        out["confusion_matrix"] = P.confusion_heatmap(
+            confusion_table(predictions, classes), paths.output("confusion_matrix.png"), classes=classes
+        )
+    context.add_output_metadata({name: image_metadata(str(path)) for name, path in out.items()})
+    return {name: str(path) for name, path in out.items()}

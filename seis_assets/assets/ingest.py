@@ -1,0 +1,130 @@
+"""Per-category ingestion: index the ``.mat`` files (bad ones to quarantine), then extract features.
+
+``raw_mat_index`` and ``quarantine`` come from one pass over ``train_dir/<category>`` and ``test_dir/<category>``:
+every file lands in exactly one of them. ``resnet_features`` streams its Parquet table row group by row group and
+re-uses rows whose content hash and backbone identity are unchanged.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from seis_assets.assets import HEAVY_TAG, INGEST
+from seis_assets.core.backbones import load_backbone
+from seis_assets.core.features import extract_features
+from seis_assets.core.matfiles import scan_category
+from seis_assets.io_managers import WrittenTable
+from seis_assets.partitions import category_partitions
+from seis_assets.resources import FeatureSettings, SeisPaths
+from seis_assets.assets._metadata import markdown_preview
+
+
+@dg.multi_asset(
+    outs={
+        "raw_mat_index": dg.AssetOut(
+            io_manager_key="parquet_io_manager",
+            description="One row per readable patch of the category: path, split (train/test), sha256, size.",
+            kinds={"parquet"},
+        ),
+        "quarantine": dg.AssetOut(
+            io_manager_key="parquet_io_manager",
+            description="Files of the category that could not be used, with the reason. Never replaced by made-up pixels.",
+            kinds={"parquet"},
+        ),
+    },
+    partitions_def=category_partitions,
+    group_name=INGEST,
+)
+def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
+    category = context.partition_key
+    index_parts, quarantine_parts = [], []
+    for split, root in (("train", paths.train), ("test", paths.test)):
+        index, rejected = scan_category(root, category, split, key=paths.mat_key)
+        index_parts.append(index)
+        quarantine_parts.append(rejected)
+    index = pd.concat(index_parts, ignore_index=True)
+    rejected = pd.concat(quarantine_parts, ignore_index=True)
+    if len(rejected):
+        context.log.warning(
+            f"{len(rejected)} file(s) of '{category}' quarantined, e.g. {rejected.path.iloc[0]}: {rejected.reason.iloc[0]}"
+        )
+    counts = index.split.value_counts()
+    yield dg.Output(
+        index,
+        output_name="raw_mat_index",
+        metadata={
+            "n_train": int(counts.get("train", 0)),
+            "n_test": int(counts.get("test", 0)),
+            "n_quarantined": len(rejected),
+            "sizes": ", ".join(f"{h}x{w}: {n}" for (h, w), n in index.groupby(["height", "width"]).size().items()),
+            "preview": dg.MetadataValue.md(markdown_preview(index[["path", "split", "height", "width"]])),
+        },
+    )
+    yield dg.Output(
+        rejected,
+        output_name="quarantine",
+        metadata={
+            "n_quarantined": len(rejected),
+            "rejected": dg.MetadataValue.md(markdown_preview(rejected[["path", "reason"]])),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=category_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name=INGEST,
+    op_tags=HEAVY_TAG,
+    kinds={"pytorch", "parquet"},
+    description=(
+        "One feature vector per indexed patch (ImageNet ResNet50 without its classifier by default; the backbone "
+        "actually used is recorded per row and in the file's metadata). Only new or changed files are extracted."
+    ),
+)
+def resnet_features(
+    context: dg.AssetExecutionContext,
+    raw_mat_index: pd.DataFrame,
+    paths: SeisPaths,
+    feature_settings: FeatureSettings,
+) -> dg.Output[WrittenTable]:
+    category = context.partition_key
+    out = paths.table("resnet_features", category)
+    backbone = load_backbone(
+        feature_settings.backbone,
+        weights=feature_settings.weights,
+        weights_path=feature_settings.weights_path,
+        device=feature_settings.device,
+        logger=context.log,
+    )
+    report = extract_features(
+        raw_mat_index,
+        out,
+        backbone,
+        input_size=feature_settings.input_size_value(),
+        precision=feature_settings.precision,
+        batch_size=feature_settings.batch_size,
+        previous_path=out if out.exists() else None,
+        key=paths.mat_key,
+        progress=lambda message: context.log.info(f"[{category}] {message}"),
+    )
+    if len(report.failures):
+        context.log.warning(f"{len(report.failures)} file(s) of '{category}' failed during extraction and were left out")
+    identity = report.identity
+    return dg.Output(
+        WrittenTable(str(out), report.n_rows),
+        metadata={
+            "backbone": identity["backbone"],
+            "backbone_requested": identity.get("requested", feature_settings.backbone),
+            "fallback_reason": identity.get("fallback_reason") or "",
+            "weights": identity["weights"],
+            "dim": int(identity["dim"]),
+            "input_size": str(feature_settings.input_size),
+            "precision": str(report.precision) if hasattr(report, "precision") else feature_settings.precision,
+            "n_extracted": report.n_extracted,
+            "n_reused": report.n_reused,
+            "n_dropped": report.n_dropped,
+            "n_failed": len(report.failures),
+            "img_per_s": float(round(report.img_per_s, 1)),
+            "seconds": float(round(report.seconds, 2)),
+        },
+    )

@@ -1,0 +1,114 @@
+"""The pipeline's tables as arrays: combine per-category feature tables, carry embeddings, read known anomalies.
+
+Feature tables (one per category) hold one row per patch with ``path, category, split, sha256, height, width,
+backbone, weights, input_size, precision, features``. Embedding tables keep the first six columns and an
+``embedding`` list column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from upath import UPath
+
+META_COLUMNS = ["path", "category", "split", "sha256", "height", "width"]
+IDENTITY_COLUMNS = ["backbone", "weights", "input_size", "precision"]
+ANOMALY_MANIFEST = "anomalies.csv"
+
+
+@dataclasses.dataclass
+class FeatureSet:
+    """All categories' features in one place.
+
+    meta : DataFrame (n_samples rows) with META_COLUMNS, sorted by split, category, path
+    X : ndarray of shape (n_samples, dim), float32, rows aligned with ``meta``
+    identity : dict with backbone, weights, input_size, precision (one value each)
+    """
+
+    meta: pd.DataFrame
+    X: np.ndarray
+    identity: dict
+
+    def split(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+        mask = (self.meta["split"] == name).to_numpy()
+        return self.meta[mask].reset_index(drop=True), self.X[mask]
+
+
+def stack_vectors(column: pd.Series) -> np.ndarray:
+    """A column of equal-length vectors (list / ndarray per row) as an (n, d) float32 matrix."""
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([np.asarray(v, dtype=np.float32) for v in column.to_numpy()])
+
+
+def combine_feature_tables(tables: Mapping[str, pd.DataFrame]) -> FeatureSet:
+    """Concatenate per-category feature tables, refusing to mix backbones.
+
+    Parameters
+    ----------
+    tables : mapping category -> feature DataFrame
+
+    Returns
+    -------
+    FeatureSet
+
+    Raises
+    ------
+    ValueError
+        When no table has rows, or when the tables were made by different backbones / weights / input sizes /
+        precisions (the message names the categories of each identity and what to re-materialize).
+    """
+    frames = [df for df in tables.values() if len(df)]
+    if not frames:
+        raise ValueError("no feature rows in any category: materialize raw_mat_index and resnet_features first")
+    df = pd.concat(frames, ignore_index=True)
+    identities = df.groupby(IDENTITY_COLUMNS, dropna=False)["category"].unique()
+    if len(identities) > 1:
+        described = "; ".join(
+            f"{dict(zip(IDENTITY_COLUMNS, key))} in {sorted(cats)}" for key, cats in identities.items()
+        )
+        raise ValueError(
+            "features from different backbones cannot be mixed: "
+            f"{described}. Re-materialize resnet_features for all categories with one feature setting."
+        )
+    df = df.sort_values(["split", "category", "path"], kind="stable").reset_index(drop=True)
+    identity = dict(zip(IDENTITY_COLUMNS, identities.index[0]))
+    identity = {k: (v.item() if hasattr(v, "item") else v) for k, v in identity.items()}
+    return FeatureSet(meta=df[META_COLUMNS].copy(), X=stack_vectors(df["features"]), identity=identity)
+
+
+def embedding_frame(meta: pd.DataFrame, Z: np.ndarray) -> pd.DataFrame:
+    """``meta`` with an ``embedding`` column holding row ``i`` of ``Z`` (n, d)."""
+    if len(meta) != len(Z):
+        raise ValueError(f"{len(meta)} rows but {len(Z)} embedding vectors")
+    out = meta[META_COLUMNS].reset_index(drop=True).copy()
+    out["embedding"] = list(np.asarray(Z, dtype=np.float32))
+    return out
+
+
+def read_known_anomalies(test_dir: str | UPath) -> pd.DataFrame:
+    """Injected / known anomalies listed in ``<test_dir>/anomalies.csv`` (columns ``file``, ``kind``).
+
+    Returns a DataFrame with absolute ``path`` and ``kind``; empty when the file does not exist (real data sets
+    have no such list). A file that exists but lacks the columns raises ``ValueError`` naming it.
+    """
+    root = UPath(test_dir)
+    manifest = root / ANOMALY_MANIFEST
+    if not manifest.exists():
+        return pd.DataFrame({"path": pd.Series(dtype=str), "kind": pd.Series(dtype=str)})
+    with manifest.open("r") as fh:
+        table = pd.read_csv(fh)
+    missing = {"file", "kind"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{manifest}: missing column(s) {sorted(missing)}; expected 'file' and 'kind'")
+    paths = [str(root.joinpath(*f.split("/"))) for f in table["file"].astype(str)]
+    return pd.DataFrame({"path": paths, "kind": table["kind"].astype(str)})
+
+
+def known_anomaly_kinds(meta: pd.DataFrame, known: pd.DataFrame) -> pd.Series:
+    """Per row of ``meta``: the known anomaly kind, or "" for ordinary patches."""
+    lookup = dict(zip(known["path"], known["kind"]))
+    return meta["path"].map(lambda p: lookup.get(p, "")).astype(str)

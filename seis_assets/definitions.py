@@ -1,0 +1,37 @@
+"""The one ``Definitions`` object: assets, checks, jobs, sensors, schedule, resources, IO managers."""
+
+import dagster as dg
+
+from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest
+from seis_assets.checks import ALL_CHECKS
+from seis_assets.io_managers import ParquetIOManager
+from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
+from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
+from seis_assets.schedules import recluster_schedule
+from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
+
+ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, incoming])
+
+
+def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
+    """Resources for the definitions, the demo and the tests; folders default from the environment."""
+    paths = paths or SeisPaths.from_env()
+    resources = {
+        "paths": paths,
+        "feature_settings": FeatureSettings.from_env(),
+        "analysis": AnalysisSettings(),
+        "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(paths.models / "dagster")),
+    }
+    resources.update(overrides)
+    return resources
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
+    jobs=[ingest_job, recluster_job, predict_incoming_job],
+    sensors=[train_folder_sensor, incoming_files_sensor],
+    schedules=[recluster_schedule],
+    resources=build_resources(),
+)

@@ -1,0 +1,156 @@
+"""Settings of the pipeline as Dagster resources: one home per setting.
+
+Three small resources, each with the defaults that run the demo:
+
+- :class:`SeisPaths`: where patches come from and where results go.
+- :class:`FeatureSettings`: how features are made (backbone, weights, input size, precision).
+- :class:`AnalysisSettings`: embedding, clustering, quality gates.
+
+Environment variables override the folder defaults when the definitions load (``SEIS_TRAIN_DIR``,
+``SEIS_TEST_DIR``, ``SEIS_OUTPUT_DIR``, ``SEIS_DATA_DIR``, ``SEIS_INCOMING_DIR``, ``SEIS_BACKBONE``,
+``SEIS_WEIGHTS_PATH``); in the Dagster UI every field can also be changed in the launchpad.
+Relative paths are resolved against the working directory (the repository root under ``make``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import dagster as dg
+from upath import UPath
+
+from seis_assets.io_managers import table_path
+
+DEFAULT_DATA_DIR = "data"
+
+
+def _resolve(path: str) -> str:
+    """Absolute local path, or the URL untouched (s3://..., memory://...)."""
+    if "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+class SeisPaths(dg.ConfigurableResource):
+    """Folders of the pipeline.
+
+    ``train_dir`` holds one sub-folder per category (LANDMASS layout); ``test_dir`` is optional (real LANDMASS has
+    no split): when it does not exist, test predictions are simply empty. ``data_dir`` is the storage root:
+    ``warehouse/`` (Parquet tables), ``models/`` (fitted reducers, KMeans, mapping); ``output_dir`` receives the
+    seed script's artifacts and the plots. ``incoming_dir`` is watched by the sensor for new files to predict.
+    """
+
+    train_dir: str = os.path.join(DEFAULT_DATA_DIR, "train")
+    test_dir: str = os.path.join(DEFAULT_DATA_DIR, "test")
+    output_dir: str = os.path.join(DEFAULT_DATA_DIR, "outputs")
+    data_dir: str = DEFAULT_DATA_DIR
+    incoming_dir: str = os.path.join(DEFAULT_DATA_DIR, "incoming")
+    mat_key: Optional[str] = "img"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "SeisPaths":
+        data_dir = os.environ.get("SEIS_DATA_DIR", DEFAULT_DATA_DIR)
+        values = dict(
+            train_dir=os.environ.get("SEIS_TRAIN_DIR", os.path.join(data_dir, "train")),
+            test_dir=os.environ.get("SEIS_TEST_DIR", os.path.join(data_dir, "test")),
+            output_dir=os.environ.get("SEIS_OUTPUT_DIR", os.path.join(data_dir, "outputs")),
+            data_dir=data_dir,
+            incoming_dir=os.environ.get("SEIS_INCOMING_DIR", os.path.join(data_dir, "incoming")),
+        )
+        values.update(overrides)
+        return cls(**{k: _resolve(v) if isinstance(v, str) and k != "mat_key" else v for k, v in values.items()})
+
+    # -- derived locations (not settings) ----------------------------------------------------------
+    @property
+    def warehouse(self) -> UPath:
+        return UPath(_resolve(self.data_dir)) / "warehouse"
+
+    @property
+    def models(self) -> UPath:
+        return UPath(_resolve(self.data_dir)) / "models"
+
+    @property
+    def outputs(self) -> UPath:
+        return UPath(_resolve(self.output_dir))
+
+    @property
+    def train(self) -> UPath:
+        return UPath(_resolve(self.train_dir))
+
+    @property
+    def test(self) -> UPath:
+        return UPath(_resolve(self.test_dir))
+
+    @property
+    def incoming(self) -> UPath:
+        return UPath(_resolve(self.incoming_dir))
+
+    def table(self, asset: str, partition: Optional[str] = None) -> UPath:
+        """Where the Parquet IO manager keeps ``asset`` (and ``partition``): ``warehouse/<asset>/<partition>.parquet``."""
+        return table_path(self.warehouse, asset, partition)
+
+    def model(self, name: str) -> UPath:
+        return self.models / name
+
+    def output(self, name: str) -> UPath:
+        return self.outputs / name
+
+
+class FeatureSettings(dg.ConfigurableResource):
+    """How ``resnet_features`` turns patches into vectors.
+
+    backbone: ``auto`` (ResNet50 if its ImageNet weights resolve, else the packaged EfficientNet-Lite0, logged and
+    recorded), ``resnet50``, ``efficientnet_lite0`` or ``texture`` (hand-crafted seismic attributes).
+    weights: torchvision weights name for ResNet50 (``IMAGENET1K_V1`` as the seed used, or ``IMAGENET1K_V2``).
+    weights_path: a ResNet50 state-dict file to use instead of the torch cache / a download.
+    input_size: ``224`` (the seed's choice) or ``native`` (the patch's own size, ~1/5 of the compute at 99x99).
+    precision: ``auto`` (bf16 autocast where the CPU supports it), ``fp32`` or ``bf16``.
+    device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    backbone: str = "auto"
+    weights: str = "IMAGENET1K_V1"
+    weights_path: Optional[str] = None
+    input_size: str = "224"
+    precision: str = "auto"
+    batch_size: int = 64
+    device: str = "auto"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "FeatureSettings":
+        values = {}
+        if os.environ.get("SEIS_BACKBONE"):
+            values["backbone"] = os.environ["SEIS_BACKBONE"]
+        if os.environ.get("SEIS_WEIGHTS_PATH"):
+            values["weights_path"] = _resolve(os.environ["SEIS_WEIGHTS_PATH"])
+        if os.environ.get("SEIS_INPUT_SIZE"):
+            values["input_size"] = os.environ["SEIS_INPUT_SIZE"]
+        values.update(overrides)
+        return cls(**values)
+
+    def input_size_value(self) -> int | str:
+        return "native" if self.input_size == "native" else int(self.input_size)
+
+
+class AnalysisSettings(dg.ConfigurableResource):
+    """Embedding, clustering and quality gates.
+
+    k: number of KMeans clusters; 0 means the number of categories found in ``train_dir``.
+    k_sweep_max: the k sweep runs 2..k_sweep_max.
+    pca_components: optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none.
+    ari_floor: the ``ari_above_floor`` check fails below it (a regression guard).
+    max_quarantine_share: the quarantine check fails when more than this share of files is rejected.
+    anomaly_neighbors: k of the k-nearest-neighbour anomaly score.
+    """
+
+    umap_n_neighbors: int = 15
+    umap_min_dist: float = 0.1
+    pca_components: int = 0
+    seed: int = 42
+    k: int = 0
+    k_sweep_max: int = 10
+    ari_floor: float = 0.3
+    max_quarantine_share: float = 0.05
+    anomaly_neighbors: int = 10
+    n_top_anomalies: int = 24
