@@ -1,0 +1,65 @@
+import io
+import logging
+
+import joblib
+import numpy as np
+import pytest
+
+from seis_assets.core import reduce
+
+
+@pytest.fixture(scope="module")
+def features():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=5.0, size=(3, 20))
+    return np.vstack([c + rng.normal(size=(30, 20)) for c in centers]).astype(np.float32)
+
+
+def test_seeded_fit_is_reproducible_and_transform_embeds_new_rows(features):
+    r1, Z1 = reduce.fit_reducer(features, 2, n_neighbors=10, random_state=7)
+    r2, Z2 = reduce.fit_reducer(features, 2, n_neighbors=10, random_state=7)
+    assert Z1.shape == (90, 2) and Z1.dtype == np.float32
+    assert np.array_equal(Z1, Z2)
+    assert r1.settings_["reproducible"] is True and r1.settings_["n_jobs"] == 1
+    assert r1.settings_["adjustments"] == []
+    new = r1.transform(features[:4] + 0.01)
+    assert new.shape == (4, 2) and new.dtype == np.float32
+
+
+def test_reducer_survives_joblib_round_trip(features):
+    r, _ = reduce.fit_reducer(features, 3, n_neighbors=10, pca_components=5, standardize=True, random_state=1)
+    buf = io.BytesIO()
+    joblib.dump(r, buf)
+    buf.seek(0)
+    loaded = joblib.load(buf)
+    assert np.allclose(loaded.transform(features[:5]), r.transform(features[:5]))
+    s = loaded.settings_
+    assert s["pca_components"] == 5 and 0 < s["pca_explained_variance"] <= 1 and s["standardize"] is True
+
+
+def test_small_input_is_adapted_and_recorded(features, caplog):
+    with caplog.at_level(logging.WARNING, logger="seis_assets.core.reduce"):
+        r, Z = reduce.fit_reducer(features[:8], 6, n_neighbors=15, pca_components=50, random_state=0)
+    assert Z.shape == (8, 6)
+    s = r.settings_
+    assert s["n_neighbors"] == 7 and s["init"] == "random" and s["pca_components"] == 8
+    assert len(s["adjustments"]) == 3
+    assert any("n_neighbors 15" in m for m in caplog.messages)
+
+
+def test_parallel_option_is_recorded_as_not_reproducible(features):
+    r, Z = reduce.fit_reducer(features, 2, n_neighbors=10, parallel=True, n_jobs=2)
+    assert Z.shape == (90, 2)
+    assert r.settings_["reproducible"] is False and r.settings_["parallel"] is True and r.settings_["n_jobs"] == 2
+
+
+def test_bad_inputs_raise_clear_errors(features):
+    with pytest.raises(ValueError, match="at least 3"):
+        reduce.fit_reducer(features[:2], 2)
+    with pytest.raises(ValueError, match="NaN"):
+        reduce.fit_reducer(np.full((5, 3), np.nan), 2)
+    with pytest.raises(ValueError, match="2-D"):
+        reduce.fit_reducer(features[0], 2)
+    r, _ = reduce.fit_reducer(features, 2, n_neighbors=10)
+    with pytest.raises(ValueError, match="fitted on 20 features"):
+        r.transform(np.zeros((2, 7)))
