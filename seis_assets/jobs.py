@@ -3,12 +3,10 @@
 import dagster as dg
 
 from seis_assets.assets import CLUSTERING, EMBEDDING, EVALUATION, HEAVY_TAG, INCOMING, INGEST
-from seis_assets.partitions import category_partitions
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.groups(INGEST),
-    partitions_def=category_partitions,
     tags=HEAVY_TAG,
     description="Index one category folder and extract its features (only new or changed files).",
 )

@@ -21,7 +21,9 @@ from seis_assets.resources import AnalysisSettings, SeisPaths
 BACKBONE_FILE = "backbone.json"
 
 
-def _fit_and_embed(context, meta: pd.DataFrame, X: np.ndarray, n_components: int, analysis: AnalysisSettings):
+def _fit_and_embed(
+    context, meta: pd.DataFrame, X: np.ndarray, n_components: int, analysis: AnalysisSettings, standardize: bool = False
+):
     train = (meta["split"] == "train").to_numpy()
     if train.sum() < 3:
         raise ValueError(f"only {int(train.sum())} training patches: UMAP needs at least 3")
@@ -31,6 +33,7 @@ def _fit_and_embed(context, meta: pd.DataFrame, X: np.ndarray, n_components: int
         n_neighbors=analysis.umap_n_neighbors,
         min_dist=analysis.umap_min_dist,
         pca_components=analysis.pca_components or None,
+        standardize=standardize,
         random_state=analysis.seed,
         logger=context.log,
     )
@@ -42,7 +45,7 @@ def _fit_and_embed(context, meta: pd.DataFrame, X: np.ndarray, n_components: int
 
 
 def _settings_metadata(reducer) -> dict:
-    return {f"umap_{k}": dg.MetadataValue.text(str(v)) for k, v in sorted(reducer.settings.items())}
+    return {f"umap_{k}": dg.MetadataValue.text(str(v)) for k, v in sorted(reducer.settings_.items())}
 
 
 @dg.asset(
@@ -60,7 +63,7 @@ def umap_50d(
     analysis: AnalysisSettings,
 ) -> pd.DataFrame:
     features = combine_feature_tables(resnet_features)
-    reducer, Z = _fit_and_embed(context, features.meta, features.X, 50, analysis)
+    reducer, Z = _fit_and_embed(context, features.meta, features.X, 50, analysis, features.standardize)
     save_joblib_atomic(reducer, paths.model("umap_reducer.joblib"))
     save_joblib_atomic(reducer, paths.output("umap_reducer.joblib"))
     identity = dict(features.identity, dim=int(features.X.shape[1]))

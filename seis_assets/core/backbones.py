@@ -344,6 +344,8 @@ def load_backbone(
     log = logger or _LOG
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    if name == "texture":  # no torch needed (saves ~0.5 GB of RSS and the import time)
+        return _texture(weights, weights_path, "cpu", log, name)
     device = resolve_device(device)
     if name != "auto":
         return _REGISTRY[name](weights, weights_path, device, log, name)

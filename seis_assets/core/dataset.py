@@ -32,6 +32,12 @@ class FeatureSet:
     X: np.ndarray
     identity: dict
 
+    @property
+    def standardize(self) -> bool:
+        """Whether columns should be z-scored before UMAP: hand-crafted attributes (``texture``) mix units
+        (degrees, ratios, amplitudes); CNN features share one scale and are left as they are."""
+        return self.identity.get("backbone") == "texture"
+
     def split(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
         mask = (self.meta["split"] == name).to_numpy()
         return self.meta[mask].reset_index(drop=True), self.X[mask]
