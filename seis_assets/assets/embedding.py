@@ -14,6 +14,7 @@ import pandas as pd
 
 from seis_assets.assets import EMBEDDING, HEAVY_TAG
 from seis_assets.core.dataset import combine_feature_tables, embedding_frame, stack_vectors
+from seis_assets.core.features import read_identity
 from seis_assets.core.reduce import fit_reducer
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
@@ -66,7 +67,14 @@ def umap_50d(
     reducer, Z = _fit_and_embed(context, features.meta, features.X, 50, analysis, features.standardize)
     save_joblib_atomic(reducer, paths.model("umap_reducer.joblib"))
     save_joblib_atomic(reducer, paths.output("umap_reducer.joblib"))
-    identity = dict(features.identity, dim=int(features.X.shape[1]))
+    # the files' key-value metadata carry what the rows cannot: which backbone was asked for, and why it fell back
+    recorded = [read_identity(paths.table("resnet_features", c)) or {} for c in sorted(resnet_features)]
+    identity = dict(
+        features.identity,
+        dim=int(features.X.shape[1]),
+        requested=recorded[0].get("requested"),
+        fallback_reason=next((r["fallback_reason"] for r in recorded if r.get("fallback_reason")), None),
+    )
     atomic_write_bytes(paths.model(BACKBONE_FILE), json.dumps(identity, indent=2).encode())
     counts = features.meta.groupby(["split", "category"]).size().rename("n").reset_index()
     context.add_output_metadata(

@@ -38,7 +38,7 @@ def new_file_predictions(
         config.files, models, key=paths.mat_key, weights_path=feature_settings.weights_path,
         device=feature_settings.device, logger=context.log,
     )
-    part = paths.warehouse / PREDICTIONS_DATASET / f"{context.run_id}.parquet"
+    part = paths.warehouse / PREDICTIONS_DATASET / f"{context.run.run_id}.parquet"
     if len(predictions):
         write_parquet_atomic(predictions, part)
     moved = archive_files(predictions["path"].tolist(), paths.incoming / "processed")

@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_ANOMALY_SHARE",
     "MANIFEST_COLUMNS",
     "ricker",
+    "ormsby",
     "generate_patch",
     "generate_sill",
     "inject_anomaly",
@@ -105,27 +106,76 @@ def ricker(peak_wavenumber: float) -> np.ndarray:
     return (1.0 - 2.0 * a) * np.exp(-a)
 
 
-def _layered_log_impedance(rng: np.random.Generator, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
-    """Random layer tops (sorted, spanning t0..t1) and the log-impedance of each layer."""
-    mean_thickness = rng.uniform(2.0, 4.5)
+def ormsby(f1: float, f2: float, f3: float, f4: float, half: int = 40) -> np.ndarray:
+    """Zero-phase Ormsby (trapezoidal band-pass) wavelet sampled at unit spacing, Hann-tapered.
+
+    The amplitude spectrum ramps up from f1 to f2, is flat from f2 to f3 and ramps down
+    to 0 at f4 (cycles per sample). Processed marine data such as F3 is spectrally
+    balanced: its trace spectra are flat from a few hundredths up to about 0.25
+    cycles/sample, which a single-peaked Ricker wavelet cannot reproduce.
+
+    Parameters
+    ----------
+    f1, f2, f3, f4 : float
+        Corner wavenumbers, 0 <= f1 < f2 <= f3 < f4 <= 0.5.
+    half : int
+        Half-length in samples.
+
+    Returns
+    -------
+    w : ndarray of shape (2 * half + 1,), float64, peak value 1 at the centre
+    """
+    if not 0.0 <= f1 < f2 <= f3 < f4 <= 0.5:
+        raise ValueError(f"need 0 <= f1 < f2 <= f3 < f4 <= 0.5, got {(f1, f2, f3, f4)}")
+    t = np.arange(-half, half + 1, dtype=float)
+
+    def ramp(fa: float, fb: float) -> np.ndarray:  # inverse transform of a ramp from fa to fb
+        return (fb**2 * np.sinc(fb * t) ** 2 - fa**2 * np.sinc(fa * t) ** 2) / (fb - fa)
+
+    w = (ramp(f3, f4) - ramp(f1, f2)) * np.hanning(2 * half + 3)[1:-1]
+    return w / w[half]
+
+
+def _layered_earth(rng: np.random.Generator, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Random layer tops spanning t0..t1 and the reflection coefficient at each top.
+
+    Thin beds (exponential thicknesses of 1-3 samples on average) whose log-impedance
+    reverts towards its mean (so the reflectivity spectrum is blue, as measured in wells),
+    with a few strong contrasts (bright reflectors in F3). Coefficients are in
+    units of a typical contrast (unit std for the ordinary steps).
+    """
+    mean_thickness = rng.uniform(1.2, 3.0)
     n = int((t1 - t0) / mean_thickness * 1.5) + 8
-    thickness = rng.exponential(mean_thickness, n) + 0.6
+    thickness = rng.exponential(mean_thickness, n) + 0.5
     tops = t0 + np.cumsum(thickness)
-    steps = rng.standard_normal(n)
-    strong = rng.random(n) < 0.02  # a few strong contrasts, as bright reflectors in F3
-    steps[strong] *= rng.uniform(1.5, 2.5, strong.sum())
-    return tops, np.cumsum(steps) * 0.05
+    e = rng.standard_normal(n + 1)
+    steps = e[1:] - rng.uniform(0.3, 0.6) * e[:-1]  # mean-reverting impedance: blue reflectivity
+    steps /= steps.std() + 1e-12
+    strong = rng.random(n) < 0.03
+    steps[strong] *= rng.uniform(1.5, 3.0, strong.sum())
+    return tops, steps
 
 
-def _reflectivity_at(tops: np.ndarray, logi: np.ndarray, t: np.ndarray, t0: float) -> np.ndarray:
-    """Reflectivity ``d(log I)/2`` of the layered earth, evaluated at relative times t (any shape).
+def _marker_bed(rng: np.random.Generator, t: np.ndarray, contrast: tuple[float, float]):
+    """A thick bed of strongly different impedance (a regional marker such as a carbonate
+    stringer or a gas sand) crossing the patch: its top and base tops and coefficients."""
+    lo, hi = np.quantile(t, [0.15, 0.85])
+    top = rng.uniform(lo, hi)
+    thickness = rng.uniform(2.0, 7.0)
+    c = rng.choice([-1.0, 1.0]) * rng.uniform(*contrast)
+    return np.array([top, top + thickness]), np.array([c, -c * rng.uniform(0.6, 1.0)])
 
-    The layer-top spikes are smeared by a narrow gaussian on a fine t grid and looked up
-    at t(z, x), so steep fault planes juxtapose layers without acting as reflectors.
+
+def _reflectivity_at(tops: np.ndarray, steps: np.ndarray, t: np.ndarray, t0: float) -> np.ndarray:
+    """Reflectivity of the layered earth (spikes ``steps`` at relative times ``tops``),
+    evaluated at relative times t (any shape).
+
+    The spikes are smeared by a narrow gaussian on a fine t grid and looked up at t(z, x),
+    so steep fault planes juxtapose layers without acting as reflectors.
     """
     step = 0.1
-    grid = np.zeros(int(np.ceil((tops[-1] - t0) / step)) + 2)
-    np.add.at(grid, ((tops - t0) / step).astype(int), 0.5 * np.diff(logi, prepend=0.0))
+    grid = np.zeros(int(np.ceil((tops.max() - t0) / step)) + 2)
+    np.add.at(grid, np.clip((tops - t0) / step, 0, None).astype(int), steps)
     grid = ndimage.gaussian_filter1d(grid, 0.45 / step, mode="constant") * (1.0 / step)
     return np.interp(t, t0 + step * np.arange(grid.size), grid)
 
@@ -148,8 +198,9 @@ def _fold_field(rng: np.random.Generator, z: np.ndarray, x: np.ndarray, amplitud
 
 
 def _band_limited_noise(rng: np.random.Generator, shape: tuple[int, int], wavelet: np.ndarray) -> np.ndarray:
+    """Unit-std noise with the data's spectrum along traces and a short lateral correlation."""
     n = ndimage.convolve1d(rng.standard_normal(shape), wavelet, axis=0, mode="reflect")
-    n = ndimage.gaussian_filter1d(n, 0.7, axis=1)
+    n = ndimage.gaussian_filter1d(n, 0.8, axis=1)
     return n / (n.std() + 1e-12)
 
 
@@ -161,85 +212,115 @@ def _to_unit_range(a: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the classes
+class _Scene:
+    """What :func:`_structure` hands to :func:`_render` besides the relative-time map."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.gain = np.ones(size)  # multiplies the layer reflectivity
+        self.strength = 1.0  # reflectivity of the interval relative to the survey's typical one
+        self.marker: tuple[float, float] | None = None  # contrast range of a marker bed, if any
+        self.body = None  # (mask, interior level, top level, interior field) of a salt body
+        self.extra: list[np.ndarray] = []  # further reflectivity, in units of the layer RMS
+
+
 def _structure(category: str, rng: np.random.Generator, size: tuple[int, int], d: float):
-    """Relative-time map t (H, W), an optional body mask with its own log-impedance, and a
-    reflectivity gain map (H, W) for one class at difficulty d."""
+    """Relative-time map t (H, W) and a :class:`_Scene` for one class at difficulty d."""
     h, w = size
     z = np.arange(h, dtype=float)[:, None]
     x = np.arange(w, dtype=float)[None, :]
-    dip_spread = _lerp(4.0, 14.0, d)
+    dip_spread = _lerp(2.0, 9.0, d)
     dip = np.tan(np.radians(rng.normal(0.0, dip_spread)))
-    fold_amp = _lerp(1.0, 6.0, d) * h / 99.0
+    fold_amp = _lerp(0.5, 4.0, d) * h / 99.0
     u = dip * (x - w / 2) + _fold_field(rng, z, x, fold_amp)
     u = np.broadcast_to(u, (h, w)).copy()
-    gain = np.ones((h, w))
-    body = None
+    scene = _Scene((h, w))
 
     if category == "horizon":
-        pass
+        # F3 "other": quiet, thinly layered intervals, sometimes with one bright marker
+        scene.strength = rng.uniform(0.45, 0.8)
+        if rng.random() < 0.6:
+            scene.marker = (4.0, 9.0)
     elif category == "fault":
-        # a set of sub-parallel normal faults (F3 faults come in staircases)
+        # a staircase of sub-parallel, steep normal faults offsetting a bright marker
+        scene.marker = (_lerp(7.0, 4.0, d), _lerp(12.0, 7.0, d)) if rng.random() < 0.9 else None
+        scene.strength = rng.uniform(0.5, 0.9)
         side = rng.choice([-1.0, 1.0])
-        n_faults = int(rng.integers(1, 5))
-        x0s = np.sort(rng.uniform(0.15, 0.85, n_faults)) * w
+        n_faults = int(rng.integers(2, 7))
+        x0s = np.sort(rng.uniform(0.1, 0.9, n_faults)) * w
         for x0 in x0s:
-            theta = np.radians(rng.uniform(60.0, 85.0))
+            theta = np.radians(rng.uniform(75.0, 89.0))
             z0 = rng.uniform(0.3, 0.7) * h
             dist = (x - x0) - side * (z - z0) / np.tan(theta)  # lateral distance to the fault plane
-            throw = _lerp(12.0, 2.5, d) * rng.uniform(0.6, 1.3) * h / 99.0
+            throw = _lerp(9.0, 2.5, d) * rng.uniform(0.5, 1.3) * h / 99.0
             hanging = 0.5 * (1.0 + np.tanh(side * dist / 0.3))  # hanging wall drops: normal fault
             drag = 0.15 * throw * np.exp(-np.abs(dist) / 3.0) * np.tanh(side * dist / 0.3)
             u += throw * hanging - drag
     elif category == "chaotic":
+        # a band of bright, hummocky (mounded, laterally short but smooth) reflector segments
+        # within ordinary layering: mass-transport or slumped deposits
         zc = rng.uniform(0.3, 0.7) * h
-        half = rng.uniform(0.2, 0.45) * h
+        half = rng.uniform(0.1, 0.3) * h
         band = 0.5 * (np.tanh((z - (zc - half)) / 3.0) - np.tanh((z - (zc + half)) / 3.0))
-        strength = _lerp(8.0, 2.5, d) * h / 99.0
-        u += strength * band * _smooth_field(rng, (h, w), (rng.uniform(2.0, 4.0), rng.uniform(3.0, 7.0)))
-        # short, discontinuous (and brighter) reflector segments inside the band
-        seg = _smooth_field(rng, (h, w), (1.5, rng.uniform(2.0, 5.0)))
-        gain *= 1.0 + band * rng.uniform(0.2, 0.6)
-        gain *= 1.0 - band * _lerp(0.85, 0.4, d) * (seg < rng.uniform(-0.3, 0.5))
+        strength = _lerp(4.0, 1.5, d) * h / 99.0
+        u += strength * band * _smooth_field(rng, (h, w), (rng.uniform(3.0, 6.0), rng.uniform(6.0, 12.0)))
+        seg = _smooth_field(rng, (h, w), (1.5, rng.uniform(3.0, 7.0)))
+        scene.gain *= 1.0 + band * rng.uniform(0.8, 2.0) * _lerp(1.0, 0.6, d)
+        scene.gain *= 1.0 - band * _lerp(0.8, 0.4, d) * (seg < rng.uniform(-0.5, 0.3))
+        scene.strength = rng.uniform(0.5, 0.8)
     elif category == "salt dome":
         xc = rng.uniform(0.2, 0.8) * w
         apex = rng.uniform(-0.2, 0.35) * h
-        width = rng.uniform(0.35, 0.8) * w
+        width = rng.uniform(0.3, 0.7) * w
         power = rng.uniform(1.2, 2.2)
         rugose = 2.0 * _smooth_field(rng, (1, w), (0.0, 2.0))  # a rough salt top
         top = apex + h * (np.abs(x - xc) / width) ** power + rugose  # (1, W) depth of the salt top
         above = top - z  # > 0 above the salt
-        drag_amp = _lerp(25.0, 10.0, d) * h / 99.0
-        u -= drag_amp * np.exp(-np.clip(above, 0, None) / rng.uniform(6.0, 15.0))
+        drag_amp = _lerp(30.0, 12.0, d) * h / 99.0
+        u -= drag_amp * np.exp(-np.clip(above, 0, None) / rng.uniform(12.0, 30.0))
         inside = 0.5 * (1.0 - np.tanh(above / 0.8))
-        interior_level = _lerp(0.1, 0.4, d)  # interior reflectivity RMS relative to the layers'
-        top_level = rng.uniform(2.0, 4.0)  # salt is faster: a strong top reflector
-        body = (inside, interior_level, top_level, _smooth_field(rng, (h, w), (1.0, 1.5)))
+        interior_level = _lerp(0.1, 0.5, d)  # interior reflectivity RMS relative to the layers'
+        top_level = rng.uniform(3.0, 6.0)  # salt is faster: a strong top reflector
+        scene.body = (inside, interior_level, top_level, _smooth_field(rng, (h, w), (1.0, 1.5)))
+        scene.strength = rng.uniform(0.9, 1.3)  # steep, dragged, bright flank reflectors
+        # migration swings: steep events of the opposite dip near the flanks (conflicting dips)
+        for _ in range(int(rng.integers(1, 4))):
+            slope = -np.sign(x - xc) * np.tan(np.radians(rng.uniform(25.0, 55.0)))
+            z_line = rng.uniform(0.2, 0.8) * h + slope * (x - xc)
+            near = np.exp(-np.abs(x - xc - rng.normal(0.0, 0.2 * w)) / (0.25 * w))
+            scene.extra.append(rng.uniform(1.0, 3.0) * near * np.exp(-0.5 * ((z - z_line) / 0.7) ** 2) * 0.7)
     else:
         raise ValueError(f"unknown category {category!r}; expected one of {CLASSES} (or {ABSENT_CLASS!r})")
-    return z - u, body, gain
+    return z - u, scene
 
 
-def _render(rng, size, d, t, body, gain, extra_refl=None):
+def _render(rng, size, d, t, scene: _Scene):
+    """Convolutional model: reflectivity * wavelet + noise, survey clip, per-patch scaling."""
     h, w = size
-    t0, t1 = float(t.min()) - 5.0, float(t.max()) + 5.0
-    tops, logi = _layered_log_impedance(rng, t0, t1)
-    refl = _reflectivity_at(tops, logi, t, t0)
-    refl = refl * (1.0 + 0.25 * _smooth_field(rng, (h, w), (3.0, 20.0))) * gain  # lateral amplitude variation
-    if extra_refl is not None:
-        refl = refl + extra_refl
-    if body is not None:
+    t0, t1 = float(t.min()) - 8.0, float(t.max()) + 8.0
+    tops, steps = _layered_earth(rng, t0, t1)
+    refl = _reflectivity_at(tops, steps, t, t0)
+    rms = float(np.sqrt(np.mean(refl**2))) + 1e-12
+    refl = refl * (1.0 + 0.25 * _smooth_field(rng, (h, w), (3.0, 20.0))) * scene.gain  # lateral variation
+    if scene.marker is not None:
+        m_tops, m_steps = _marker_bed(rng, t, scene.marker)
+        refl = refl + rms / 2.4 * _reflectivity_at(m_tops, m_steps, t, t0)  # 2.4: peak of a smeared unit spike
+    for extra in scene.extra:
+        refl = refl + rms * extra
+    if scene.body is not None:
         # a body (mask ~ 1) with weak, unlayered internal reflectivity and a strong top reflector
-        mask, interior_level, top_level, field = body
-        rms = float(np.sqrt(np.mean(refl**2)))
+        mask, interior_level, top_level, field = scene.body
         inner = np.diff(field, axis=0, prepend=field[:1])
         top = np.diff(mask, axis=0, prepend=mask[:1])
         refl = (1.0 - mask) * refl + mask * inner * (interior_level * rms / (inner.std() + 1e-12))
         refl = refl + top * (top_level * rms / (np.abs(top).max() + 1e-12))
-    wavelet = ricker(rng.uniform(0.12, 0.17))
+    wavelet = ormsby(rng.uniform(0.005, 0.015), rng.uniform(0.025, 0.045), rng.uniform(0.22, 0.25), rng.uniform(0.3, 0.34))
     seis = ndimage.convolve1d(refl, wavelet, axis=0, mode="reflect")
-    noise_rel = _lerp(0.15, 0.8, d)
-    seis = seis + noise_rel * seis.std() * _band_limited_noise(rng, (h, w), wavelet)
-    return _to_unit_range(seis)
+    # amplitudes in units of the survey's typical trace RMS: quiet intervals stay quiet
+    reference = float(np.std(ndimage.convolve1d(_reflectivity_at(tops, steps, t, t0), wavelet, axis=0, mode="reflect")))
+    seis = seis * (scene.strength / (reference + 1e-12))
+    seis = seis + _lerp(0.25, 0.7, d) * _band_limited_noise(rng, (h, w), wavelet)  # survey-wide noise level
+    clip = rng.uniform(2.5, 3.5)  # the survey was stored with a fixed dynamic range: bright events clip
+    return _to_unit_range(np.clip(seis, -clip, clip))
 
 
 def _check(size: tuple[int, int], difficulty: float) -> tuple[int, int]:
@@ -275,8 +356,8 @@ def generate_patch(
     size = _check(size, difficulty)
     if category not in CLASSES:
         raise ValueError(f"unknown category {category!r}; expected one of {CLASSES}")
-    t, body, gain = _structure(category, rng, size, difficulty)
-    return _render(rng, size, difficulty, t, body, gain)
+    t, scene = _structure(category, rng, size, difficulty)
+    return _render(rng, size, difficulty, t, scene)
 
 
 def generate_sill(
@@ -285,7 +366,7 @@ def generate_sill(
     """A patch of the absent class: an igneous sill, a bright saucer-shaped reflector
     cutting across gently folded layers. Same parameters and return as :func:`generate_patch`."""
     h, w = _check(size, difficulty)
-    t, _, gain = _structure("horizon", rng, (h, w), difficulty)
+    t, scene = _structure("horizon", rng, (h, w), difficulty)
     z = np.arange(h, dtype=float)[:, None]
     x = np.arange(w, dtype=float)[None, :]
     xc, base = rng.uniform(0.3, 0.7) * w, rng.uniform(0.35, 0.75) * h
@@ -293,8 +374,10 @@ def generate_sill(
     depth = base - rim * np.clip((np.abs(x - xc) / (rng.uniform(0.25, 0.45) * w)) ** 2 - 1.0, 0.0, None)
     thickness = rng.uniform(2.0, 4.0)
     sill = 0.5 * (np.tanh((z - depth) / 0.6) - np.tanh((z - depth - thickness) / 0.6))
-    edge = 0.5 * np.diff(sill, axis=0, prepend=sill[:1])  # top and base reflections of the sill
-    return _render(rng, (h, w), difficulty, t, None, gain, extra_refl=rng.uniform(0.5, 0.8) * edge)
+    edge = np.diff(sill, axis=0, prepend=sill[:1])  # top and base reflections of the sill
+    scene.marker = None
+    scene.extra.append(rng.uniform(5.0, 8.0) * edge)  # igneous rock: far stronger than any sedimentary contrast
+    return _render(rng, (h, w), difficulty, t, scene)
 
 
 def inject_anomaly(patch: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The whole asset graph, in process, on a small generated set in a temporary folder."""
 
 import json
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -11,6 +12,7 @@ import scipy.io
 from seis_assets.checks import features_finite, single_backbone
 from seis_assets.core.matfiles import list_categories
 from seis_assets.core.storage import read_parquet, write_parquet_atomic
+from seis_assets.assets.incoming import IncomingFiles
 from seis_assets.definitions import ALL_ASSETS
 
 from .helpers import INGEST_KEYS, materialize_all, resources_for
@@ -30,54 +32,94 @@ def _materializations(result, key):
     return [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
 
 
-def test_full_graph_writes_tables_models_metrics_and_plots(small_dataset):
+@pytest.fixture(scope="module")
+def materialized(small_dataset_master, tmp_path_factory):
+    """The whole graph materialized once for this module on a private copy of the small set."""
+    root = tmp_path_factory.mktemp("materialized") / "data"
+    shutil.copytree(small_dataset_master, root)
+    categories = list_categories(root / "train")
+    with dg.instance_for_test() as instance:
+        result = materialize_all(root, instance, categories, resources_for(root))
+        yield root, instance, result
+
+
+def test_full_graph_writes_tables_models_metrics_and_plots(materialized):
+    small_dataset, instance, result = materialized
     categories = list_categories(small_dataset / "train")
     assert categories == ["chaotic", "fault", "horizon", "salt dome"]
-    with dg.instance_for_test() as instance:
-        result = materialize_all(small_dataset, instance, categories, resources_for(small_dataset))
-        assert result.success
+    assert result.success
 
-        # every category's table at the IO manager's documented path, one row per patch
-        for category in categories:
-            table = read_parquet(small_dataset / "warehouse" / "resnet_features" / f"{category}.parquet")
-            assert len(table) == 16 + 6
-            assert set(table["backbone"]) == {"texture"}
-            assert table["category"].eq(category).all()
+    # every category's table at the IO manager's documented path, one row per patch
+    for category in categories:
+        table = read_parquet(small_dataset / "warehouse" / "resnet_features" / f"{category}.parquet")
+        assert len(table) == 16 + 6
+        assert set(table["backbone"]) == {"texture"}
+        assert table["category"].eq(category).all()
 
-        outputs = small_dataset / "outputs"
-        for name in SEED_ARTIFACTS + ["metrics.json", "confusion_matrix.png", "cluster_gallery.png",
-                                      "top_anomalies.png", "k_sweep.png"]:
-            assert (outputs / name).stat().st_size > 0, name
+    outputs = small_dataset / "outputs"
+    for name in SEED_ARTIFACTS + ["metrics.json", "confusion_matrix.png", "cluster_gallery.png",
+                                  "top_anomalies.png", "k_sweep.png"]:
+        assert (outputs / name).stat().st_size > 0, name
 
-        doc = json.loads((outputs / "metrics.json").read_text())
-        assert set(METRIC_KEYS) <= set(doc)
-        assert doc["n_train"] == 4 * 16 and doc["n_quarantined"] == 0 and doc["k"] == 4
-        assert doc["backbone"] == "texture"
-        assert 0.0 < doc["ari"] <= 1.0
-        assert doc["n_known_anomalies_test"] == round(0.25 * 4 * 6)
-        assert 0.0 <= doc["anomaly_roc_auc"] <= 1.0
+    doc = json.loads((outputs / "metrics.json").read_text())
+    assert set(METRIC_KEYS) <= set(doc)
+    assert doc["n_train"] == 4 * 16 and doc["n_quarantined"] == 0 and doc["k"] == 4
+    assert doc["backbone"] == "texture"
+    assert 0.0 < doc["ari"] <= 1.0
+    assert doc["n_known_anomalies_test"] == round(0.25 * 4 * 6)
+    assert 0.0 <= doc["anomaly_roc_auc"] <= 1.0
 
-        predictions = pd.read_csv(outputs / "predictions.csv")
-        assert list(predictions.columns[:4]) == ["file", "true_label", "cluster", "predicted_label"]
-        assert len(predictions) == 4 * 6
-        assert predictions["injected_anomaly"].sum() == doc["n_known_anomalies_test"]
-        classification = pd.read_csv(outputs / "classification_metrics.csv")
-        # injected anomalies are kept out of the per-class metrics
-        support = classification.query("mapping == 'majority' and `class` in @categories")["support"].sum()
-        assert support == len(predictions) - doc["n_known_anomalies_test"]
+    predictions = pd.read_csv(outputs / "predictions.csv")
+    assert list(predictions.columns[:4]) == ["file", "true_label", "cluster", "predicted_label"]
+    assert len(predictions) == 4 * 6
+    assert predictions["injected_anomaly"].sum() == doc["n_known_anomalies_test"]
+    classification = pd.read_csv(outputs / "classification_metrics.csv")
+    # injected anomalies are kept out of the per-class metrics
+    support = classification.query("mapping == 'majority' and `class` in @categories")["support"].sum()
+    assert support == len(predictions) - doc["n_known_anomalies_test"]
 
-        assert np.load(outputs / "cluster_assignments.npy").shape == (4 * 16,)
-        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        assert {"features_finite", "single_backbone", "no_degenerate_cluster", "ari_above_floor",
-                "quarantine_share_below_limit"} <= set(checks)
-        assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
+    assert np.load(outputs / "cluster_assignments.npy").shape == (4 * 16,)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {"features_finite", "single_backbone", "no_degenerate_cluster", "ari_above_floor",
+            "quarantine_share_below_limit"} <= set(checks)
+    assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
 
-        [metrics_event] = _materializations(result, "metrics")
-        assert metrics_event.materialization.metadata["backbone"].value == "texture"
-        [plots_event] = _materializations(result, "plots")
-        # plots are thumbnails in markdown (small enough for the UI) that name the full-size file
-        thumb = plots_event.materialization.metadata["umap_true_labels"].value
-        assert "umap_true_labels.png" in thumb and len(thumb) < 100_000
+    [metrics_event] = _materializations(result, "metrics")
+    assert metrics_event.materialization.metadata["backbone"].value == "texture"
+    [plots_event] = _materializations(result, "plots")
+    # plots are thumbnails in markdown (small enough for the UI) that name the full-size file
+    thumb = plots_event.materialization.metadata["umap_true_labels"].value
+    assert "umap_true_labels.png" in thumb and len(thumb) < 100_000
+
+
+def test_dropped_files_are_predicted_appended_and_moved(materialized):
+    root, instance, _ = materialized
+    incoming = root / "incoming"
+    incoming.mkdir(exist_ok=True)
+    for name in ("fault_0002.mat", "horizon_0003.mat"):
+        category = name.split("_")[0]
+        shutil.copy(root / "test" / category / name, incoming / f"new_{name}")
+    (incoming / "broken.mat").write_bytes(b"not a MAT-file at all")
+    files = sorted(str(p) for p in incoming.glob("*.mat"))
+    result = dg.materialize(
+        ALL_ASSETS, selection=["new_file_predictions"], resources=resources_for(root), instance=instance,
+        run_config=dg.RunConfig(ops={"new_file_predictions": IncomingFiles(files=files)}),
+    )
+    assert result.success
+    [part] = (root / "warehouse" / "new_file_predictions").glob("*.parquet")
+    predicted = read_parquet(part)
+    assert sorted(predicted["file_name"]) == ["new_fault_0002.mat", "new_horizon_0003.mat"]
+    assert set(predicted["predicted_label"]) <= {"chaotic", "fault", "horizon", "salt dome"}
+    assert predicted["anomaly_score"].notna().all() and predicted["backbone"].eq("texture").all()
+    # the same patch predicted again gets the cluster it has in the test predictions
+    test_predictions = pd.read_csv(root / "outputs" / "predictions.csv")
+    original = test_predictions.set_index(test_predictions["file"].map(lambda p: p.rsplit("/", 1)[-1]))
+    for row in predicted.itertuples():
+        assert row.cluster == original.loc[row.file_name.removeprefix("new_"), "cluster"]
+    assert sorted(p.name for p in (incoming / "processed").iterdir()) == predicted["file_name"].sort_values().tolist()
+    assert (incoming / "rejected" / "broken.mat").exists()
+    assert "MAT-file" in (incoming / "rejected" / "broken.mat.reason.txt").read_text()
+    assert not list(incoming.glob("*.mat"))
 
 
 def test_bad_files_are_quarantined_with_reasons_and_counted(small_dataset):

@@ -1,0 +1,40 @@
+"""The code location loads and validates the way `dagster dev` and `dg` load it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from seis_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[2]
+DESIGN_ASSETS = {"raw_mat_index", "resnet_features", "umap_50d", "umap_2d", "kmeans_model", "cluster_mapping",
+                 "metrics", "plots"}
+
+
+def test_dagster_definitions_validate():
+    env = dict(os.environ, DAGSTER_HOME=str(ROOT / ".dagster_home"))
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "seis_assets.definitions"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Validation successful" in run.stdout + run.stderr
+
+
+def test_design_assets_jobs_sensors_schedule_are_defined():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert DESIGN_ASSETS | {"quarantine", "k_sweep", "anomalies", "predictions", "new_file_predictions"} <= keys
+    for name in ("raw_mat_index", "resnet_features", "quarantine"):
+        assert graph.get(dg_key(name)).partitions_def.name == "category"
+    assert {s.name for s in defs.sensors} == {"train_folder_sensor", "incoming_files_sensor"}
+    assert {s.name for s in defs.schedules} == {"recluster_schedule"}
+    for job in ("ingest_job", "recluster_job", "predict_incoming_job"):
+        assert defs.resolve_job_def(job).name == job
+
+
+def dg_key(name):
+    import dagster as dg
+
+    return dg.AssetKey(name)
