@@ -155,6 +155,16 @@ class ExtractionReport:
     identity: dict
     cache_note: str | None = None
 
+    @property
+    def precision(self) -> str:
+        """Concrete precision used ("fp32", "bf16", "fp16")."""
+        return self.identity["precision"]
+
+    @property
+    def input_size(self) -> str:
+        """Network input size recorded in the table ("224", "native", ...)."""
+        return self.identity["input_size"]
+
     def metadata(self) -> dict:
         """Flat scalars for run metadata (Dagster, logs)."""
         return {

@@ -138,6 +138,7 @@ def test_streamed_table_schema_row_groups_and_metadata(tmp_path):
     ident = json.loads(pf.schema_arrow.metadata[IDENTITY_METADATA_KEY])
     assert ident == report.identity
     assert ident["backbone"] == "tiny" and ident["input_size"] == "native" and ident["precision"] == "fp32"
+    assert (report.precision, report.input_size) == ("fp32", "native")
     table = pf.read()
     assert set(table.column("path").to_pylist()) == set(index["path"])
     assert table.column("backbone").unique().to_pylist() == ["tiny"]
