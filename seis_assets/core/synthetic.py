@@ -1,24 +1,32 @@
 """Synthetic seismic patches built from a convolutional earth model.
 
-Every patch is made the same way a seismic section is:
+Every patch is made the same way a seismic section is (the physics was tuned against
+1000 real F3 patches with ``benchmarks/compare_synthetic.py``):
 
-1. a layered earth: a random sequence of layers (exponential thicknesses) with a
-   random-walk log-impedance (Laplace steps, a few strong contrasts);
+1. a layered earth: thin beds (exponential thicknesses, 1-3 samples on average) whose
+   log-impedance reverts towards its mean (a blue reflectivity spectrum, as in wells), a
+   few strong contrasts, and for some classes a thick marker bed of strongly different
+   impedance (the bright, often clipped events of F3);
 2. structure: each pixel (z, x) looks up the layer at "relative geologic time"
    ``t = z - u(z, x)``, where ``u`` is a smooth displacement field (regional dip
    plus folds whose wavelength and amplitude vary laterally and with depth);
-   faults add a throw on one side of a dipping plane, chaotic facies add a
-   short-correlation random displacement in a band plus broken reflector
-   segments, a salt dome replaces a dome-shaped body by almost constant
-   impedance and drags the layers on its flanks upwards;
-3. reflectivity = vertical derivative of ``log(I) / 2``, convolved trace by trace
-   with a Ricker wavelet;
-4. band-limited noise (white noise through the same wavelet);
-5. per-patch min-max scaling to [-1, 1] (float32), as the F3/LANDMASS patches.
+   faults add a throw on one side of steep dipping planes (a staircase offsetting a
+   bright marker), chaotic facies add a hummocky displacement in a band with brighter,
+   broken reflector segments, a salt dome drags the layers on its flanks steeply upwards,
+   replaces the body by weakly reflective salt under a strong top reflector and adds
+   migration swings of the opposite dip (conflicting dips);
+3. reflectivity convolved trace by trace with a broadband zero-phase Ormsby wavelet
+   (flat from ~0.03 to ~0.23 cycles/sample, as the spectrally balanced F3 data);
+4. amplitudes in units of the survey's typical trace RMS: quiet intervals (the
+   ``horizon`` class, F3's "other") stay quiet, and band-limited noise of a survey-wide
+   level is added, so quiet patches are relatively noisier;
+5. a survey-wide clip (2.5-3.5 x the typical RMS: the data were stored with a fixed
+   dynamic range, so bright events clip as in F3), then per-patch min-max scaling to
+   [-1, 1] (float32), as the F3/LANDMASS patches.
 
 ``difficulty`` in [0, 1] raises noise, fold amplitude and dip spread and lowers
-fault throw, chaotic disruption and the salt-body contrast, so classes overlap
-more. A seed makes every data set reproducible: each patch has its own
+fault throw, the marker contrast, chaotic disruption and the salt-body contrast, so
+classes overlap more. A seed makes every data set reproducible: each patch has its own
 generator seeded by ``(seed, split, class, index)``.
 
 Anomalies for the test set (:data:`ANOMALY_KINDS`): ``dead_traces`` (zeroed
@@ -67,7 +75,9 @@ CLASSES: tuple[str, ...] = ("chaotic", "fault", "horizon", "salt dome")
 #: The class the ``absent_class`` anomaly draws from (never in training).
 ABSENT_CLASS = "igneous sill"
 ANOMALY_KINDS: tuple[str, ...] = ("dead_traces", "clipped", "spikes", "polarity_block", "absent_class")
-#: Chosen so that EfficientNet-Lite0 -> UMAP 50-d -> KMeans(k=4) gives ARI of about 0.6-0.8.
+#: Chosen so that EfficientNet-Lite0 -> UMAP 50-d -> KMeans(k=4) gives ARI of about 0.6-0.8
+#: (``benchmarks/ari_vs_difficulty.py``, n=100/class, seed 0: 0.3 -> 0.88, 0.5 -> 0.76 (seed 1: 0.78),
+#: 0.55 -> 0.58, 0.6 -> 0.57, 0.7 -> 0.51).
 DEFAULT_DIFFICULTY = 0.5
 DEFAULT_SIZE: tuple[int, int] = (99, 99)
 DEFAULT_N_TRAIN = 150
@@ -237,21 +247,21 @@ def _structure(category: str, rng: np.random.Generator, size: tuple[int, int], d
 
     if category == "horizon":
         # F3 "other": quiet, thinly layered intervals, sometimes with one bright marker
-        scene.strength = rng.uniform(0.45, 0.8)
-        if rng.random() < 0.6:
-            scene.marker = (4.0, 9.0)
+        scene.strength = rng.uniform(0.3, 0.55)
+        if rng.random() < 0.7:
+            scene.marker = (6.0, 12.0)
     elif category == "fault":
         # a staircase of sub-parallel, steep normal faults offsetting a bright marker
         scene.marker = (_lerp(7.0, 4.0, d), _lerp(12.0, 7.0, d)) if rng.random() < 0.9 else None
         scene.strength = rng.uniform(0.5, 0.9)
         side = rng.choice([-1.0, 1.0])
-        n_faults = int(rng.integers(2, 7))
+        n_faults = int(rng.integers(1, 6))
         x0s = np.sort(rng.uniform(0.1, 0.9, n_faults)) * w
         for x0 in x0s:
             theta = np.radians(rng.uniform(75.0, 89.0))
             z0 = rng.uniform(0.3, 0.7) * h
             dist = (x - x0) - side * (z - z0) / np.tan(theta)  # lateral distance to the fault plane
-            throw = _lerp(9.0, 2.5, d) * rng.uniform(0.5, 1.3) * h / 99.0
+            throw = _lerp(7.0, 2.0, d) * rng.uniform(0.5, 1.3) * h / 99.0
             hanging = 0.5 * (1.0 + np.tanh(side * dist / 0.3))  # hanging wall drops: normal fault
             drag = 0.15 * throw * np.exp(-np.abs(dist) / 3.0) * np.tanh(side * dist / 0.3)
             u += throw * hanging - drag
@@ -272,7 +282,7 @@ def _structure(category: str, rng: np.random.Generator, size: tuple[int, int], d
         apex = rng.uniform(-0.2, 0.35) * h
         width = rng.uniform(0.3, 0.7) * w
         power = rng.uniform(1.2, 2.2)
-        rugose = 2.0 * _smooth_field(rng, (1, w), (0.0, 2.0))  # a rough salt top
+        rugose = 1.5 * _smooth_field(rng, (1, w), (0.0, 3.0))  # a rough salt top
         top = apex + h * (np.abs(x - xc) / width) ** power + rugose  # (1, W) depth of the salt top
         above = top - z  # > 0 above the salt
         drag_amp = _lerp(30.0, 12.0, d) * h / 99.0
@@ -318,7 +328,7 @@ def _render(rng, size, d, t, scene: _Scene):
     # amplitudes in units of the survey's typical trace RMS: quiet intervals stay quiet
     reference = float(np.std(ndimage.convolve1d(_reflectivity_at(tops, steps, t, t0), wavelet, axis=0, mode="reflect")))
     seis = seis * (scene.strength / (reference + 1e-12))
-    seis = seis + _lerp(0.25, 0.7, d) * _band_limited_noise(rng, (h, w), wavelet)  # survey-wide noise level
+    seis = seis + _lerp(0.12, 0.55, d) * _band_limited_noise(rng, (h, w), wavelet)  # survey-wide noise level
     clip = rng.uniform(2.5, 3.5)  # the survey was stored with a fixed dynamic range: bright events clip
     return _to_unit_range(np.clip(seis, -clip, clip))
 
