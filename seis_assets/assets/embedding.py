@@ -70,9 +70,9 @@ def umap_50d(
     # the files' key-value metadata carry what the rows cannot: which backbone was asked for, and why it fell back
     recorded = [read_identity(paths.table("resnet_features", c)) or {} for c in sorted(resnet_features)]
     identity = dict(
-        features.identity,
+        recorded[0],
+        **features.identity,
         dim=int(features.X.shape[1]),
-        requested=recorded[0].get("requested"),
         fallback_reason=next((r["fallback_reason"] for r in recorded if r.get("fallback_reason")), None),
     )
     atomic_write_bytes(paths.model(BACKBONE_FILE), json.dumps(identity, indent=2).encode())

@@ -13,7 +13,7 @@ from seis_assets.core import plots as P
 from seis_assets.core.anomaly import fit_anomaly_scorer
 from seis_assets.core.dataset import known_anomaly_kinds, read_known_anomalies, stack_vectors
 from seis_assets.core.matfiles import load_patch
-from seis_assets.core.report import classification_metrics, confusion_table, score_patches, summarise, test_predictions
+from seis_assets.core.report import classification_metrics, confusion_table, score_patches, summarise, predict_test_set
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
 
@@ -61,7 +61,7 @@ def anomalies(
 def predictions(
     context: dg.AssetExecutionContext, anomalies: pd.DataFrame, cluster_mapping: pd.DataFrame, paths: SeisPaths
 ) -> pd.DataFrame:
-    table = test_predictions(anomalies, cluster_mapping)
+    table = predict_test_set(anomalies, cluster_mapping)
     csv = table.to_csv(index=False).encode()
     atomic_write_bytes(paths.output("predictions.csv"), csv)
     context.add_output_metadata(

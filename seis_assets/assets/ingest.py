@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from seis_assets.assets import HEAVY_TAG, INGEST
-from seis_assets.core.backbones import load_backbone
+from seis_assets.core.backbones import load_backbone, save_feature_extractor
 from seis_assets.core.features import extract_features
 from seis_assets.core.matfiles import scan_category
 from seis_assets.io_managers import WrittenTable
@@ -107,6 +107,8 @@ def resnet_features(
         key=paths.mat_key,
         progress=lambda message: context.log.info(f"[{category}] {message}"),
     )
+    # the seed's artifact: the network that made these features (written when it ran, i.e. not on an all-cached run)
+    saved = save_feature_extractor(backbone, paths.output("feature_extractor.pth"))
     if len(report.failures):
         context.log.warning(f"{len(report.failures)} file(s) of '{category}' failed during extraction and were left out")
     identity = report.identity
@@ -119,12 +121,13 @@ def resnet_features(
             "weights": identity["weights"],
             "dim": int(identity["dim"]),
             "input_size": str(feature_settings.input_size),
-            "precision": str(report.precision) if hasattr(report, "precision") else feature_settings.precision,
+            "precision": str(report.precision),
             "n_extracted": report.n_extracted,
             "n_reused": report.n_reused,
             "n_dropped": report.n_dropped,
             "n_failed": len(report.failures),
             "img_per_s": float(round(report.img_per_s, 1)),
             "seconds": float(round(report.seconds, 2)),
+            "feature_extractor": dg.MetadataValue.path(saved) if saved else "not written (no network ran)",
         },
     )

@@ -359,3 +359,24 @@ def load_backbone(
         _how_to_get_resnet50(weights),
     )
     return _efficientnet_lite0(weights, weights_path, device, log, "auto", fallback_reason=reason)
+
+
+def save_feature_extractor(backbone: Backbone, path) -> str | None:
+    """Write the network that made the features (classifier removed) as a ``.pth`` file, the seed's artifact.
+
+    The file holds ``{"identity": backbone.identity, "state_dict": ...}`` and loads with ``torch.load``.
+    Returns the path, or None for backbones without a network (``texture``) or not built yet (an all-cached run).
+    """
+    if not backbone.takes_images or not backbone.loaded:
+        return None
+    import io
+
+    import torch
+
+    from seis_assets.core.storage import atomic_write_bytes
+
+    module = backbone.model
+    module = getattr(module, "net", module)  # EfficientNet-Lite is wrapped for pooling
+    buf = io.BytesIO()
+    torch.save({"identity": dict(backbone.identity), "state_dict": module.state_dict()}, buf)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -60,10 +60,15 @@ def _backbone_for(identity: dict, weights_path, device: str, logger):
         identity["backbone"], weights=identity["weights"] if identity["backbone"] == "resnet50" else "IMAGENET1K_V1",
         weights_path=weights_path, device=device, logger=logger,
     )
-    if backbone.identity["backbone"] != identity["backbone"]:
+    diffs = [
+        f"{key} {identity[key]!r} (models) != {backbone.identity.get(key)!r} (now)"
+        for key in ("backbone", "weights", "weights_sha256")
+        if identity.get(key) is not None and str(identity[key]) != str(backbone.identity.get(key))
+    ]
+    if diffs:
         raise BackboneMismatchError(
-            f"the models were fitted on {identity['backbone']} features but {backbone.identity['backbone']} "
-            "loaded: re-cluster with the current backbone, or supply the original weights"
+            "the fitted models do not match the backbone available now: " + "; ".join(diffs)
+            + ". Re-cluster with the current backbone, or supply the original weights (weights_path)."
         )
     return backbone
 

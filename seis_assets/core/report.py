@@ -53,7 +53,7 @@ def score_patches(embedding: pd.DataFrame, Z: np.ndarray, scorer, kmeans, known_
     return out
 
 
-def test_predictions(scored: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
+def predict_test_set(scored: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
     """Predictions for the test patches, with the seed's columns first.
 
     Columns: file, true_label, cluster, predicted_label (majority mapping, as the seed did), then

@@ -40,5 +40,10 @@ def test_real_f3_subset_clusters_with_the_default_backbone(f3_subset):
         assert "ResNet50" in doc["fallback_reason"]
     # no test folder: no test predictions, and no made-up accuracy
     assert doc["n_test"] == 0 and doc["accuracy_test"] is None and doc["anomaly_roc_auc"] is None
+    # the seed's artifact: the network that made the features, with its identity
+    import torch
+
+    saved = torch.load(root / "outputs" / "feature_extractor.pth", weights_only=False)
+    assert saved["identity"]["backbone"] == doc["backbone"] and len(saved["state_dict"]) > 100
     # real F3 classes separate well with ImageNet features (ARI 1.0 measured on this subset; chance is 0)
     assert doc["ari"] > 0.8
