@@ -1,11 +1,10 @@
 """Small helpers that turn results into Dagster metadata (kept tiny: large inline metadata breaks the UI)."""
 
 
-import base64
-import io
-
 import dagster as dg
 import pandas as pd
+
+from seis_assets.core.plots import thumbnail_markdown
 
 MAX_PREVIEW_ROWS = 10
 
@@ -20,14 +19,6 @@ def markdown_preview(df: pd.DataFrame, n: int = MAX_PREVIEW_ROWS, floatfmt: str 
     return text
 
 
-def image_metadata(path: str, max_px: int = 360) -> dg.MetadataValue:
-    """A PNG shown inline as a small thumbnail (a few tens of KB), linked to the full-size file by its path."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((max_px, max_px))
-        buf = io.BytesIO()
-        im.save(buf, format="PNG", optimize=True)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return dg.MetadataValue.md(f"![{path}](data:image/png;base64,{data})\n\n`{path}`")
+def image_metadata(path: str) -> dg.MetadataValue:
+    """A PNG shown inline as a small thumbnail (bounded size), followed by the full-size file's path."""
+    return dg.MetadataValue.md(f"{thumbnail_markdown(path, max_px=480, max_bytes=80_000)}\n\n`{path}`")

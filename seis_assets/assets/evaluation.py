@@ -171,7 +171,7 @@ def plots(
     out["top_anomalies"] = P.anomaly_gallery(
         lambda i: load_patch(top["path"].iloc[i], key), top["score"].to_numpy(),
         paths.output("top_anomalies.png"),
-        labels=[f"{r.split}/{r.category}" + (f" [{r.known_anomaly}]" if r.known_anomaly else "") for r in top.itertuples()],
+        labels=[f"{r.split}/{r.category}" + (f"\n[{r.known_anomaly}]" if r.known_anomaly else "") for r in top.itertuples()],
         n=len(top),
     )
     if len(predictions):
