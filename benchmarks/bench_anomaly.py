@@ -50,7 +50,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-F3_ROOT = Path("/work/shared/data/f3_patches")
+F3_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "f3_patches"
 N_TEST = 40
 ANOMALY_SHARE = 0.15
 K = 4

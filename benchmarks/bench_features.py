@@ -44,7 +44,9 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-F3_ROOT = Path("/work/shared/data/f3_patches")
+from seis_assets.core.features import DEFAULT_BATCH_SIZE  # noqa: E402
+
+F3_ROOT = REPO.parent / "shared" / "data" / "f3_patches"
 
 
 def write_patches(folder: Path, n: int, seed: int = 0, size: int = 99) -> pd.DataFrame:
@@ -85,7 +87,10 @@ def resnet50_backbone(tmp: Path):
         return load_backbone("resnet50", weights_path=path, device="cpu"), note
 
 
-def seed_style(paths: list[str], model, batch_size: int = 64) -> np.ndarray:
+SEED_BATCH_SIZE = 64  # the original script's batch
+
+
+def seed_style(paths: list[str], model, batch_size: int = SEED_BATCH_SIZE) -> np.ndarray:
     """The seed's pipeline: per-file loadmat, min-max to uint8, PIL, resize 224, fp32 NCHW, batch 64."""
     import torch
     from PIL import Image
@@ -136,7 +141,7 @@ def throughput(args, tmp: Path) -> dict:
         seed_model = copy.deepcopy(bb.model).to(memory_format=torch.contiguous_format)  # same weights, NCHW
         seed_style(index["path"].tolist()[:2], seed_model)  # warm-up
 
-    chunk = max(args.batch_size, args.chunk)
+    chunk = max(SEED_BATCH_SIZE, args.chunk)
     t_ours = t_seed = 0.0
     ours_tables, seed_X = [], []
     for i, start in enumerate(range(0, args.n, chunk)):
@@ -148,7 +153,7 @@ def throughput(args, tmp: Path) -> dict:
         ours_tables.append(pq.read_table(tmp / f"ours_{i}.parquet"))
         if seed_model is not None:
             t = time.perf_counter()
-            seed_X.append(seed_style(part["path"].tolist(), seed_model, args.batch_size))
+            seed_X.append(seed_style(part["path"].tolist(), seed_model, SEED_BATCH_SIZE))
             t_seed += time.perf_counter() - t
     ours = args.n / t_ours
     precision = resolve_precision("auto", "cpu")
@@ -172,7 +177,7 @@ def throughput(args, tmp: Path) -> dict:
 
     seed = args.n / t_seed
     print(f"seed-style: {args.n} patches in {t_seed:.1f} s -> {seed:.1f} img/s (per-file loadmat, min-max uint8, "
-          f"PIL RGB resize 224 bilinear, fp32 NCHW, batch {args.batch_size}); load average after: "
+          f"PIL RGB resize 224 bilinear, fp32 NCHW, batch {SEED_BATCH_SIZE}); load average after: "
           f"{os.getloadavg()[0]:.1f}")
     order = {p: i for i, p in enumerate(index["path"])}
     seed_all = np.concatenate(seed_X)
@@ -259,7 +264,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=256, help="patches for the throughput runs (default 256)")
     ap.add_argument("--chunk", type=int, default=64, help="files per interleaved ours/seed-style round")
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="ours (the seed-style side keeps the seed's 64)")
     ap.add_argument("--cosine-n", type=int, default=128)
     ap.add_argument("--mem-small", type=int, default=2000)
     ap.add_argument("--mem-large", type=int, default=20000)

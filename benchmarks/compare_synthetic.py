@@ -94,7 +94,7 @@ def distance_markdown(dist: pd.DataFrame, overall: float) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--real", type=Path, default=Path("/work/shared/data/f3_patches"))
+    p.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "f3_patches")
     p.add_argument("--n", type=int, default=100, help="synthetic patches per class")
     p.add_argument("--difficulty", type=float, default=S.DEFAULT_DIFFICULTY)
     p.add_argument("--seed", type=int, default=0)

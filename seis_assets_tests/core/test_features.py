@@ -16,6 +16,7 @@ import torchvision
 from scipy import ndimage
 
 from seis_assets.core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
+import seis_assets.core.features as features_module
 from seis_assets.core.features import (
     FEATURE_COLUMNS,
     IDENTITY_METADATA_KEY,
@@ -126,7 +127,8 @@ def test_bf16_features_match_fp32(random_resnet_file):
 
 
 # --------------------------------------------------------------------------- table
-def test_streamed_table_schema_row_groups_and_metadata(tmp_path):
+def test_streamed_table_schema_row_groups_and_metadata(tmp_path, monkeypatch):
+    monkeypatch.setattr(features_module, "ROW_GROUP_ROWS", 4)  # a row group per 4 rows instead of 256
     index = _dataset(tmp_path / "a", 10)
     out = tmp_path / "f.parquet"
     report = extract_features(index, out, _tiny_backbone(), input_size="native", precision="fp32", batch_size=4)

@@ -17,7 +17,7 @@ from upath import UPath
 from seis_assets.core import matfiles as mf
 from seis_assets.core.matfiles import PatchLoadError
 
-F3_ROOT = Path("/work/shared/data/f3_patches")
+F3_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "f3_patches"
 
 # --------------------------------------------------------------------------- writers
 
