@@ -51,9 +51,13 @@ def sync_partitions(instance: dg.DagsterInstance, categories: list[str]) -> None
         instance.add_dynamic_partitions(CATEGORY_PARTITIONS_NAME, new)
 
 
+#: The run log at INFO (progress, warnings such as the backbone fallback); DEBUG events stay in the UI's run view.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def _run(job_name: str, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=True, **kwargs)
-    return result
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_LOGS, **kwargs)
 
 
 def print_report(paths: SeisPaths, checks: list) -> None:

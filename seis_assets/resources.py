@@ -7,7 +7,7 @@ Three small resources, each with the defaults that run the demo:
 - :class:`AnalysisSettings`: embedding, clustering, quality gates.
 
 Environment variables override the folder defaults when the definitions load (``SEIS_TRAIN_DIR``,
-``SEIS_TEST_DIR``, ``SEIS_OUTPUT_DIR``, ``SEIS_DATA_DIR``, ``SEIS_INCOMING_DIR``, ``SEIS_BACKBONE``,
+``SEIS_TEST_DIR`` (default: the ``test`` folder beside the train folder), ``SEIS_OUTPUT_DIR``, ``SEIS_DATA_DIR``, ``SEIS_INCOMING_DIR``, ``SEIS_BACKBONE``,
 ``SEIS_WEIGHTS_PATH``); in the Dagster UI every field can also be changed in the launchpad.
 Relative paths are resolved against the working directory (the repository root under ``make``).
 """
@@ -51,9 +51,12 @@ class SeisPaths(dg.ConfigurableResource):
     @classmethod
     def from_env(cls, **overrides) -> "SeisPaths":
         data_dir = os.environ.get("SEIS_DATA_DIR", DEFAULT_DATA_DIR)
+        train_dir = os.environ.get("SEIS_TRAIN_DIR", os.path.join(data_dir, "train"))
         values = dict(
-            train_dir=os.environ.get("SEIS_TRAIN_DIR", os.path.join(data_dir, "train")),
-            test_dir=os.environ.get("SEIS_TEST_DIR", os.path.join(data_dir, "test")),
+            train_dir=train_dir,
+            # the `test` folder beside the train folder: data/test for data/train; for a real survey pointed to by
+            # SEIS_TRAIN_DIR, its own sibling (usually absent), never the demo's generated test set
+            test_dir=os.environ.get("SEIS_TEST_DIR", os.path.join(os.path.dirname(_resolve(train_dir)), "test")),
             output_dir=os.environ.get("SEIS_OUTPUT_DIR", os.path.join(data_dir, "outputs")),
             data_dir=data_dir,
             incoming_dir=os.environ.get("SEIS_INCOMING_DIR", os.path.join(data_dir, "incoming")),

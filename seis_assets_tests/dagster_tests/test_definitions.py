@@ -38,3 +38,23 @@ def dg_key(name):
     import dagster as dg
 
     return dg.AssetKey(name)
+
+
+def test_folders_come_from_the_environment_and_test_sits_beside_train(monkeypatch, tmp_path):
+    from seis_assets.resources import SeisPaths
+
+    for var in ("SEIS_TRAIN_DIR", "SEIS_TEST_DIR", "SEIS_OUTPUT_DIR", "SEIS_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    default = SeisPaths.from_env()
+    assert default.train_dir == os.path.abspath("data/train") and default.test_dir == os.path.abspath("data/test")
+    assert default.output_dir == os.path.abspath("data/outputs")
+
+    monkeypatch.setenv("SEIS_TRAIN_DIR", str(tmp_path / "LANDMASS1"))
+    real = SeisPaths.from_env()
+    # a real survey never picks up the demo's generated test set
+    assert real.train_dir == str(tmp_path / "LANDMASS1") and real.test_dir == str(tmp_path / "test")
+
+    monkeypatch.setenv("SEIS_TEST_DIR", str(tmp_path / "held_out"))
+    monkeypatch.setenv("SEIS_OUTPUT_DIR", str(tmp_path / "out"))
+    explicit = SeisPaths.from_env()
+    assert explicit.test_dir == str(tmp_path / "held_out") and explicit.output_dir == str(tmp_path / "out")
