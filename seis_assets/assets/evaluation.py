@@ -178,5 +178,9 @@ def plots(
         out["confusion_matrix"] = P.confusion_heatmap(
             confusion_table(predictions, classes), paths.output("confusion_matrix.png"), classes=classes
         )
+    elif paths.output("confusion_matrix.png").exists():
+        # no test set this time: a confusion matrix left by an earlier run would describe other data
+        paths.output("confusion_matrix.png").unlink()
+        context.log.info("no test patches: removed the previous run's confusion_matrix.png")
     context.add_output_metadata({name: image_metadata(str(path)) for name, path in out.items()})
     return {name: str(path) for name, path in out.items()}

@@ -28,6 +28,8 @@ def test_real_f3_subset_clusters_with_the_default_backbone(f3_subset):
     categories = sorted(p.name for p in train.iterdir())
     assert categories == ["chaotic", "fault", "other", "salt dome"]
     resources = resources_for(root, backbone="auto", train=train)
+    (root / "outputs").mkdir()
+    (root / "outputs" / "confusion_matrix.png").write_bytes(b"left by an earlier run on a set with a test split")
     with dg.instance_for_test() as instance:
         result = materialize_all(root, instance, categories, resources)
         assert result.success
@@ -40,6 +42,7 @@ def test_real_f3_subset_clusters_with_the_default_backbone(f3_subset):
         assert "ResNet50" in doc["fallback_reason"]
     # no test folder: no test predictions, and no made-up accuracy
     assert doc["n_test"] == 0 and doc["accuracy_test"] is None and doc["anomaly_roc_auc"] is None
+    assert not (root / "outputs" / "confusion_matrix.png").exists()  # a stale matrix would describe other data
     # the seed's artifact: the network that made the features, with its identity
     import torch
 
