@@ -24,18 +24,7 @@ from seis_assets.core import attributes as A
 from seis_assets.core import synthetic as S
 
 REAL_FOLDER = {"chaotic": "chaotic", "fault": "fault", "horizon": "other", "salt dome": "salt dome"}
-STATS = (
-    "coherence_mean",
-    "dip_mean_abs",
-    "dip_std",
-    "trace_correlation",
-    "dominant_wavenumber",
-    "spectral_centroid",
-    "amplitude_std",
-    "amplitude_kurtosis",
-    "envelope_frac_low",
-    "lateral_discontinuity",
-)
+STATS = tuple(name for name in A.STATISTIC_NAMES if name != "trace_correlation_lag")
 
 
 def real_statistics(root: Path) -> pd.DataFrame:
@@ -88,7 +77,7 @@ def distance_markdown(dist: pd.DataFrame, overall: float) -> str:
     lines = ["| statistic | " + " | ".join(S.CLASSES) + " | mean |", "|---|" + "---:|" * (len(S.CLASSES) + 1)]
     for stat, row in dist.iterrows():
         lines.append(f"| {stat} | " + " | ".join(f"{v:.2f}" for v in row) + f" | {np.nanmean(row):.2f} |")
-    lines.append(f"| **mean** | " + " | ".join(f"{v:.2f}" for v in dist.mean()) + f" | **{overall:.3f}** |")
+    lines.append("| **mean** | " + " | ".join(f"{v:.2f}" for v in dist.mean()) + f" | **{overall:.3f}** |")
     return "\n".join(lines)
 
 

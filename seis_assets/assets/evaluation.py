@@ -4,7 +4,6 @@
 import json
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from seis_assets.assets import EVALUATION

@@ -41,7 +41,7 @@ def new_file_predictions(
     part = paths.warehouse / PREDICTIONS_DATASET / f"{context.run.run_id}.parquet"
     if len(predictions):
         write_parquet_atomic(predictions, part)
-    moved = archive_files(predictions["path"].tolist(), paths.incoming / "processed")
+    archive_files(predictions["path"].tolist(), paths.incoming / "processed")
     for row in rejected.itertuples():
         [target] = archive_files([row.path], paths.incoming / "rejected")
         atomic_write_bytes(f"{target}.reason.txt", (row.reason + "\n").encode())

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.io
 import torch
-import torchvision
 from scipy import ndimage
 
 from seis_assets.core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
@@ -78,13 +77,6 @@ def _tiny_backbone(weights="w1"):
     ident = dict(backbone="tiny", weights=weights, dim=8, requested="tiny", fallback_reason=None, weights_sha256=weights)
     return Backbone("tiny", 8, ident, "cpu", IMAGENET_MEAN, IMAGENET_STD, lambda: _TinyNet().eval())
 
-
-@pytest.fixture(scope="module")
-def random_resnet_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "resnet50_random.pth"
-    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
-    return path
 
 
 # --------------------------------------------------------------------------- preprocessing

@@ -11,7 +11,7 @@ import scipy.io
 
 from seis_assets.checks import features_finite, single_backbone
 from seis_assets.core.matfiles import list_categories
-from seis_assets.core.storage import read_parquet, write_parquet_atomic
+from seis_assets.core.storage import read_parquet
 from seis_assets.assets.incoming import IncomingFiles
 from seis_assets.definitions import ALL_ASSETS
 
