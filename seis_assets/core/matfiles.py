@@ -36,6 +36,7 @@ are hashed and parsed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -46,6 +47,7 @@ import pandas as pd
 
 from seis_assets.core.storage import PathLike, is_local, path_str, read_bytes, to_upath
 
+_LOG = logging.getLogger(__name__)
 DEFAULT_KEY = "img"
 MIN_SIDE = 8
 MAX_SIDE = 4096
@@ -124,6 +126,8 @@ def _choose_key(
     """Pick the only image-like numeric variable, or raise naming what is there."""
     candidates = [n for n, shape, cls in listing if cls in NUMERIC_CLASSES and _image_like(shape)]
     if len(candidates) == 1:
+        if key is not None:  # not silent: the configured key was not there
+            _LOG.warning("%s: key %r not found, reading its only image-like array %r", name, key, candidates[0])
         return candidates[0]
     lead = "no key given" if key is None else f"key {key!r} not found"
     if candidates:

@@ -200,11 +200,16 @@ def test_normalise_rejects(array, reason):
 # --------------------------------------------------------------------------- keys
 
 
-def test_key_auto_detect_single_array(tmp_path):
+def test_key_auto_detect_single_array(tmp_path, caplog):
     a = _patch()
     path = save_v5(tmp_path / "k.mat", {"seismic": a, "dt": np.array([[0.004]]), "name": "x"})
-    np.testing.assert_array_equal(mf.read_mat_array(path, key=None), a)
-    np.testing.assert_array_equal(mf.read_mat_array(path, key="img"), a)  # missing -> fallback
+    with caplog.at_level("WARNING", logger="seis_assets.core.matfiles"):
+        np.testing.assert_array_equal(mf.read_mat_array(path, key=None), a)
+        assert not caplog.records  # no key asked for: nothing to warn about
+        np.testing.assert_array_equal(mf.read_mat_array(path, key="img"), a)  # missing -> the only candidate
+        [record] = caplog.records  # ... and said so, naming the file and both keys
+        assert "k.mat" in record.getMessage() and "'img' not found" in record.getMessage()
+        assert "'seismic'" in record.getMessage()
     np.testing.assert_array_equal(mf.read_mat_array(path, key="seismic"), a)
 
 
