@@ -15,34 +15,21 @@ import pandas as pd
 from seis_assets.assets import EMBEDDING, HEAVY_TAG
 from seis_assets.core.dataset import combine_feature_tables, embedding_frame, stack_vectors
 from seis_assets.core.features import read_identity
-from seis_assets.core.reduce import fit_reducer
+from seis_assets.core.reduce import fit_on_train
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
 
 BACKBONE_FILE = "backbone.json"
 
 
-def _fit_and_embed(
-    context, meta: pd.DataFrame, X: np.ndarray, n_components: int, analysis: AnalysisSettings, standardize: bool = False
-):
-    train = (meta["split"] == "train").to_numpy()
-    if train.sum() < 3:
-        raise ValueError(f"only {int(train.sum())} training patches: UMAP needs at least 3")
-    reducer, Z_train = fit_reducer(
-        X[train],
-        n_components,
-        n_neighbors=analysis.umap_n_neighbors,
-        min_dist=analysis.umap_min_dist,
-        pca_components=analysis.pca_components or None,
-        standardize=standardize,
-        random_state=analysis.seed,
+def _fit_and_embed(context, meta: pd.DataFrame, X: np.ndarray, n_components: int, analysis: AnalysisSettings,
+                   standardize: bool = False):
+    return fit_on_train(
+        X, (meta["split"] == "train").to_numpy(), n_components,
+        n_neighbors=analysis.umap_n_neighbors, min_dist=analysis.umap_min_dist,
+        pca_components=analysis.pca_components or None, standardize=standardize, random_state=analysis.seed,
         logger=context.log,
     )
-    Z = np.zeros((len(meta), Z_train.shape[1]), dtype=np.float32)
-    Z[train] = Z_train
-    if (~train).any():
-        Z[~train] = reducer.transform(X[~train])
-    return reducer, Z
 
 
 def _settings_metadata(reducer) -> dict:

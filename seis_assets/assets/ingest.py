@@ -12,11 +12,11 @@ import pandas as pd
 from seis_assets.assets import HEAVY_TAG, INGEST
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
 from seis_assets.core.features import extract_features
-from seis_assets.core.matfiles import scan_category
+from seis_assets.core.matfiles import index_category
 from seis_assets.io_managers import WrittenTable
 from seis_assets.partitions import category_partitions
-from seis_assets.resources import FeatureSettings, SeisPaths
 from seis_assets.assets._metadata import markdown_preview
+from seis_assets.resources import FeatureSettings, SeisPaths
 
 
 @dg.multi_asset(
@@ -37,13 +37,7 @@ from seis_assets.assets._metadata import markdown_preview
 )
 def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
     category = context.partition_key
-    index_parts, quarantine_parts = [], []
-    for split, root in (("train", paths.train), ("test", paths.test)):
-        index, rejected = scan_category(root, category, split, key=paths.mat_key)
-        index_parts.append(index)
-        quarantine_parts.append(rejected)
-    index = pd.concat(index_parts, ignore_index=True)
-    rejected = pd.concat(quarantine_parts, ignore_index=True)
+    index, rejected = index_category(category, {"train": paths.train, "test": paths.test}, key=paths.mat_key)
     if len(rejected):
         context.log.warning(
             f"{len(rejected)} file(s) of '{category}' quarantined, e.g. {rejected.path.iloc[0]}: {rejected.reason.iloc[0]}"

@@ -39,7 +39,7 @@ import hashlib
 import logging
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -566,4 +566,16 @@ def scan_category(
         quarantine = pd.DataFrame(bad, columns=list(QUARANTINE_COLUMNS))
     else:
         quarantine = _empty_frame(QUARANTINE_COLUMNS)
+    return index, quarantine
+
+
+def index_category(category: str, roots: Mapping[str, PathLike], key: str | None = DEFAULT_KEY) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`scan_category` over several splits, e.g. ``{"train": "data/train", "test": "data/test"}``.
+
+    Returns the concatenated index and quarantine frames (``split`` column tells them apart). Only the ``train``
+    folder must exist.
+    """
+    scans = [scan_category(root, category, split, key) for split, root in roots.items()]
+    index = pd.concat([s[0] for s in scans], ignore_index=True)
+    quarantine = pd.concat([s[1] for s in scans], ignore_index=True)
     return index, quarantine

@@ -295,3 +295,33 @@ def fit_reducer(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return Reducer(scaler, pca, model, settings), Z
+
+
+def fit_on_train(X, train, n_components: int = DEFAULT_N_COMPONENTS, **kwargs) -> tuple[Reducer, np.ndarray]:
+    """Fit the reducer on the training rows only and embed every row (the others with ``transform``).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    train : array-like of bool, shape (n_samples,)
+        Rows to fit on (at least 3); the rest are embedded as unseen data.
+    n_components : int
+    **kwargs : passed to :func:`fit_reducer`
+
+    Returns
+    -------
+    reducer : Reducer
+    Z : ndarray of shape (n_samples, n_components), float32, rows aligned with ``X``
+    """
+    X = np.asarray(X)
+    train = np.asarray(train, dtype=bool)
+    if train.shape != (len(X),):
+        raise ValueError(f"train mask of shape {train.shape} for {len(X)} rows")
+    if train.sum() < 3:
+        raise ValueError(f"only {int(train.sum())} training rows: UMAP needs at least 3")
+    reducer, Z_train = fit_reducer(X[train], n_components, **kwargs)
+    Z = np.zeros((len(X), Z_train.shape[1]), dtype=np.float32)
+    Z[train] = Z_train
+    if (~train).any():
+        Z[~train] = reducer.transform(X[~train])
+    return reducer, Z

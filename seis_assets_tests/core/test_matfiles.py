@@ -435,3 +435,20 @@ def test_real_f3_salt_dome_subset():
         assert patch.min() == -1.0 and patch.max() == 1.0
         raw = mf.read_mat_array(path)
         assert 0.0 <= raw.min() and raw.max() <= 1.0  # F3 is stored in 0..1
+
+
+def test_index_category_over_splits_keeps_every_file_once(tmp_path):
+    for split, n in (("train", 3), ("test", 2)):
+        folder = tmp_path / split / "salt dome"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            save_v5(folder / f"s{i}.mat", {"img": _patch(seed=i)})
+    (tmp_path / "test" / "salt dome" / "bad.mat").write_bytes(b"garbage")
+    index, quarantine = mf.index_category("salt dome", {"train": tmp_path / "train", "test": tmp_path / "test"})
+    assert sorted(index["split"]) == ["test", "test", "train", "train", "train"]
+    assert quarantine[["split", "category"]].values.tolist() == [["test", "salt dome"]]
+    # no test folder at all is fine; a missing train folder is not
+    index, _ = mf.index_category("salt dome", {"train": tmp_path / "train", "test": tmp_path / "nowhere"})
+    assert len(index) == 3
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        mf.index_category("salt dome", {"train": tmp_path / "nowhere"})

@@ -63,3 +63,21 @@ def test_bad_inputs_raise_clear_errors(features):
     r, _ = reduce.fit_reducer(features, 2, n_neighbors=10)
     with pytest.raises(ValueError, match="fitted on 20 features"):
         r.transform(np.zeros((2, 7)))
+
+
+def test_fit_on_train_embeds_the_other_rows_with_transform():
+    from seis_assets.core.reduce import fit_on_train
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (30, 8)), rng.normal(6, 1, (30, 8))]).astype(np.float32)
+    train = np.ones(60, bool)
+    train[[5, 40]] = False
+    reducer, Z = fit_on_train(X, train, 2, n_neighbors=5, random_state=0)
+    assert Z.shape == (60, 2)
+    np.testing.assert_allclose(Z[[5, 40]], reducer.transform(X[[5, 40]]), rtol=1e-5, atol=1e-5)
+    # the held-out rows land with their own blob
+    blob0, blob1 = Z[:30][train[:30]].mean(0), Z[30:][train[30:]].mean(0)
+    assert np.linalg.norm(Z[5] - blob0) < np.linalg.norm(Z[5] - blob1)
+    assert np.linalg.norm(Z[40] - blob1) < np.linalg.norm(Z[40] - blob0)
+    with pytest.raises(ValueError, match="only 2 training rows"):
+        fit_on_train(X[:3], np.array([True, True, False]), 2)
