@@ -142,6 +142,7 @@ class AnalysisSettings(dg.ConfigurableResource):
     k: number of KMeans clusters; 0 means the number of categories found in ``train_dir``.
     k_sweep_max: the k sweep runs 2..k_sweep_max.
     pca_components: optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none.
+    umap_parallel: UMAP on all cores without a seed (faster, not reproducible; recorded in the metadata).
     ari_floor: the ``ari_above_floor`` check fails below it (a regression guard).
     max_quarantine_share: the quarantine check fails when more than this share of files is rejected.
     anomaly_neighbors: k of the k-nearest-neighbour anomaly score.
@@ -150,6 +151,7 @@ class AnalysisSettings(dg.ConfigurableResource):
     umap_n_neighbors: int = 15
     umap_min_dist: float = 0.1
     pca_components: int = 0
+    umap_parallel: bool = False
     seed: int = 42
     k: int = 0
     k_sweep_max: int = 10
