@@ -18,13 +18,20 @@ real F3     ``anomaly.leave_one_class_out_auc`` on the 1000 real F3 patches in /
             in place), 50-d UMAP as ``embed``, ``split="tail"`` (neighbouring patches overlap), one row per held-out
             class and ``--loco-seeds`` random state.
 
-Both sections also score alternative combinations of the two robust z-scores (``centroid_z``, ``knn_z``) the
-scorer already computes: the default ``score`` column, each one alone, their max, and a weighted mean. For the
+The scorer is fitted with the backbone features (``X_train``), so its ``score`` column is the default three-term
+mean ``(centroid_z + knn_z + feature_knn_z) / 3``; ``mean`` is the previous default ``(centroid_z + knn_z) / 2``.
+Both sections also score alternative combinations of the two UMAP robust z-scores (``centroid_z``, ``knn_z``):
+each one alone, their mean, their max, and a weighted mean. For the
 leave-one-class-out runs the embedding and k-means fitted inside ``leave_one_class_out_auc`` are recovered through
 the ``embed`` callable (k-means is refitted with the same seed, and the default combination is checked against
 the function's own ``auc``), so every column comes from the same fit. One diagnostic column, ``knn_pca50``, is not
 a combination: the kNN distance in a 50-d PCA of the backbone features (fitted on the same training rows), to show
 how much the UMAP step itself costs.
+
+Feature-space candidates (``FEATURE_SPACES`` x ``FEATURE_COMBINATIONS``, printed as separate tables with candidates
+as rows): the robust kNN z in a PCA of the features (``pca50`` plain, ``pcaw50`` whitened, ``std_pca50``
+standardised features, ``pca20``) alone (``f:``), as a third term beside centroid_z and knn_z (``mean3:``), or beside
+knn_z only (``mean2:``). Every run checks that the scorer's ``score`` AUC equals ``DEFAULT_CANDIDATE``'s.
 
 Generated sets and feature tables are cached in ``--cache-dir`` (default ``$TMPDIR/seis_assets_bench_anomaly``),
 features keyed by the backbone actually used (``extract_features(previous_path=...)`` reuses rows by sha256).
@@ -67,6 +74,24 @@ COMBINATIONS = {
 #: diagnostic column: kNN distance in PCA-50 of the features, without UMAP (see knn_in_feature_space)
 KNN_FEAT = "knn_pca50"
 
+#: feature-space variants for the candidate scores: name -> (standardise features first, whiten, n_components).
+#: fz = robust z of the kNN distance in that PCA space (median/MAD of the training leave-self-out distances).
+FEATURE_SPACES = {
+    "pca50": (False, False, 50),
+    "pcaw50": (False, True, 50),
+    "std_pca50": (True, False, 50),
+    "pca20": (False, False, 20),
+}
+#: name -> f(centroid_z, knn_z, fz): candidate scores that add a feature-space kNN term (fz) to the UMAP scores.
+FEATURE_COMBINATIONS = {
+    "f": lambda cz, kz, fz: fz,
+    "mean3": lambda cz, kz, fz: (cz + kz + fz) / 3,
+    "mean2": lambda cz, kz, fz: (kz + fz) / 2,
+}
+CAND_COLS = [f"{c}:{v}" for v in FEATURE_SPACES for c in FEATURE_COMBINATIONS]
+#: what ``core.anomaly``'s ``score`` is when the scorer is fitted with features (checked on every run)
+DEFAULT_CANDIDATE = "mean3:pca50"
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
@@ -97,13 +122,43 @@ def scan(root: Path, split: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def combination_aucs(is_anom: np.ndarray, scores: pd.DataFrame, knn_feat=None) -> dict:
+def combination_aucs(is_anom: np.ndarray, scores: pd.DataFrame, knn_feat=None, feat_z: dict | None = None) -> dict:
+    """AUCs of ``score``, the UMAP combinations, the PCA-50 kNN diagnostic and the feature-space candidates.
+
+    ``feat_z``: variant name -> robust kNN z in that feature space, aligned with ``scores``.
+    """
     from seis_assets.core.anomaly import roc_auc
 
     cz, kz = scores["centroid_z"].to_numpy(), scores["knn_z"].to_numpy()
     out = {"score": roc_auc(is_anom, scores["score"])}
     out.update({name: roc_auc(is_anom, f(cz, kz)) for name, f in COMBINATIONS.items()})
     out[KNN_FEAT] = float("nan") if knn_feat is None else roc_auc(is_anom, knn_feat)
+    for v, fz in (feat_z or {}).items():
+        out.update({f"{c}:{v}": roc_auc(is_anom, f(cz, kz, fz)) for c, f in FEATURE_COMBINATIONS.items()})
+    return out
+
+
+def feature_knn_z(X_fit: np.ndarray, X_eval: np.ndarray, seed: int) -> dict:
+    """Robust kNN z (n_neighbors 10, training leave-self-out median/MAD) of ``X_eval`` in each FEATURE_SPACES variant.
+
+    Same definition as ``AnomalyScorer.knn_z``, computed by a scorer fitted on the PCA-space training rows (its
+    centroid part is unused, so one dummy centroid is passed).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from seis_assets.core.anomaly import fit_anomaly_scorer
+
+    out = {}
+    for v, (standardize, whiten, n) in FEATURE_SPACES.items():
+        A, B = np.asarray(X_fit, np.float64), np.asarray(X_eval, np.float64)
+        if standardize:
+            sc = StandardScaler().fit(A)
+            A, B = sc.transform(A), sc.transform(B)
+        pca = PCA(n_components=min(n, *A.shape), whiten=whiten, random_state=seed).fit(A)
+        P_fit, P_eval = pca.transform(A), pca.transform(B)
+        scorer = fit_anomaly_scorer(P_fit, P_fit.mean(axis=0, keepdims=True))
+        out[v] = scorer.score(P_eval)["knn_z"].to_numpy()
     return out
 
 
@@ -147,19 +202,22 @@ def synthetic_run(args, backbone, feat_dir: Path, seed: int) -> tuple[dict, pd.D
     reducer, Z_train = fit_reducer(X_train, N_COMPONENTS, random_state=args.umap_seed)
     Z_test = reducer.transform(X_test)
     knn_feat = knn_in_feature_space(X_train, X_test, args.umap_seed)
+    feat_z = feature_knn_z(X_train, X_test, args.umap_seed)
     km = fit_kmeans(Z_train, K, random_state=args.umap_seed)
-    scores = fit_anomaly_scorer(Z_train, km).score(Z_test)
+    scores = fit_anomaly_scorer(Z_train, km, X_train=X_train, random_state=args.umap_seed).score(Z_test, X_test)
     print(f"  seed {seed}: UMAP + k-means + scores in {time.perf_counter() - t:.0f} s; "
           f"{len(train)} train, {len(test)} test, {n_listed} anomalies")
 
     row = {"seed": seed, "n_anomaly": int((kinds != "").sum()), "n_normal": int((kinds == "").sum())}
-    row.update(combination_aucs(kinds != "", scores, knn_feat))
+    row.update(combination_aucs(kinds != "", scores, knn_feat, feat_z))
+    _check_default(row)
     per_kind = []
     normal = kinds == ""
     for kind in synthetic.ANOMALY_KINDS:
         sel = normal | (kinds == kind)
         r = {"seed": seed, "kind": kind, "n": int((kinds == kind).sum())}
-        r.update(combination_aucs(kinds[sel] == kind, scores[sel].reset_index(drop=True), knn_feat[sel]))
+        r.update(combination_aucs(kinds[sel] == kind, scores[sel].reset_index(drop=True), knn_feat[sel],
+                                  {v: z[sel] for v, z in feat_z.items()}))
         per_kind.append(r)
     return row, pd.DataFrame(per_kind)
 
@@ -193,15 +251,25 @@ def loco_run(X: np.ndarray, labels: np.ndarray, held_out: str, seed: int) -> dic
     res = leave_one_class_out_auc(X, labels, held_out, embed=embed, split="tail", random_state=seed)
     # same fit as inside leave_one_class_out_auc: same Z, same k-means seed
     km = fit_kmeans(log["Z_fit"], res["k"], random_state=seed)
-    scores = fit_anomaly_scorer(log["Z_fit"], km).score(log["Z_eval"])
+    scores = fit_anomaly_scorer(log["Z_fit"], km, X_train=log["X_fit"], random_state=seed).score(
+        log["Z_eval"], log["X_eval"])
     is_anom = np.r_[np.zeros(res["n_normal"], bool), np.ones(res["n_anomaly"], bool)]
     row = {"held_out": held_out, "seed": seed, "n_fit": res["n_fit"], "n_normal": res["n_normal"],
            "n_anomaly": res["n_anomaly"]}
-    row.update(combination_aucs(is_anom, scores, knn_in_feature_space(log["X_fit"], log["X_eval"], seed)))
-    for ours, theirs in (("score", "auc"), ("centroid_z", "auc_centroid_z"), ("knn", "auc_knn")):
+    row.update(combination_aucs(is_anom, scores, knn_in_feature_space(log["X_fit"], log["X_eval"], seed),
+                                feature_knn_z(log["X_fit"], log["X_eval"], seed)))
+    for ours, theirs in (("score", "auc"), ("centroid_z", "auc_centroid_z"), ("knn", "auc_knn"),
+                         (KNN_FEAT, "auc_feature_knn")):
         if not np.isclose(row[ours], res[theirs]):
             raise RuntimeError(f"recomputed {ours} AUC {row[ours]:.4f} != leave_one_class_out_auc {res[theirs]:.4f}")
+    _check_default(row)
     return row
+
+
+def _check_default(row: dict) -> None:
+    """The scorer's own ``score`` (fitted with features) must be the candidate recomputed here."""
+    if not np.isclose(row["score"], row[DEFAULT_CANDIDATE]):
+        raise RuntimeError(f"scorer's score AUC {row['score']:.4f} != {DEFAULT_CANDIDATE} {row[DEFAULT_CANDIDATE]:.4f}")
 
 
 def real_section(args, backbone, feat_dir: Path) -> pd.DataFrame:
@@ -222,7 +290,18 @@ def real_section(args, backbone, feat_dir: Path) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- output
-AUC_COLS = ["score", *COMBINATIONS, KNN_FEAT]
+UMAP_COLS = ["score", *COMBINATIONS, KNN_FEAT]
+AUC_COLS = [*UMAP_COLS, *CAND_COLS]
+
+
+def candidate_table(df: pd.DataFrame, key: str, cols: list[str]) -> str:
+    """Candidates as rows (``score`` first), one column per ``key`` value: wide tables read badly."""
+    t = df.set_index(key)[["mean", "score", *CAND_COLS]].T
+    t.columns = [str(c).replace("*", "") for c in t.columns]
+    t = t.reset_index().rename(columns={"index": "candidate"})
+    names = {"mean": "mean (previous default)", "score": f"score (scorer default = {DEFAULT_CANDIDATE})"}
+    t["candidate"] = [names.get(c, c) for c in t["candidate"]]
+    return md_table(t, ["candidate", *t.columns[1:]])
 
 
 def md_table(df: pd.DataFrame, cols: list[str]) -> str:
@@ -279,10 +358,14 @@ def main(argv=None) -> None:
         out += [
             f"### Synthetic injected anomalies (n_train={args.n_train}/class, n_test={N_TEST}/class, "
             f"anomaly_share={ANOMALY_SHARE}, default difficulty): ROC AUC per generator seed",
-            md_table(overall, ["seed", "n_anomaly", "n_normal", *AUC_COLS]),
+            md_table(overall, ["seed", "n_anomaly", "n_normal", *UMAP_COLS]),
             f"### Synthetic, per anomaly kind (mean AUC over seeds {args.seeds}; n = anomalies of that kind, "
             "all seeds; negatives = all normal test patches)",
-            md_table(kind_mean.reset_index(), ["kind", "n", *AUC_COLS]),
+            md_table(kind_mean.reset_index(), ["kind", "n", *UMAP_COLS]),
+            "### Synthetic, feature-space candidates (rows; `f:v` = robust kNN z in feature space v alone, "
+            "`mean3:v` = (centroid_z + knn_z + f)/3, `mean2:v` = (knn_z + f)/2): AUC per seed, mean, per kind",
+            candidate_table(pd.concat([overall, kind_mean.reset_index().rename(columns={"kind": "seed"})],
+                                      ignore_index=True), "seed", CAND_COLS),
         ]
     if not args.skip_real and F3_ROOT.is_dir():
         print("real F3:")
@@ -291,16 +374,21 @@ def main(argv=None) -> None:
         f3_fault = float(loco.loc[loco["held_out"] == "fault", "score"].mean())
         out += [
             "### Real F3, leave-one-class-out ROC AUC (split=\"tail\", eval_fraction=0.2, k=3), per UMAP seed",
-            md_table(loco, ["held_out", "seed", "n_fit", "n_normal", "n_anomaly", *AUC_COLS]),
+            md_table(loco, ["held_out", "seed", "n_fit", "n_normal", "n_anomaly", *UMAP_COLS]),
             f"### Real F3, leave-one-class-out, mean over seeds {args.loco_seeds}",
-            md_table(with_mean(by_class, "held_out", "mean over classes"), ["held_out", *AUC_COLS]),
+            md_table(with_mean(by_class, "held_out", "mean over classes"), ["held_out", *UMAP_COLS]),
+            f"### Real F3, feature-space candidates, mean over seeds {args.loco_seeds} (rows), per held-out class",
+            candidate_table(with_mean(by_class, "held_out", "mean over classes"), "held_out", CAND_COLS),
+            "### Real F3, feature-space candidates, min over seeds per held-out class",
+            candidate_table(loco.groupby("held_out", sort=False)[AUC_COLS].min().reset_index(), "held_out",
+                            CAND_COLS),
         ]
     elif not args.skip_real:
         print(f"real F3: skipped ({F3_ROOT} not found)")
 
     print()
     print(f"backbone used: {ident['backbone']} (requested {ident['requested']}); columns: score = the "
-          "scorer's `score` column (current default), then combinations of centroid_z and knn_z recomputed here; "
+          f"scorer's `score` column (default, fitted with features = {DEFAULT_CANDIDATE}), then combinations of centroid_z and knn_z recomputed here; "
           f"total {time.perf_counter() - t0:.0f} s")
     print()
     print("\n\n".join(out))

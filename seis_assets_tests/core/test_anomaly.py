@@ -108,3 +108,121 @@ def test_leave_one_class_out_flags_the_unseen_class():
     assert Identity.seen == 144 and res2["auc"] > 0.95
     with pytest.raises(ValueError, match="not in labels"):
         anomaly.leave_one_class_out_auc(X, labels, "nope")
+
+
+# --------------------------------------------------------------------------- feature-space kNN term
+def _project(X):
+    """A stand-in for UMAP.transform: keeps the first 3 feature dims, drops the rest."""
+    return np.asarray(X)[:, :3]
+
+
+@pytest.fixture(scope="module")
+def features_and_embedding():
+    """Two clusters in 20-d features; the 'embedding' sees only the first 3 dims."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(scale=0.5, size=(150, 20)), rng.normal(scale=0.5, size=(150, 20)) + 10.0])
+    Z = _project(X)
+    return X, Z, fit_kmeans(Z, 2, random_state=0)
+
+
+def test_point_inside_a_cluster_in_the_embedding_but_far_in_features_scores_high(features_and_embedding):
+    X, Z, km = features_and_embedding
+    x_new = np.zeros((1, 20))
+    x_new[0, 3:] = 6.0  # at cluster 0's centre in the embedded dims, far from everything in the other 17
+    z_new = _project(x_new)
+
+    plain = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    s_plain = plain.score(z_new)
+    # without features the point looks ordinary: below the median training score
+    assert s_plain.loc[0, "score"] < plain.training_scores_["score"].median()
+
+    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5, X_train=X)
+    s = scorer.score(z_new, x_new)
+    train = scorer.training_scores_
+    assert scorer.uses_features and not plain.uses_features
+    assert list(s.columns) == anomaly.FEATURE_SCORE_COLUMNS and list(train.columns) == anomaly.FEATURE_SCORE_COLUMNS
+    # the UMAP-space columns are exactly those of the plain scorer
+    for col in anomaly.SCORE_COLUMNS[:-1]:
+        np.testing.assert_allclose(s[col].to_numpy(), s_plain[col].to_numpy())
+    assert s.loc[0, "feature_knn_z"] > 10 * train["feature_knn_z"].max()
+    assert s.loc[0, "score"] > train["score"].max()
+    np.testing.assert_allclose(s["score"], (s["centroid_z"] + s["knn_z"] + s["feature_knn_z"]) / 3)
+    np.testing.assert_allclose(train["score"], (train["centroid_z"] + train["knn_z"] + train["feature_knn_z"]) / 3)
+    # fresh draws from cluster 0 stay ordinary
+    fresh = np.random.default_rng(4).normal(scale=0.5, size=(30, 20))
+    assert scorer.score(_project(fresh), fresh)["score"].median() < train["score"].quantile(0.75)
+
+
+def test_without_features_score_is_the_mean_of_the_two_embedding_scores(two_clusters):
+    Z, km = two_clusters
+    s = anomaly.fit_anomaly_scorer(Z, km).score(Z[:5] + 0.3)
+    np.testing.assert_allclose(s["score"], (s["centroid_z"] + s["knn_z"]) / 2)
+
+
+def test_training_feature_knn_excludes_self_and_is_robust_z_scaled():
+    X = np.array([[0.0], [1.0], [3.0], [6.0]])
+    Z = np.array([[0.0], [1.0], [2.0], [3.0]])
+    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[1.5]]), n_neighbors=1, X_train=X)
+    t = scorer.training_scores_
+    # a 1-component PCA of 1-d data keeps distances: nearest other point at 1, 1, 2, 3
+    assert t["feature_knn"].tolist() == pytest.approx([1.0, 1.0, 2.0, 3.0])
+    med, mad = 1.5, 0.5 * anomaly.MAD_TO_SD  # median of [1, 1, 2, 3]; median of |d - 1.5| = 0.5
+    assert scorer.feature_knn_median_ == pytest.approx(med) and scorer.feature_knn_scale_ == pytest.approx(mad)
+    assert t["feature_knn_z"].tolist() == pytest.approx([(d - med) / mad for d in (1.0, 1.0, 2.0, 3.0)])
+    s = scorer.score(np.array([[1.0]]), np.array([[10.0]]))
+    assert s.loc[0, "feature_knn"] == pytest.approx(4.0)  # new points: nearest training point (6) counts
+
+
+def test_feature_pca_components_are_capped_and_settable(features_and_embedding):
+    X, Z, km = features_and_embedding
+    assert anomaly.fit_anomaly_scorer(Z, km, X_train=X).feature_pca_.n_components_ == 20  # 20 features < 50
+    assert anomaly.fit_anomaly_scorer(Z, km, X_train=X, feature_pca_components=5).feature_pca_.n_components_ == 5
+
+
+def test_features_are_required_exactly_when_fitted_with_them(features_and_embedding):
+    X, Z, km = features_and_embedding
+    scorer = anomaly.fit_anomaly_scorer(Z, km, X_train=X)
+    with pytest.raises(ValueError, match="fitted with X_train"):
+        scorer.score(Z[:2])
+    with pytest.raises(ValueError, match="expected X of shape"):
+        scorer.score(Z[:2], X[:3])
+    with pytest.raises(ValueError, match="expected X of shape"):
+        scorer.score(Z[:2], X[:2, :5])
+    with pytest.raises(ValueError, match="fitted without X_train"):
+        anomaly.fit_anomaly_scorer(Z, km).score(Z[:2], X[:2])
+    with pytest.raises(ValueError, match="one row per Z_train row"):
+        anomaly.fit_anomaly_scorer(Z, km, X_train=X[:-1])
+    empty = scorer.score(np.zeros((0, 3)), np.zeros((0, 20)))
+    assert len(empty) == 0 and list(empty.columns) == anomaly.FEATURE_SCORE_COLUMNS
+
+
+def test_scorer_with_features_survives_joblib(features_and_embedding, tmp_path):
+    import joblib
+
+    X, Z, km = features_and_embedding
+    scorer = anomaly.fit_anomaly_scorer(Z, km, X_train=X)
+    joblib.dump(scorer, tmp_path / "scorer.joblib")
+    loaded = joblib.load(tmp_path / "scorer.joblib")
+    x_new = X[:4] + 1.0
+    np.testing.assert_allclose(loaded.score(_project(x_new), x_new).to_numpy(float),
+                               scorer.score(_project(x_new), x_new).to_numpy(float))
+
+
+def test_leave_one_class_out_uses_the_features_behind_the_embedding():
+    """An unseen class that the embedding maps onto a known one is found only through the feature term."""
+    rng = np.random.default_rng(2)
+    centers = {"a": [0] * 8, "b": [8] + [0] * 7, "c": [0, 8] + [0] * 6, "odd": [0, 0, 0, 6, 6, 6, 6, 6]}
+    X = np.vstack([rng.normal(size=(60, 8)) * 0.7 + np.array(c, float) for c in centers.values()])
+    labels = np.repeat(list(centers), 60)
+
+    class Project:
+        def transform(self, X):
+            return _project(X)
+
+    def embed(X_fit):
+        return Project(), _project(X_fit)
+
+    with_f = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
+    without = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail", feature_pca_components=None)
+    assert with_f["auc"] > 0.95 and with_f["auc_feature_knn"] > 0.95
+    assert without["auc"] < 0.8 and np.isnan(without["auc_feature_knn"])
