@@ -10,7 +10,9 @@ from seis_assets.assets import EVALUATION
 from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.core import plots as P
 from seis_assets.core.anomaly import fit_anomaly_scorer
-from seis_assets.core.dataset import known_anomaly_kinds, read_known_anomalies, stack_vectors
+from seis_assets.core.dataset import (
+    combine_feature_tables, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
+)
 from seis_assets.core.matfiles import load_patch
 from seis_assets.core.report import classification_metrics, confusion_table, score_patches, summarise, predict_test_set
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
@@ -18,27 +20,33 @@ from seis_assets.resources import AnalysisSettings, SeisPaths
 
 
 @dg.asset(
+    ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
     io_manager_key="parquet_io_manager",
     group_name=EVALUATION,
     kinds={"parquet"},
     description=(
-        "Every patch (train and test) ranked by anomaly score in the 50-d embedding: distance to its centroid "
-        "scaled by the cluster's spread, combined with the k-nearest-neighbour distance to the training patches."
+        "Every patch (train and test) ranked by anomaly score: distance to its centroid in the 50-d embedding scaled "
+        "by the cluster's spread, the k-nearest-neighbour distance to the training patches in that embedding, and "
+        "the same in a 50-d PCA of the backbone features (where UMAP cannot pull unseen patches into a cluster)."
     ),
 )
 def anomalies(
     context: dg.AssetExecutionContext,
     umap_50d: pd.DataFrame,
     kmeans_model,
+    resnet_features: dict[str, pd.DataFrame],
     paths: SeisPaths,
     analysis: AnalysisSettings,
 ) -> pd.DataFrame:
     Z = stack_vectors(umap_50d["embedding"])
+    X = features_for(combine_feature_tables(resnet_features), umap_50d["path"])
     train = (umap_50d["split"] == "train").to_numpy()
-    scorer = fit_anomaly_scorer(Z[train], kmeans_model, n_neighbors=analysis.anomaly_neighbors)
+    scorer = fit_anomaly_scorer(
+        Z[train], kmeans_model, n_neighbors=analysis.anomaly_neighbors, X_train=X[train], random_state=analysis.seed
+    )
     save_joblib_atomic(scorer, paths.model("anomaly_scorer.joblib"))
     kinds = known_anomaly_kinds(umap_50d, read_known_anomalies(paths.test))
-    scored = score_patches(umap_50d, Z, scorer, kmeans_model, kinds)
+    scored = score_patches(umap_50d, Z, scorer, kmeans_model, kinds, X)
     context.add_output_metadata(
         {
             "n_scored": len(scored),

@@ -86,6 +86,21 @@ def combine_feature_tables(tables: Mapping[str, pd.DataFrame]) -> FeatureSet:
     return FeatureSet(meta=df[META_COLUMNS].copy(), X=stack_vectors(df["features"]), identity=identity)
 
 
+def features_for(features: FeatureSet, paths: pd.Series) -> np.ndarray:
+    """The feature rows of ``paths``, in that order (e.g. to line features up with an embedding table).
+
+    Raises ``ValueError`` naming a path that has no feature row (the tables changed in between: re-materialize).
+    """
+    position = pd.Series(np.arange(len(features.meta)), index=features.meta["path"].to_numpy())
+    missing = paths[~paths.isin(position.index)]
+    if len(missing):
+        raise ValueError(
+            f"{len(missing)} patch(es) of the embedding have no feature row, e.g. {missing.iloc[0]}: the features "
+            "changed since umap_50d was fitted; re-run the recluster job"
+        )
+    return features.X[position.loc[paths.to_numpy()].to_numpy()]
+
+
 def embedding_frame(meta: pd.DataFrame, Z: np.ndarray) -> pd.DataFrame:
     """``meta`` with an ``embedding`` column holding row ``i`` of ``Z`` (n, d)."""
     if len(meta) != len(Z):

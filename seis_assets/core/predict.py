@@ -112,7 +112,7 @@ def predict_files(
         X[rows] = embed(backbone, np.stack([patches[i] for i in rows]), input_size, precision)
 
     Z = models.reducer.transform(X)
-    scores = models.scorer.score(Z)
+    scores = models.scorer.score(Z, X) if models.scorer.uses_features else models.scorer.score(Z)
     clusters = np.asarray(models.kmeans.predict(np.asarray(Z, dtype=models.kmeans.cluster_centers_.dtype)), dtype=int)
     majority = dict(zip(models.mapping["cluster"].astype(int), models.mapping["majority"]))
     hungarian = dict(zip(models.mapping["cluster"].astype(int), models.mapping["hungarian"]))

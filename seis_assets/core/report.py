@@ -20,7 +20,9 @@ from seis_assets.core.evaluate import classification_table, clustering_scores, c
 MAPPINGS = ("majority", "hungarian")
 
 
-def score_patches(embedding: pd.DataFrame, Z: np.ndarray, scorer, kmeans, known_kinds: pd.Series) -> pd.DataFrame:
+def score_patches(
+    embedding: pd.DataFrame, Z: np.ndarray, scorer, kmeans, known_kinds: pd.Series, X: np.ndarray | None = None
+) -> pd.DataFrame:
     """Cluster and anomaly score of every patch, most anomalous first.
 
     Parameters
@@ -30,22 +32,30 @@ def score_patches(embedding: pd.DataFrame, Z: np.ndarray, scorer, kmeans, known_
     scorer : fitted :class:`seis_assets.core.anomaly.AnomalyScorer` (fitted on the training rows, in order)
     kmeans : the fitted KMeans (training rows' ``labels_`` in order)
     known_kinds : Series (n_samples,) of known/injected anomaly kinds ("" for ordinary patches)
+    X : ndarray (n_samples, dim) or None, the backbone features of the same rows; required when the scorer was
+        fitted with features (``scorer.uses_features``)
 
     Returns
     -------
-    DataFrame with path, category, split, cluster, centroid_z, knn, score, known_anomaly, rank (1 = most anomalous)
+    DataFrame with path, category, split, cluster, centroid_z, knn, [feature_knn_z,] score, known_anomaly, rank
+    (1 = most anomalous)
     """
     train = (embedding["split"] == "train").to_numpy()
-    scores = pd.DataFrame(index=range(len(embedding)), columns=["cluster", "centroid_z", "knn", "score"], dtype=float)
+    value_columns = ["centroid_z", "knn"] + (["feature_knn_z"] if scorer.uses_features else []) + ["score"]
+    scores = pd.DataFrame(index=range(len(embedding)), columns=["cluster", *value_columns], dtype=float)
     train_scores = scorer.training_scores_.reset_index(drop=True)
-    other_scores = scorer.score(Z[~train]).reset_index(drop=True)
+    if scorer.uses_features:
+        other_scores = scorer.score(Z[~train], X[~train])
+    else:
+        other_scores = scorer.score(Z[~train])
+    other_scores = other_scores.reset_index(drop=True)
     for col in scores.columns:
         scores.loc[train, col] = train_scores[col].to_numpy()
         scores.loc[~train, col] = other_scores[col].to_numpy()
     out = embedding[["path", "category", "split"]].reset_index(drop=True).copy()
     out["cluster"] = scores["cluster"].astype(int)
     out.loc[train, "cluster"] = np.asarray(kmeans.labels_, dtype=int)
-    for col in ("centroid_z", "knn", "score"):
+    for col in value_columns:
         out[col] = scores[col].astype(float)
     out["known_anomaly"] = known_kinds.reset_index(drop=True).astype(str).to_numpy()
     out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

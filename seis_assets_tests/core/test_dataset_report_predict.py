@@ -6,7 +6,7 @@ import pytest
 
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.dataset import (
-    combine_feature_tables, embedding_frame, known_anomaly_kinds, read_known_anomalies, stack_vectors,
+    combine_feature_tables, embedding_frame, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
 from seis_assets.core.features import BackboneMismatchError
 from seis_assets.core.predict import _backbone_for, archive_files
@@ -32,6 +32,14 @@ def test_combine_feature_tables_aligns_rows_and_refuses_mixed_backbones():
         combine_feature_tables({"a": _features("a", 2), "b": _features("b", 2, backbone="efficientnet_lite0")})
     with pytest.raises(ValueError, match="no feature rows"):
         combine_feature_tables({"a": _features("a", 0)})
+
+
+def test_features_for_lines_feature_rows_up_with_other_tables():
+    fs = combine_feature_tables({"a": _features("a", 3), "b": _features("b", 2)})
+    order = pd.Series(["/d/train/b/1.mat", "/d/train/a/0.mat", "/d/train/a/2.mat"])
+    assert features_for(fs, order)[:, 0].tolist() == [1.0, 0.0, 2.0]
+    with pytest.raises(ValueError, match="no feature row, e.g. /d/train/c/9.mat"):
+        features_for(fs, pd.Series(["/d/train/a/0.mat", "/d/train/c/9.mat"]))
 
 
 def test_embedding_frame_round_trips_vectors():

@@ -69,6 +69,10 @@ def test_full_graph_writes_tables_models_metrics_and_plots(materialized):
     assert doc["n_known_anomalies_test"] == round(0.25 * 4 * 6)
     assert 0.0 <= doc["anomaly_roc_auc"] <= 1.0
 
+    ranked = read_parquet(small_dataset / "warehouse" / "anomalies.parquet")
+    assert len(ranked) == 4 * (16 + 6) and ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["score"].is_monotonic_decreasing and ranked["feature_knn_z"].notna().all()
+
     predictions = pd.read_csv(outputs / "predictions.csv")
     assert list(predictions.columns[:4]) == ["file", "true_label", "cluster", "predicted_label"]
     assert len(predictions) == 4 * 6
