@@ -10,7 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from seis_assets.core.dataset import IDENTITY_COLUMNS, stack_vectors
+from seis_assets.core.dataset import identities_by_category, stack_vectors
 from seis_assets.resources import AnalysisSettings
 
 #: A cluster smaller than this share of the training patches (or than 2 patches) is degenerate.
@@ -43,11 +43,7 @@ def features_finite(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckRe
     description="All categories' features come from one backbone, weights, input size and precision.",
 )
 def single_backbone(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckResult:
-    seen = {}
-    for category, table in sorted(resnet_features.items()):
-        for key in table[IDENTITY_COLUMNS].drop_duplicates().itertuples(index=False):
-            seen.setdefault(tuple(map(str, key)), []).append(category)
-    identities = {" / ".join(k): v for k, v in seen.items()}
+    identities = identities_by_category(resnet_features)
     return dg.AssetCheckResult(
         passed=len(identities) == 1,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -14,7 +14,9 @@ from seis_assets.core.dataset import (
     combine_feature_tables, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
 from seis_assets.core.matfiles import load_patch
-from seis_assets.core.report import classification_metrics, confusion_table, score_patches, summarise, predict_test_set
+from seis_assets.core.report import (
+    classification_metrics, cluster_labels, confusion_table, predict_test_set, score_patches, summarise,
+)
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
 
@@ -157,7 +159,7 @@ def plots(
 ) -> dict[str, str]:
     train = umap_2d[umap_2d["split"] == "train"].reset_index(drop=True)
     xy = stack_vectors(train["embedding"])
-    mapping = dict(zip(cluster_mapping["cluster"].astype(int), cluster_mapping["majority"]))
+    mapping = cluster_labels(cluster_mapping, "majority")
     classes = sorted(train["category"].unique())
     key = paths.mat_key
     out = {

@@ -50,6 +50,19 @@ def stack_vectors(column: pd.Series) -> np.ndarray:
     return np.stack([np.asarray(v, dtype=np.float32) for v in column.to_numpy()])
 
 
+def identities_by_category(tables: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """Which categories hold features of which identity.
+
+    Returns ``{"<backbone> / <weights> / <input_size> / <precision>": [categories]}``; one key means the tables can
+    be combined. Empty tables are ignored.
+    """
+    seen: dict[str, list[str]] = {}
+    for category, table in sorted(tables.items()):
+        for key in table[IDENTITY_COLUMNS].drop_duplicates().itertuples(index=False):
+            seen.setdefault(" / ".join(map(str, key)), []).append(category)
+    return seen
+
+
 def combine_feature_tables(tables: Mapping[str, pd.DataFrame]) -> FeatureSet:
     """Concatenate per-category feature tables, refusing to mix backbones.
 
@@ -70,19 +83,17 @@ def combine_feature_tables(tables: Mapping[str, pd.DataFrame]) -> FeatureSet:
     frames = [df for df in tables.values() if len(df)]
     if not frames:
         raise ValueError("no feature rows in any category: materialize raw_mat_index and resnet_features first")
-    df = pd.concat(frames, ignore_index=True)
-    identities = df.groupby(IDENTITY_COLUMNS, dropna=False)["category"].unique()
+    identities = identities_by_category(tables)
     if len(identities) > 1:
-        described = "; ".join(
-            f"{dict(zip(IDENTITY_COLUMNS, key))} in {sorted(cats)}" for key, cats in identities.items()
-        )
+        described = "; ".join(f"{key} in {cats}" for key, cats in identities.items())
         raise ValueError(
             "features from different backbones cannot be mixed: "
             f"{described}. Re-materialize resnet_features for all categories with one feature setting."
         )
+    df = pd.concat(frames, ignore_index=True)
     df = df.sort_values(["split", "category", "path"], kind="stable").reset_index(drop=True)
-    identity = dict(zip(IDENTITY_COLUMNS, identities.index[0]))
-    identity = {k: (v.item() if hasattr(v, "item") else v) for k, v in identity.items()}
+    first = df.iloc[0]
+    identity = {k: (first[k].item() if hasattr(first[k], "item") else first[k]) for k in IDENTITY_COLUMNS}
     return FeatureSet(meta=df[META_COLUMNS].copy(), X=stack_vectors(df["features"]), identity=identity)
 
 

@@ -21,6 +21,7 @@ from upath import UPath
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.features import BackboneMismatchError, embed, resolve_precision
 from seis_assets.core.matfiles import PatchLoadError, file_sha256, load_patch
+from seis_assets.core.report import cluster_labels
 from seis_assets.core.storage import load_joblib, read_parquet
 
 PREDICTION_COLUMNS = [
@@ -114,8 +115,7 @@ def predict_files(
     Z = models.reducer.transform(X)
     scores = models.scorer.score(Z, X) if models.scorer.uses_features else models.scorer.score(Z)
     clusters = np.asarray(models.kmeans.predict(np.asarray(Z, dtype=models.kmeans.cluster_centers_.dtype)), dtype=int)
-    majority = dict(zip(models.mapping["cluster"].astype(int), models.mapping["majority"]))
-    hungarian = dict(zip(models.mapping["cluster"].astype(int), models.mapping["hungarian"]))
+    majority, hungarian = cluster_labels(models.mapping, "majority"), cluster_labels(models.mapping, "hungarian")
     train_scores = np.sort(models.scorer.training_scores_["score"].to_numpy())
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     predictions = pd.DataFrame(

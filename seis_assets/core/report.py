@@ -63,6 +63,11 @@ def score_patches(
     return out
 
 
+def cluster_labels(mapping: pd.DataFrame, column: str = "majority") -> dict[int, str]:
+    """``{cluster id: category}`` from the ``cluster_mapping`` table (``column``: "majority" or "hungarian")."""
+    return dict(zip(mapping["cluster"].astype(int), mapping[column]))
+
+
 def predict_test_set(scored: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
     """Predictions for the test patches, with the seed's columns first.
 
@@ -70,8 +75,7 @@ def predict_test_set(scored: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFram
     predicted_hungarian, anomaly_score, anomaly_rank, injected_anomaly (bool), anomaly_kind.
     """
     test = scored[scored["split"] == "test"].sort_values("path", kind="stable").reset_index(drop=True)
-    majority = dict(zip(mapping["cluster"].astype(int), mapping["majority"]))
-    hungarian = dict(zip(mapping["cluster"].astype(int), mapping["hungarian"]))
+    majority, hungarian = cluster_labels(mapping, "majority"), cluster_labels(mapping, "hungarian")
     clusters = test["cluster"].astype(int).to_numpy()
     return pd.DataFrame(
         {
