@@ -12,9 +12,8 @@ import hashlib
 import json
 
 import dagster as dg
-from upath import UPath
 
-from seis_assets.core.matfiles import list_categories, list_mat_files
+from seis_assets.core.matfiles import FileInfo, list_categories, list_mat_files_detailed
 from seis_assets.jobs import ingest_job, predict_incoming_job
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import SeisPaths
@@ -24,12 +23,11 @@ INCOMING_SENSOR_INTERVAL_S = 15
 MAX_FILES_PER_RUN = 500
 
 
-def folder_fingerprint(paths: list[str]) -> str:
-    """Changes when a file is added, removed, renamed, rewritten (size or mtime)."""
+def folder_fingerprint(files: list[FileInfo]) -> str:
+    """Changes when a file is added, removed, renamed, rewritten (size or mtime). No request per file."""
     h = hashlib.sha1()
-    for p in sorted(paths):
-        st = UPath(p).stat()
-        h.update(f"{p}\0{st.st_size}\0{getattr(st, 'st_mtime', 0)}\n".encode())
+    for f in sorted(files, key=lambda f: f.path):
+        h.update(f"{f.path}\0{f.size}\0{f.mtime}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -47,9 +45,9 @@ def train_folder_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -
     known = set(context.instance.get_dynamic_partitions(CATEGORY_PARTITIONS_NAME))
     current, run_requests = {}, []
     for category in categories:
-        files = list_mat_files(paths.train / category)
+        files = list_mat_files_detailed(paths.train / category)
         if paths.test.exists() and (paths.test / category).exists():
-            files += list_mat_files(paths.test / category)
+            files += list_mat_files_detailed(paths.test / category)
         current[category] = folder_fingerprint(files)
         if seen.get(category) != current[category]:
             run_requests.append(
@@ -79,12 +77,12 @@ def train_folder_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -
 def incoming_files_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -> dg.RunRequest | dg.SkipReason:
     if not paths.incoming.exists():
         return dg.SkipReason(f"incoming_dir {paths.incoming} does not exist")
-    files = list_mat_files(paths.incoming)[:MAX_FILES_PER_RUN]
+    files = list_mat_files_detailed(paths.incoming)[:MAX_FILES_PER_RUN]
     if not files:
         return dg.SkipReason(f"no .mat files in {paths.incoming}")
     if not (paths.models / "anomaly_scorer.joblib").exists():
         return dg.SkipReason(f"{len(files)} file(s) waiting, but no fitted models yet: run recluster_job first")
     return dg.RunRequest(
         run_key=f"incoming:{folder_fingerprint(files)}",
-        run_config=dg.RunConfig(ops={"new_file_predictions": {"config": {"files": files}}}),
+        run_config=dg.RunConfig(ops={"new_file_predictions": {"config": {"files": [f.path for f in files]}}}),
     )

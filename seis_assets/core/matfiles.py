@@ -35,6 +35,7 @@ are hashed and parsed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import io
@@ -455,6 +456,58 @@ def list_mat_files(folder: PathLike) -> list[str]:
         if info.get("type") == "file"
     ]
     return sorted(str(upath / n) for n in names if _is_mat_name(n))
+
+
+@dataclasses.dataclass(frozen=True)
+class FileInfo:
+    """One listed file: its path (absolute local path or URL), size in bytes and modification time (epoch s)."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+def _remote_mtime(info: Mapping) -> float:
+    """Modification time from an fsspec listing entry (local: ``mtime``; S3: ``LastModified``; GCS: ``updated``)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return float(pd.Timestamp(value).timestamp())
+    return 0.0
+
+
+def list_mat_files_detailed(folder: PathLike) -> list[FileInfo]:
+    """``.mat`` files directly in ``folder`` with size and mtime, from ONE listing call.
+
+    The same selection as :func:`list_mat_files`. On an object store this is a single ``ls(detail=True)`` request
+    however many files the folder holds (sensors call it every tick); locally it is one ``os.scandir``.
+
+    Returns
+    -------
+    files : list of FileInfo, sorted by path
+    """
+    upath = to_upath(folder)
+    if is_local(upath):
+        root = path_str(upath)
+        out = []
+        with os.scandir(root) as entries:
+            for e in entries:
+                if _is_mat_name(e.name) and e.is_file():
+                    st = e.stat()
+                    out.append(FileInfo(os.path.join(root, e.name), int(st.st_size), float(st.st_mtime)))
+        return sorted(out, key=lambda f: f.path)
+    out = []
+    for info in upath.fs.ls(upath.path, detail=True):
+        name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+        if info.get("type") == "file" and _is_mat_name(name):
+            out.append(FileInfo(str(upath / name), int(info.get("size") or 0), _remote_mtime(info)))
+    return sorted(out, key=lambda f: f.path)
 
 
 def _is_mat_name(name: str) -> bool:

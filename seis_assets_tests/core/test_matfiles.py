@@ -413,6 +413,9 @@ def test_memory_bucket_scan(tmp_path):
 
     assert mf.list_categories(root) == ["salt dome"]
     assert mf.list_mat_files(folder) == [str(folder / "a.mat"), str(folder / "b.mat")]
+    detailed = mf.list_mat_files_detailed(folder)
+    assert [f.path for f in detailed] == mf.list_mat_files(folder)
+    assert [f.size for f in detailed] == [len(local.read_bytes()), len(b"garbage bytes")]
     index, quarantine = mf.scan_category(root, "salt dome", "train")
     assert index["path"].tolist() == [str(folder / "a.mat")]
     assert index["path"][0].startswith("memory://")
@@ -452,3 +455,16 @@ def test_index_category_over_splits_keeps_every_file_once(tmp_path):
     assert len(index) == 3
     with pytest.raises(FileNotFoundError, match="nowhere"):
         mf.index_category("salt dome", {"train": tmp_path / "nowhere"})
+
+
+def test_detailed_listing_matches_stat(tmp_path):
+    """Size and mtime come from the one directory listing and agree with os.stat; hidden and non-.mat are skipped."""
+    save_v5(tmp_path / "b.mat", {"img": _patch()})
+    save_v5(tmp_path / "a.MAT", {"img": _patch()})
+    (tmp_path / ".a.mat.tmp").write_bytes(b"partial")
+    (tmp_path / "notes.txt").write_bytes(b"x")
+    files = mf.list_mat_files_detailed(tmp_path)
+    assert [f.path for f in files] == [str(tmp_path / "a.MAT"), str(tmp_path / "b.mat")]
+    for f in files:
+        st = os.stat(f.path)
+        assert (f.size, f.mtime) == (st.st_size, st.st_mtime)
