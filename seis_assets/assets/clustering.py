@@ -10,7 +10,7 @@ from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.core.cluster import contingency_table, fit_kmeans, hungarian_mapping, k_sweep, majority_mapping
 from seis_assets.core.dataset import stack_vectors
 from seis_assets.core.plots import k_sweep_plot
-from seis_assets.core.storage import save_joblib_atomic
+from seis_assets.core.storage import save_joblib_atomic, save_npy_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
 
 
@@ -63,7 +63,7 @@ def kmeans_model(
     model = fit_kmeans(Z, k, random_state=analysis.seed)
     save_joblib_atomic(model, paths.model("kmeans_model.joblib"))
     save_joblib_atomic(model, paths.output("kmeans_model.joblib"))
-    np.save(str(paths.output("cluster_assignments.npy")), model.labels_.astype(np.int64))
+    save_npy_atomic(model.labels_.astype(np.int64), paths.output("cluster_assignments.npy"))
     sizes = np.bincount(model.labels_, minlength=k)
     context.add_output_metadata(
         {
@@ -100,6 +100,6 @@ def cluster_mapping(
     for label in counts.columns:
         table[f"n_{label}"] = counts[label].to_numpy()
     # the seed's artifact: the majority label of cluster i at position i
-    np.save(str(paths.output("cluster_to_label_mapping.npy")), np.array(table["majority"].tolist()))
+    save_npy_atomic(np.array(table["majority"].tolist()), paths.output("cluster_to_label_mapping.npy"))
     context.add_output_metadata({"mapping": dg.MetadataValue.md(markdown_preview(table, n=50))})
     return table

@@ -20,6 +20,7 @@ No Dagster imports here: the IO manager and the feature writer both use it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import joblib
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -239,6 +241,27 @@ def save_joblib_atomic(obj: Any, path: PathLike) -> str:
         with tmp.open("wb") as handle:
             joblib.dump(obj, handle)
     return path_str(path)
+
+
+def save_npy_atomic(array: Any, path: PathLike) -> str:
+    """Write ``array`` in NumPy's ``.npy`` format to ``path`` atomically; return :func:`path_str`.
+
+    ``np.save`` on a path string writes in place (a reader can see half a file) and knows only local paths;
+    this writes through :func:`atomic_path`, so it also works on ``s3://`` and other fsspec URLs. Object
+    arrays are refused (``allow_pickle=False``): use a string or numeric dtype.
+    """
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as handle:
+            np.save(handle, np.asarray(array), allow_pickle=False)
+    return path_str(path)
+
+
+def load_npy(path: PathLike) -> np.ndarray:
+    """Read a ``.npy`` file written by :func:`save_npy_atomic` (local or remote; no pickles)."""
+    upath = to_upath(path)
+    _require(upath, "array file")
+    with upath.open("rb") as handle:
+        return np.load(io.BytesIO(handle.read()), allow_pickle=False)
 
 
 def load_joblib(path: PathLike, hint: str | None = None) -> Any:
