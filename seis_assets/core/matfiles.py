@@ -452,7 +452,7 @@ def list_mat_files(folder: PathLike) -> list[str]:
             )
     names = [
         info["name"].rstrip("/").rsplit("/", 1)[-1]
-        for info in upath.fs.ls(upath.path, detail=True)
+        for info in _fresh_listing(upath)
         if info.get("type") == "file"
     ]
     return sorted(str(upath / n) for n in names if _is_mat_name(n))
@@ -503,11 +503,19 @@ def list_mat_files_detailed(folder: PathLike) -> list[FileInfo]:
                     out.append(FileInfo(os.path.join(root, e.name), int(st.st_size), float(st.st_mtime)))
         return sorted(out, key=lambda f: f.path)
     out = []
-    for info in upath.fs.ls(upath.path, detail=True):
+    for info in _fresh_listing(upath):
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
         if info.get("type") == "file" and _is_mat_name(name):
             out.append(FileInfo(str(upath / name), int(info.get("size") or 0), _remote_mtime(info)))
     return sorted(out, key=lambda f: f.path)
+
+
+def _fresh_listing(upath) -> list[dict]:
+    """``ls(detail=True)`` of a remote folder, asked of the server: fsspec file systems (s3fs, gcsfs) cache
+    listings per instance, and a long-lived process (the sensor daemon) would otherwise never see files that
+    another client added."""
+    upath.fs.invalidate_cache(upath.path)
+    return upath.fs.ls(upath.path, detail=True)
 
 
 def _is_mat_name(name: str) -> bool:
@@ -527,6 +535,8 @@ def list_categories(train_dir: PathLike) -> list[str]:
         Naming ``train_dir`` when it is not a folder.
     """
     upath = to_upath(train_dir)
+    if not is_local(upath):
+        upath.fs.invalidate_cache(upath.path)  # see _fresh_listing: a new category folder must be seen
     if not upath.is_dir():
         raise FileNotFoundError(f"training folder {path_str(upath)} does not exist")
     return sorted(
