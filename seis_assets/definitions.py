@@ -6,7 +6,7 @@ from seis_assets.assets import clustering, embedding, evaluation, incoming, inge
 from seis_assets.checks import ALL_CHECKS
 from seis_assets.io_managers import ParquetIOManager
 from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
-from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
+from seis_assets.resources import AnalysisSettings, DaskCluster, FeatureSettings, SeisPaths
 from seis_assets.schedules import recluster_schedule
 from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
 
@@ -20,6 +20,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
         "paths": paths,
         "feature_settings": FeatureSettings.from_env(),
         "analysis": AnalysisSettings(),
+        "dask": DaskCluster.from_env(),
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
         "io_manager": dg.FilesystemIOManager(base_dir=str(paths.models / "dagster")),
     }

@@ -159,3 +159,46 @@ class AnalysisSettings(dg.ConfigurableResource):
     max_quarantine_share: float = 0.05
     anomaly_neighbors: int = 10
     n_top_anomalies: int = 24
+
+
+class DaskCluster(dg.ConfigurableResource):
+    """Where ``resnet_features`` reads and embeds the files: here (default), or on a Dask cluster.
+
+    scheduler_address: unset (default) = in the run's own process, nothing else starts. ``tcp://host:8786``
+    (env ``SEIS_DASK_SCHEDULER``) = shards of ``shard_size`` files go to that cluster's workers (a
+    ``dask-scheduler`` you started, dask-kubernetes, a cloud provider's Dask); the table is still written by the
+    run. Workers need this package (same version) and read access to the files: a bucket (``s3://``) or a shared
+    folder mounted at the same path. Why a client and not dagster-dask's executor: ``seis_assets.core.distributed``.
+    shard_size: files per Dask task.
+    """
+
+    scheduler_address: Optional[str] = None
+    shard_size: int = 256
+
+    @classmethod
+    def from_env(cls, **overrides) -> "DaskCluster":
+        values = {}
+        if os.environ.get("SEIS_DASK_SCHEDULER"):
+            values["scheduler_address"] = os.environ["SEIS_DASK_SCHEDULER"]
+        values.update(overrides)
+        return cls(**values)
+
+    def shard_runner(self, spec, *, key: Optional[str], batch_size: int):
+        """A ``shard_runner`` for ``extract_features`` on this cluster, or None when no scheduler is set. The
+        client connects when extraction starts and closes when it ends; the cluster keeps running."""
+        if not self.scheduler_address:
+            return None
+        try:
+            from distributed import Client
+        except ImportError as e:
+            raise ImportError(
+                f"scheduler_address={self.scheduler_address!r} needs dask.distributed: pip install 'seis_assets[dask]'"
+            ) from e
+        from seis_assets.core.distributed import dask_shard_runner
+
+        def run(todo, identity):
+            with Client(self.scheduler_address, set_as_default=False, timeout="30s") as client:
+                runner = dask_shard_runner(client, spec, key=key, batch_size=batch_size, shard_size=self.shard_size)
+                yield from runner(todo, identity)
+
+        return run

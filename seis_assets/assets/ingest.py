@@ -11,12 +11,13 @@ import pandas as pd
 
 from seis_assets.assets import HEAVY_TAG, INGEST
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
+from seis_assets.core.distributed import BackboneSpec
 from seis_assets.core.features import extract_features
 from seis_assets.core.matfiles import index_category
 from seis_assets.io_managers import WrittenTable
 from seis_assets.partitions import category_partitions
 from seis_assets.assets._metadata import markdown_preview
-from seis_assets.resources import FeatureSettings, SeisPaths
+from seis_assets.resources import DaskCluster, FeatureSettings, SeisPaths
 
 
 @dg.multi_asset(
@@ -80,6 +81,7 @@ def resnet_features(
     raw_mat_index: pd.DataFrame,
     paths: SeisPaths,
     feature_settings: FeatureSettings,
+    dask: DaskCluster,
 ) -> dg.Output[WrittenTable]:
     category = context.partition_key
     out = paths.table("resnet_features", category)
@@ -90,6 +92,9 @@ def resnet_features(
         device=feature_settings.device,
         logger=context.log,
     )
+    # unset scheduler (default): None, extraction runs here; else shards go to the Dask cluster's workers
+    spec = BackboneSpec.of(backbone, feature_settings.weights, feature_settings.weights_path, feature_settings.device)
+    shard_runner = dask.shard_runner(spec, key=paths.mat_key, batch_size=feature_settings.batch_size)
     report = extract_features(
         raw_mat_index,
         out,
@@ -100,7 +105,10 @@ def resnet_features(
         previous_path=out if out.exists() else None,
         key=paths.mat_key,
         progress=lambda message: context.log.info(f"[{category}] {message}"),
+        shard_runner=shard_runner,
     )
+    if shard_runner is not None and report.n_extracted and backbone.takes_images:
+        backbone.model  # the network ran on the workers: build it here too for the seed's artifact below
     # the seed's artifact: the network that made these features (written when it ran, i.e. not on an all-cached run)
     saved = save_feature_extractor(backbone, paths.output("feature_extractor.pth"))
     if len(report.failures):
@@ -122,6 +130,7 @@ def resnet_features(
             "n_failed": len(report.failures),
             "img_per_s": float(round(report.img_per_s, 1)),
             "seconds": float(round(report.seconds, 2)),
+            "ran_on": f"dask {dask.scheduler_address}" if shard_runner is not None else "this process",
             "feature_extractor": dg.MetadataValue.path(saved) if saved else "not written (no network ran)",
         },
     )

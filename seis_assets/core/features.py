@@ -506,6 +506,7 @@ def extract_features(
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
     num_threads: int | None = None,
     logger: logging.Logger | None = None,
+    shard_runner: Callable[[pd.DataFrame, dict], object] | None = None,
 ) -> ExtractionReport:
     """Write one feature row per loadable index row to ``out_path`` (Parquet), reusing cached rows.
 
@@ -535,6 +536,11 @@ def extract_features(
     num_threads : int or None
         torch CPU threads (default: the cores this process may use).
     logger : logging.Logger or None
+    shard_runner : callable(todo, identity) -> iterable of (index labels, features, failures), or None
+        Where the files to extract are read and embedded elsewhere, e.g. on a Dask cluster
+        (:func:`seis_assets.core.distributed.dask_shard_runner`); called once with the rows to extract (in the
+        order they would be extracted here) and the table identity; its results are written in the order given.
+        None (default): here, in this process.
 
     Returns
     -------
@@ -609,6 +615,23 @@ def extract_features(
             t_extract = time.perf_counter()
             t_last = t_extract
             done = 0
+            if shard_runner is not None and n_todo:  # the heavy part elsewhere (seis_assets.core.distributed)
+                for idx, X, shard_failures in shard_runner(todo, identity):
+                    for failure in shard_failures:
+                        log.warning("features: skipping %s: %s", failure["path"], failure["reason"])
+                    failures.extend(shard_failures)
+                    if len(idx):
+                        if X.shape != (len(idx), dim):
+                            raise RuntimeError(f"backbone returned shape {X.shape}, expected {(len(idx), dim)}")
+                        writer.write_table(_record_batch(rows.loc[idx], _features_array(X, dim), identity, schema))
+                        n_extracted += len(idx)
+                    done += len(idx) + len(shard_failures)
+                    now = time.perf_counter()
+                    if now - t_last >= progress_every_s:
+                        t_last = now
+                        rate = n_extracted / max(now - t_extract, 1e-9)
+                        report_progress(Progress(done, n_todo, rate, (n_todo - done) / rate if rate else math.inf, n_reused))
+                todo = todo.iloc[:0]  # all handled: the local loop below has nothing left to do
 
             def flush(shape):
                 nonlocal n_extracted

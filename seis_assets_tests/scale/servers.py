@@ -1,6 +1,7 @@
 """Real servers for the scale tests, on 127.0.0.1 in their own process group, stopped with everything they spawned.
 
 - :func:`moto_s3_server`: moto's S3-compatible server (``python -m moto.server``) as a subprocess;
+- :func:`dask_local_cluster`: a Dask ``LocalCluster`` run by a helper process;
 - :func:`count_s3_requests`: counts the S3 API calls s3fs makes (every request goes through ``_call_s3``).
 """
 
@@ -90,3 +91,51 @@ def count_s3_requests() -> Iterator[collections.Counter]:
         yield counts
     finally:
         s3fs.S3FileSystem._call_s3 = original
+
+
+_CLUSTER_SCRIPT = """
+import sys
+from distributed import LocalCluster
+if __name__ == "__main__":
+    cluster = LocalCluster(n_workers=int(sys.argv[1]), threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    print("SCHEDULER", cluster.scheduler_address, flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+    cluster.close()
+"""
+
+
+@contextlib.contextmanager
+def dask_local_cluster(log_path, n_workers: int = 2) -> Iterator[str]:
+    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes on 127.0.0.1, run by a helper process
+    in its own process group; yields the scheduler address. On exit the cluster is closed, then the whole group
+    is stopped and checked gone."""
+    import psutil
+
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, str(n_workers)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    try:
+        line = proc.stdout.readline().decode()  # blocks until the cluster is up (or the helper died)
+        if not line.startswith("SCHEDULER "):
+            raise RuntimeError(f"Dask LocalCluster did not start (exit code {proc.poll()}); see {log_path}")
+        group = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == proc.pid]
+        if len(group) < 1 + n_workers:  # the helper and its worker processes
+            raise RuntimeError(f"expected the helper and {n_workers} workers in process group {proc.pid}: {group}")
+        yield line.split()[1]
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()  # the helper closes the cluster and exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+        stop_group(proc)
+    _, alive = psutil.wait_procs([p for p in group if p.is_running()], timeout=10)
+    if alive:
+        raise RuntimeError(f"Dask left processes running: {[p.pid for p in alive]}")
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None

@@ -1,0 +1,204 @@
+"""Feature extraction on a Dask cluster: shards of files are read and embedded on the workers, the table is
+written here. No Dagster imports.
+
+Why a Dask *client* that the features step submits shards to (and not ``dagster-dask``'s executor)
+--------------------------------------------------------------------------------------------------
+The heavy work of an ingest is reading, decoding and embedding the files of one category; everything around it
+(the feature cache by content hash, the identity checks, the one streamed Parquet table per category, the run's
+metadata) is cheap and must stay in one place. ``dagster-dask``'s executor ships whole Dagster *steps* to
+workers: one category stays one task however large it is, and every worker needs the Dagster instance (its
+run storage) and imports Dagster and torch per step. Submitting shards from the step instead:
+
+- splits a category of 10,000 files into ``10,000 / shard_size`` tasks spread over every worker;
+- leaves the run where it is (the daemon's machine, a Kubernetes run pod): workers need only this package and
+  read access to the files (a bucket or a shared folder), not the Dagster instance;
+- keeps the written table byte-for-byte the local one: shards are taken in the local processing order and
+  written in that order, so the features (and the row order UMAP sees) equal the local run's.
+
+Each worker loads the backbone once per process (:func:`worker_backbone`) and refuses to embed when its
+identity (backbone, weights, weights fingerprint, dim, input size, precision) differs from the one the table
+records, e.g. ResNet50 weights present on the scheduler's machine but not on a worker: features of different
+networks are never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seis_assets.core.backbones import Backbone, load_backbone
+from seis_assets.core.features import CACHE_KEYS, BackboneMismatchError, embed, table_identity
+from seis_assets.core.matfiles import PatchLoadError, read_patch_bytes
+from seis_assets.core.storage import read_bytes
+
+__all__ = ["BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "load_checked_patch", "embed_shard",
+           "worker_backbone", "dask_shard_runner"]
+
+#: Files per Dask task: large enough that a task is seconds of work (scheduling costs ~ms), small enough that a
+#: category of a few thousand files keeps every worker busy.
+DEFAULT_SHARD_SIZE = 256
+
+ShardRunner = Callable[[pd.DataFrame, dict], Iterator[tuple[list, np.ndarray, list[dict]]]]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a worker needs to build the same backbone: the *resolved* name (never ``auto``), weights, device."""
+
+    name: str
+    weights: str
+    weights_path: str | None
+    device: str
+
+    @classmethod
+    def of(cls, backbone: Backbone, weights: str, weights_path: str | None, device: str) -> "BackboneSpec":
+        return cls(backbone.name, weights, weights_path, device)
+
+
+@dataclass
+class ShardResult:
+    """Features of the loadable files of one shard (``index`` in the order of ``features``) and the rest."""
+
+    index: list
+    features: np.ndarray
+    failures: list[dict]
+
+
+_BACKBONES: dict[BackboneSpec, Backbone] = {}
+
+
+def worker_backbone(spec: BackboneSpec) -> Backbone:
+    """The backbone for ``spec``, built once per (worker) process."""
+    if spec not in _BACKBONES:
+        _BACKBONES[spec] = load_backbone(spec.name, weights=spec.weights, weights_path=spec.weights_path,
+                                         device=spec.device)
+    return _BACKBONES[spec]
+
+
+def load_checked_patch(path: str, sha256: str, key: str | None) -> tuple[np.ndarray | None, str | None]:
+    """Read ``path`` once, check it still hashes to ``sha256`` and parse it: ``(patch, None)`` or
+    ``(None, reason)`` (the same reasons :func:`~seis_assets.core.features.extract_features` records)."""
+    try:
+        data = read_bytes(path)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            return None, "content changed since indexing (sha256 differs); re-run the index"
+        return read_patch_bytes(data, key, name=str(path)), None
+    except PatchLoadError as e:
+        return None, e.reason
+    except OSError as e:
+        return None, f"cannot read file ({type(e).__name__}: {e})"
+
+
+def _worker_threads() -> int | None:
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def embed_shard(
+    rows: pd.DataFrame, spec: BackboneSpec, identity: dict, key: str | None, batch_size: int
+) -> ShardResult:
+    """Load and embed one shard (runs on a worker).
+
+    Parameters
+    ----------
+    rows : DataFrame with columns path, sha256 (its index is returned as :attr:`ShardResult.index`)
+    spec : BackboneSpec
+    identity : dict
+        The table identity of the run (:func:`~seis_assets.core.features.table_identity`); the worker's own must
+        match on :data:`~seis_assets.core.features.CACHE_KEYS`.
+    key : str or None
+        MATLAB variable holding the patch.
+    batch_size : int
+        Patches per forward pass.
+
+    Returns
+    -------
+    ShardResult
+        Rows grouped by patch size in order of first appearance (the local order when ``rows`` is sorted by size).
+
+    Raises
+    ------
+    BackboneMismatchError
+        The worker's backbone identity differs from ``identity``.
+    """
+    backbone = worker_backbone(spec)
+    mine = table_identity(backbone, identity["input_size"], identity["precision"])
+    diffs = [f"{k}: worker {mine.get(k)!r} != run {identity.get(k)!r}" for k in CACHE_KEYS
+             if str(mine.get(k)) != str(identity.get(k))]
+    if diffs:
+        raise BackboneMismatchError(
+            f"Dask worker {os.uname().nodename} (pid {os.getpid()}) would make different features ("
+            + "; ".join(diffs) + "): give every worker the same weights (weights_path) and package versions"
+        )
+    threads = _worker_threads()
+    if threads and backbone.takes_images and backbone.device == "cpu":
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)  # the worker's thread budget, not every core of the machine
+    groups: dict[tuple[int, int], tuple[list, list[np.ndarray]]] = {}
+    failures = []
+    for i, path, sha in zip(rows.index, rows["path"], rows["sha256"]):
+        patch, reason = load_checked_patch(path, str(sha), key)
+        if reason is not None:
+            failures.append({"path": str(path), "reason": reason})
+        else:
+            idx, patches = groups.setdefault(patch.shape, ([], []))
+            idx.append(i)
+            patches.append(patch)
+    index, parts = [], []
+    for idx, patches in groups.values():
+        stack = np.stack(patches)
+        step = batch_size if backbone.takes_images else len(stack)
+        parts.extend(embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"])
+                     for j in range(0, len(stack), step))
+        index.extend(idx)
+    features = np.concatenate(parts) if parts else np.zeros((0, int(identity["dim"])), np.float32)
+    return ShardResult(index, features, failures)
+
+
+def dask_shard_runner(
+    client: Any,
+    spec: BackboneSpec,
+    *,
+    key: str | None,
+    batch_size: int,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_in_flight: int | None = None,
+) -> ShardRunner:
+    """A ``shard_runner`` for :func:`~seis_assets.core.features.extract_features` that embeds on ``client``'s
+    cluster.
+
+    The files to extract are cut into shards of ``shard_size`` rows in their order; at most ``max_in_flight``
+    shards (default: twice the workers' threads) are submitted at a time, and results are yielded in shard
+    order, so memory here stays bounded and the table's rows come out in the local order. A task that fails on a
+    worker raises here with the worker's exception.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+
+    def run(todo: pd.DataFrame, identity: dict) -> Iterator[tuple[list, np.ndarray, list[dict]]]:
+        limit = max_in_flight or max(2, 2 * sum(client.nthreads().values()))
+        shards = (todo[["path", "sha256"]].iloc[j : j + shard_size] for j in range(0, len(todo), shard_size))
+        in_flight: deque = deque()
+        for shard in shards:
+            in_flight.append(client.submit(embed_shard, shard, spec, identity, key, batch_size, pure=False))
+            if len(in_flight) >= limit:
+                result = in_flight.popleft().result()
+                yield result.index, result.features, result.failures
+        while in_flight:
+            result = in_flight.popleft().result()
+            yield result.index, result.features, result.failures
+
+    return run
