@@ -4,6 +4,7 @@ import dagster as dg
 
 from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest
 from seis_assets.checks import ALL_CHECKS
+from seis_assets.executors import executor_from_env
 from seis_assets.io_managers import ParquetIOManager
 from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
 from seis_assets.resources import AnalysisSettings, DaskCluster, FeatureSettings, SeisPaths
@@ -35,4 +36,5 @@ defs = dg.Definitions(
     sensors=[train_folder_sensor, incoming_files_sensor],
     schedules=[recluster_schedule],
     resources=build_resources(),
+    executor=executor_from_env(),  # default unless SEIS_EXECUTOR=k8s (deploy/k8s/)
 )
