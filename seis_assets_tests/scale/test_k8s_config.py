@@ -141,3 +141,21 @@ def test_only_the_feature_step_asks_for_a_gpu(monkeypatch):
     assert {n for n, g in gpus.items() if g} == {"resnet_features"} and gpus["resnet_features"] == "1"
     assert len(gpus) >= 10
     assert json.loads(json.dumps(FEATURE_STEP_K8S_TAG))  # a plain JSON tag value, as Dagster stores it
+
+
+@pytest.mark.parametrize("gpus, expected", [("0", None), ("2", "2")])
+def test_feature_gpus_setting(gpus, expected):
+    """SEIS_K8S_FEATURE_GPUS=0 leaves the GPU out (a cluster without GPUs); another number asks for that many."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from seis_assets.assets.ingest import resnet_features as a; "
+            "print(json.dumps(a.op.tags.get('dagster-k8s/config')))")
+    env = {**os.environ, "SEIS_K8S_FEATURE_GPUS": gpus, "PYTHONPATH": str(DEPLOY.parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120)
+    tag = json.loads(out.stdout.strip().splitlines()[-1])
+    if isinstance(tag, str):  # Dagster stores structured tag values as JSON strings
+        tag = json.loads(tag)
+    got = tag and tag["container_config"]["resources"]["limits"]["nvidia.com/gpu"]
+    assert got == expected
