@@ -5,7 +5,7 @@ import dagster as dg
 from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest
 from seis_assets.checks import ALL_CHECKS
 from seis_assets.executors import executor_from_env
-from seis_assets.io_managers import ParquetIOManager
+from seis_assets.io_managers import AtomicPickleIOManager, ParquetIOManager
 from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
 from seis_assets.resources import AnalysisSettings, DaskCluster, FeatureSettings, SeisPaths
 from seis_assets.schedules import recluster_schedule
@@ -23,7 +23,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
         "analysis": AnalysisSettings(),
         "dask": DaskCluster.from_env(),
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(paths.models / "dagster")),
+        "io_manager": AtomicPickleIOManager(base_dir=str(paths.models / "dagster")),
     }
     resources.update(overrides)
     return resources

@@ -17,7 +17,9 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from seis_assets.core.storage import read_parquet, write_parquet_atomic
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+
+from seis_assets.core.storage import atomic_path, read_parquet, write_parquet_atomic
 
 PARQUET = ".parquet"
 
@@ -83,3 +85,22 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context) -> _ParquetUPathIOManager:
         return _ParquetUPathIOManager(base_path=UPath(self.base_path))
+
+
+class _AtomicPickleIOManager(PickledObjectFilesystemIOManager):
+    """Dagster's pickle IO manager, but each pickle is written to a temporary sibling and moved onto its name
+    (``storage.atomic_path``), so a crash mid-write never leaves a truncated pickle for the next step."""
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        with atomic_path(path) as tmp:
+            super().dump_to_path(context, obj, UPath(tmp))
+
+
+class AtomicPickleIOManager(dg.ConfigurableIOManagerFactory):
+    """The default IO manager of the project (fitted models, metric dicts passed between steps): pickles under
+    ``base_dir`` (a folder or a bucket URL), written atomically."""
+
+    base_dir: str
+
+    def create_io_manager(self, context) -> _AtomicPickleIOManager:
+        return _AtomicPickleIOManager(base_dir=self.base_dir)

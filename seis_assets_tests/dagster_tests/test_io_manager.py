@@ -56,3 +56,26 @@ def test_streamed_table_must_be_where_the_layout_says(tmp_path):
 
     with pytest.raises(Exception, match="warehouse layout puts it at"):
         dg.materialize([streamed], resources={"parquet_io_manager": ParquetIOManager(base_path=str(tmp_path))})
+
+
+def test_pickles_are_written_atomically(tmp_path):
+    from seis_assets.io_managers import AtomicPickleIOManager
+
+    calls = {"n": 0}
+
+    @dg.asset
+    def model() -> dict:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return {"k": 4}
+        return {"k": lambda: None}  # cannot be pickled: the write fails half-way
+
+    io = {"io_manager": AtomicPickleIOManager(base_dir=str(tmp_path))}
+    dg.materialize([model], resources=io)
+    assert (tmp_path / "model").read_bytes()
+    with pytest.raises(Exception, match="not picklable"):
+        dg.materialize([model], resources=io)
+    import pickle
+
+    assert pickle.loads((tmp_path / "model").read_bytes()) == {"k": 4}  # the previous pickle, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary file left
