@@ -106,15 +106,15 @@ if __name__ == "__main__":
 
 
 @contextlib.contextmanager
-def dask_local_cluster(log_path, n_workers: int = 2) -> Iterator[str]:
+def dask_local_cluster(log_path, n_workers: int = 2, env: dict | None = None) -> Iterator[str]:
     """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes on 127.0.0.1, run by a helper process
-    in its own process group; yields the scheduler address. On exit the cluster is closed, then the whole group
+    in its own process group (environment ``env``, default this one's); yields the scheduler address. On exit the cluster is closed, then the whole group
     is stopped and checked gone."""
     import psutil
 
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, str(n_workers)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=log, start_new_session=True, env=env)
     try:
         line = proc.stdout.readline().decode()  # blocks until the cluster is up (or the helper died)
         if not line.startswith("SCHEDULER "):

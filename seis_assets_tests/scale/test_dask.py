@@ -1,12 +1,14 @@
 """Feature extraction on a real Dask cluster: a ``LocalCluster`` with a scheduler and two worker processes on
 127.0.0.1. The ingest materialized through it writes the same features, in the same order, as the local run."""
 
+import os
 import shutil
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from upath import UPath
 
 from seis_assets.core.distributed import BackboneSpec, dask_shard_runner
 from seis_assets.core.features import BackboneMismatchError, extract_features, feature_matrix, table_identity
@@ -18,18 +20,19 @@ from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import DaskCluster
 from seis_assets_tests.dagster_tests.helpers import INGEST_KEYS, resources_for
 
-from .servers import dask_local_cluster
+from .servers import FAKE_CREDENTIALS, dask_local_cluster
 
 pytestmark = pytest.mark.slow
 CATEGORIES = ["chaotic", "fault", "horizon", "salt dome"]
 
 
 @pytest.fixture(scope="module")
-def dask_scheduler(tmp_path_factory):
+def dask_scheduler(tmp_path_factory, moto_endpoint):
     """A ``LocalCluster`` (scheduler + two single-threaded worker processes, processes=True) on 127.0.0.1, run by
     a helper process in its own process group; afterwards that group (workers, multiprocessing's helpers) is
-    gone."""
-    with dask_local_cluster(tmp_path_factory.mktemp("dask") / "cluster.log", n_workers=2) as address:
+    gone. Its workers reach the module's S3 server the way a real cluster's would: through their environment."""
+    env = {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": moto_endpoint}
+    with dask_local_cluster(tmp_path_factory.mktemp("dask") / "cluster.log", n_workers=2, env=env) as address:
         yield address
 
 
@@ -104,6 +107,27 @@ def test_a_worker_whose_backbone_differs_refuses_to_embed(small_dataset, tmp_pat
     local = extract_features(index, tmp_path / "local.parquet", backbone)
     np.testing.assert_array_equal(feature_matrix(tmp_path / "features.parquet"), feature_matrix(tmp_path / "local.parquet"))
     assert local.n_extracted == 16
+
+
+def test_workers_read_the_patches_from_a_bucket(s3, small_dataset, tmp_path, dask_scheduler):
+    """The usual deployment: patches in a bucket, the table written to the bucket, workers reading the files
+    themselves (s3fs on the workers, endpoint and credentials from their environment)."""
+    from distributed import Client
+
+    fs, root = s3
+    fs.put(f"{small_dataset}/train/fault/", f"{root}/train/fault/", recursive=True)
+    index, _ = index_category("fault", {"train": UPath(f"{root}/train")})
+    assert len(index) == 16 and index["path"].str.startswith("s3://").all()
+    backbone = load_backbone("texture")
+    with Client(dask_scheduler, set_as_default=False) as client:
+        runner = dask_shard_runner(client, BackboneSpec.of(backbone, "IMAGENET1K_V1", None, "cpu"), key="img",
+                                   batch_size=16, shard_size=4)
+        report = extract_features(index, f"{root}/warehouse/fault.parquet", backbone, shard_runner=runner)
+    assert report.n_extracted == 16 and len(report.failures) == 0
+    local_index, _ = index_category("fault", {"train": small_dataset / "train"})
+    extract_features(local_index, tmp_path / "local.parquet", backbone)
+    np.testing.assert_array_equal(feature_matrix(f"{root}/warehouse/fault.parquet"),
+                                  feature_matrix(tmp_path / "local.parquet"))
 
 
 def test_scheduler_address_comes_from_the_environment(monkeypatch):
