@@ -265,8 +265,8 @@ def fit_reducer(
     if large_n and n_samples > large_n:
         changes = []
         if used_pca is None and n_features > LARGE_PCA_COMPONENTS:
-            used_pca = LARGE_PCA_COMPONENTS
-            changes.append(f"PCA to {LARGE_PCA_COMPONENTS} components first")
+            used_pca = min(LARGE_PCA_COMPONENTS, n_samples)
+            changes.append(f"PCA to {used_pca} components first")
         if not parallel:
             parallel = True
             changes.append("parallel unseeded UMAP (not bit-reproducible)")
