@@ -14,14 +14,21 @@ throughput  ``--n`` random smooth 99x99 patches in [-1, 1] (.mat, key img) in a 
             "auto", batch 64 and (b) the seed's pipeline: per-file loadmat, min-max to uint8, PIL RGB,
             resize 224 bilinear, ToTensor + ImageNet normalisation, fp32 NCHW, batch 64. Both exclude model
             construction and include one tiny warm-up batch outside the timing.
+            With ``--engine auto`` (default) ours runs on the engine the auto rule picks for this CPU
+            (seis_assets/core/engines.py); when that is not ONNX Runtime, ours is also timed on ONNX Runtime
+            (the AVX2 path) in the same chunks, reported as ``ratio_onnxruntime``.
+engines     forward pass alone (preprocessing included, preloaded patches) for ResNet50 and EfficientNet-Lite0 at
+            224 and native, on torch fp32 / torch bf16 (bf16 CPUs only) / ONNX Runtime / OpenVINO: img/s and
+            the minimum cosine to torch fp32 (``--engine-n``, 0 = skip).
 cosine      our features vs fp32 features of the same model and the same preprocessing (min over patches).
 memory      peak RSS of a child process that only runs ``extract_features`` on 2,000 vs 20,000 patches
             with the cheap ``texture`` backbone (the streaming / caching code is the same for every backbone).
 ARI         UMAP 50-d (core.reduce) + KMeans k=4 (core.cluster) per backbone on a generated set at the
             default difficulty and on the real F3 patches in /work/shared/data/f3_patches (read in place).
 
-The last line is ``features ours_img_s=... seed_style_img_s=... ratio=... cosine_min=... peak_rss_mb=...``
-(peak_rss_mb = the 20,000-patch run).
+The first line names the CPU model and its relevant flags (avx2, avx512*, amx*). The last line is
+``features engine=... ours_img_s=... seed_style_img_s=... ratio=... [ratio_onnxruntime=...] cosine_min=...
+peak_rss_mb=...`` (peak_rss_mb = the 20,000-patch run).
 """
 
 from __future__ import annotations

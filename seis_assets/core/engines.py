@@ -158,7 +158,8 @@ def choose_engine(
             if precision in ("bf16", "fp16"):
                 raise ValueError(f"engine {requested!r} runs fp32 only; use precision='auto' or 'fp32', or engine='torch'")
             if not available(requested):
-                raise RuntimeError(f"engine {requested!r} is not installed: pip install 'seis_assets[{requested}]'")
+                how = "pip install 'seis_assets[openvino]'" if requested == "openvino" else "pip install onnxruntime"
+                raise RuntimeError(f"engine {requested!r} is not installed: {how}")
         return EngineChoice(requested)
     if device != "cpu" or precision in ("bf16", "fp16"):
         return EngineChoice("torch")
@@ -167,7 +168,7 @@ def choose_engine(
         return EngineChoice("torch")
     if available("onnxruntime"):
         return EngineChoice("onnxruntime")
-    note = "engine 'auto': onnxruntime is not installed, using torch fp32 (pip install 'seis_assets[onnxruntime]')"
+    note = "engine 'auto': onnxruntime is not installed, using torch fp32 (pip install onnxruntime)"
     _LOG.warning("%s", note)
     return EngineChoice("torch", note)
 
