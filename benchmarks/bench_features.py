@@ -14,14 +14,21 @@ throughput  ``--n`` random smooth 99x99 patches in [-1, 1] (.mat, key img) in a 
             "auto", batch 64 and (b) the seed's pipeline: per-file loadmat, min-max to uint8, PIL RGB,
             resize 224 bilinear, ToTensor + ImageNet normalisation, fp32 NCHW, batch 64. Both exclude model
             construction and include one tiny warm-up batch outside the timing.
+            With ``--engine auto`` (default) ours runs on the engine the auto rule picks for this CPU
+            (seis_assets/core/engines.py); when that is not ONNX Runtime, ours is also timed on ONNX Runtime
+            (the AVX2 path) in the same chunks, reported as ``ratio_onnxruntime``.
+engines     forward pass alone (preprocessing included, preloaded patches) for ResNet50 and EfficientNet-Lite0 at
+            224 and native, on torch fp32 / torch bf16 (bf16 CPUs only) / ONNX Runtime / OpenVINO: img/s and
+            the minimum cosine to torch fp32 (``--engine-n``, 0 = skip).
 cosine      our features vs fp32 features of the same model and the same preprocessing (min over patches).
 memory      peak RSS of a child process that only runs ``extract_features`` on 2,000 vs 20,000 patches
             with the cheap ``texture`` backbone (the streaming / caching code is the same for every backbone).
 ARI         UMAP 50-d (core.reduce) + KMeans k=4 (core.cluster) per backbone on a generated set at the
             default difficulty and on the real F3 patches in /work/shared/data/f3_patches (read in place).
 
-The last line is ``features ours_img_s=... seed_style_img_s=... ratio=... cosine_min=... peak_rss_mb=...``
-(peak_rss_mb = the 20,000-patch run).
+The first line names the CPU model and its relevant flags (avx2, avx512*, amx*). The last line is
+``features engine=... ours_img_s=... seed_style_img_s=... ratio=... [ratio_onnxruntime=...] cosine_min=...
+peak_rss_mb=...`` (peak_rss_mb = the 20,000-patch run).
 """
 
 from __future__ import annotations
@@ -44,7 +51,21 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from seis_assets.core.features import DEFAULT_BATCH_SIZE  # noqa: E402
+from seis_assets.core.engines import cpu_flags, has_native_bf16, thread_budget  # noqa: E402
+from seis_assets.core.features import DEFAULT_BATCH_SIZE, table_identity  # noqa: E402
+
+#: CPU flags worth naming next to a figure (vector width, bf16, VNNI, AMX).
+SHOWN_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8"}
+
+
+def cpu_model() -> str:
+    import re
+
+    try:
+        m = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), flags=re.MULTILINE)
+        return m.group(1) if m else "unknown"
+    except OSError:
+        return "unknown"
 
 F3_ROOT = REPO.parent / "shared" / "data" / "f3_patches"
 
@@ -130,10 +151,17 @@ def throughput(args, tmp: Path) -> dict:
     index = write_patches(tmp / "throughput", args.n, seed=1)
     bb, note = resnet50_backbone(tmp)
     print(f"backbone: resnet50 with {note}")
-    print(f"cpu cores: {len(os.sched_getaffinity(0))}, torch threads: {torch.get_num_threads()}, "
-          f"precision auto -> {resolve_precision('auto', 'cpu')}, load average before: {os.getloadavg()[0]:.1f}")
+    ident = table_identity(bb, 224, "auto", args.engine)
+    engine, precision = ident["engine"], ident["precision"]
+    cache = tmp / "engines"
+    # the AVX2 path: what `auto` picks on a CPU without native bf16, measured here too when auto picked torch
+    extra = [e for e in ("onnxruntime",) if e != engine and not args.skip_avx2_path]
+    print(f"cpu cores: {len(os.sched_getaffinity(0))}, threads: {thread_budget()}, engine {args.engine} -> {engine} "
+          f"({precision}), load average before: {os.getloadavg()[0]:.1f}")
     warm = np.zeros((2, 99, 99), np.float32)
     embed(bb, warm, 224, resolve_precision("auto", "cpu"))  # builds the model, warms oneDNN
+    for e in {engine, *extra} - {"torch"}:
+        embed(bb, warm, 224, "fp32", e, cache)  # exports (once) and builds the session outside the timing
     seed_model = None
     if not args.skip_seed:
         import copy
@@ -143,23 +171,31 @@ def throughput(args, tmp: Path) -> dict:
 
     chunk = max(SEED_BATCH_SIZE, args.chunk)
     t_ours = t_seed = 0.0
+    t_extra = dict.fromkeys(extra, 0.0)
     ours_tables, seed_X = [], []
     for i, start in enumerate(range(0, args.n, chunk)):
         part = index.iloc[start : start + chunk]
         t = time.perf_counter()
         extract_features(part, tmp / f"ours_{i}.parquet", bb, input_size=224, precision="auto",
-                         batch_size=args.batch_size)
+                         engine=args.engine, engine_cache_dir=cache, batch_size=args.batch_size)
         t_ours += time.perf_counter() - t
         ours_tables.append(pq.read_table(tmp / f"ours_{i}.parquet"))
+        for e in extra:
+            t = time.perf_counter()
+            extract_features(part, tmp / f"ours_{e}_{i}.parquet", bb, input_size=224, precision="auto",
+                             engine=e, engine_cache_dir=cache, batch_size=args.batch_size)
+            t_extra[e] += time.perf_counter() - t
         if seed_model is not None:
             t = time.perf_counter()
             seed_X.append(seed_style(part["path"].tolist(), seed_model, SEED_BATCH_SIZE))
             t_seed += time.perf_counter() - t
     ours = args.n / t_ours
-    precision = resolve_precision("auto", "cpu")
     print(f"ours: {args.n} patches in {t_ours:.1f} s -> {ours:.1f} img/s (extract_features: read+hash+load, "
-          f"batched torch preprocessing, input 224, {precision} autocast, channels_last, batch {args.batch_size}, "
+          f"batched torch preprocessing, input 224, engine {engine} {precision}, batch {args.batch_size}, "
           "streamed Parquet)")
+    extra_rates = {e: args.n / t for e, t in t_extra.items()}
+    for e, r in extra_rates.items():
+        print(f"ours with engine {e} (fp32; what auto picks on a CPU without native bf16): {r:.1f} img/s")
 
     # cosine: our features vs fp32 features of the same model and the same preprocessing
     import pyarrow as pa
@@ -170,10 +206,11 @@ def throughput(args, tmp: Path) -> dict:
     patches = np.stack([load_patch(p) for p in table.column("path").slice(0, m).to_pylist()])
     fp32_X = np.concatenate([embed(bb, patches[i : i + 32], 224, "fp32") for i in range(0, m, 32)])
     cos = cosine_rows(ours_X, fp32_X)
-    print(f"cosine(ours {precision}, fp32 same preprocessing) over {m} patches: "
+    print(f"cosine(ours {engine} {precision}, torch fp32 same preprocessing) over {m} patches: "
           f"min {cos.min():.6f}, mean {cos.mean():.6f}")
+    result = dict(ours=ours, seed=float("nan"), cosine=float(cos.min()), engine=engine, extra=extra_rates)
     if seed_model is None:
-        return dict(ours=ours, seed=float("nan"), cosine=float(cos.min()))
+        return result
 
     seed = args.n / t_seed
     print(f"seed-style: {args.n} patches in {t_seed:.1f} s -> {seed:.1f} img/s (per-file loadmat, min-max uint8, "
@@ -183,7 +220,45 @@ def throughput(args, tmp: Path) -> dict:
     seed_all = np.concatenate(seed_X)
     cs = cosine_rows(feature_matrix(table), seed_all[[order[p] for p in table.column("path").to_pylist()]])
     print(f"(info) cosine(ours, seed-style incl. its uint8 rounding): min {cs.min():.6f}")
-    return dict(ours=ours, seed=seed, cosine=float(cos.min()))
+    result["seed"] = seed
+    return result
+
+
+def engine_matrix(args, tmp: Path) -> None:
+    """Forward pass only (preloaded patches, batch 16): img/s and cosine to torch fp32, per backbone, size, engine."""
+    import torch
+
+    from seis_assets.core.backbones import load_backbone
+    from seis_assets.core.features import embed
+
+    P = np.stack([np.asarray(p) for p in _smooth_patches(args.engine_n, seed=3)])
+    backbones = {"resnet50": resnet50_backbone(tmp)[0], "efficientnet_lite0": load_backbone("efficientnet_lite0", device="cpu")}
+    runs = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32")]
+    bs = args.batch_size
+    print(f"engine matrix: {len(P)} patches, batch {bs}, threads {torch.get_num_threads()}, forward incl. "
+          "preprocessing, after one warm-up batch; cosine = min over patches vs torch fp32")
+    print(f"| backbone | input | engine | precision | img/s | cosine min |")
+    print("|---|---|---|---|---:|---:|")
+    for name, bb in backbones.items():
+        for size in (224, "native"):
+            ref = np.concatenate([embed(bb, P[i : i + bs], size, "fp32") for i in range(0, len(P), bs)])
+            for engine, precision in runs:
+                if precision == "bf16" and not has_native_bf16(cpu_flags()):
+                    continue
+                embed(bb, P[:bs], size, precision, engine, tmp / "engines")  # warm-up (and export, once)
+                t = time.perf_counter()
+                X = np.concatenate([embed(bb, P[i : i + bs], size, precision, engine, tmp / "engines")
+                                    for i in range(0, len(P), bs)])
+                rate = len(P) / (time.perf_counter() - t)
+                print(f"| {name} | {size} | {engine} | {precision} | {rate:.1f} | {cosine_rows(X, ref).min():.6f} |",
+                      flush=True)
+
+
+def _smooth_patches(n: int, seed: int, size: int = 99):
+    rng = np.random.default_rng(seed)
+    a = ndimage.gaussian_filter(rng.standard_normal((n, size, size)).astype(np.float32), (0, 2, 2))
+    a /= np.abs(a).max(axis=(1, 2), keepdims=True)
+    return a
 
 
 def peak_rss_mb() -> float:
@@ -272,6 +347,10 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-seed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-ari", action="store_true")
+    ap.add_argument("--engine", default="auto", help="engine of 'ours' (default auto: see seis_assets/core/engines.py)")
+    ap.add_argument("--skip-avx2-path", action="store_true",
+                    help="do not also time engine onnxruntime (auto's choice on CPUs without native bf16)")
+    ap.add_argument("--engine-n", type=int, default=64, help="patches per cell of the engine matrix (0 = skip it)")
     ap.add_argument("--workdir", help="temp folder (default: a new one under $TMPDIR, deleted afterwards)")
     ap.add_argument("--_memory-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -280,14 +359,19 @@ def main(argv=None) -> None:
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as d:
         tmp = Path(d)
+        print(f"cpu: {cpu_model()}; flags: {' '.join(sorted(f for f in cpu_flags() if f in SHOWN_FLAGS))}; "
+              f"native bf16: {has_native_bf16(cpu_flags())}")
         t = throughput(args, tmp)
+        if args.engine_n:
+            engine_matrix(args, tmp)
         peak = float("nan") if args.skip_memory else memory(args, tmp)
         if not args.skip_ari:
             ari_table(args, tmp)
     ratio = t["ours"] / t["seed"]
+    extra = "".join(f" ratio_{e}={r / t['seed']:.2f}" for e, r in t["extra"].items())
     print(
-        f"features ours_img_s={t['ours']:.1f} seed_style_img_s={t['seed']:.1f} ratio={ratio:.2f} "
-        f"cosine_min={t['cosine']:.6f} peak_rss_mb={peak:.0f}"
+        f"features engine={t['engine']} ours_img_s={t['ours']:.1f} seed_style_img_s={t['seed']:.1f} ratio={ratio:.2f}"
+        f"{extra} cosine_min={t['cosine']:.6f} peak_rss_mb={peak:.0f}"
     )
 
 

@@ -8,7 +8,7 @@ Three small resources, each with the defaults that run the demo:
 
 Environment variables override the folder defaults when the definitions load (``SEIS_TRAIN_DIR``,
 ``SEIS_TEST_DIR`` (default: the ``test`` folder beside the train folder), ``SEIS_OUTPUT_DIR``, ``SEIS_DATA_DIR``, ``SEIS_INCOMING_DIR``, ``SEIS_BACKBONE``,
-``SEIS_WEIGHTS_PATH``); in the Dagster UI every field can also be changed in the launchpad.
+``SEIS_WEIGHTS_PATH``, ``SEIS_ENGINE``); in the Dagster UI every field can also be changed in the launchpad.
 Relative paths are resolved against the working directory (the repository root under ``make``).
 """
 
@@ -110,6 +110,9 @@ class FeatureSettings(dg.ConfigurableResource):
     input_size: ``224`` (the seed's choice) or ``native`` (the patch's own size, ~1/5 of the compute at 99x99).
     precision: ``auto`` (bf16 autocast where the CPU supports it), ``fp32`` or ``bf16``.
     device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    engine: inference runtime of the forward pass: ``auto`` (torch bf16 on CPUs with AMX/AVX512-BF16 and on CUDA,
+    ONNX Runtime fp32 on other CPUs), ``torch``, ``onnxruntime`` or ``openvino`` (``seis_assets.core.engines``).
+    engine_cache_dir: where exported ONNX models are cached (default ``<data_dir>/cache/engines``).
     """
 
     backbone: str = "auto"
@@ -119,6 +122,8 @@ class FeatureSettings(dg.ConfigurableResource):
     precision: str = "auto"
     batch_size: int = 16  # patches per forward pass: 16 is fastest on a CPU (cache); raise it on a GPU
     device: str = "auto"
+    engine: str = "auto"
+    engine_cache_dir: Optional[str] = None
 
     @classmethod
     def from_env(cls, **overrides) -> "FeatureSettings":
@@ -129,6 +134,8 @@ class FeatureSettings(dg.ConfigurableResource):
             values["weights_path"] = _resolve(os.environ["SEIS_WEIGHTS_PATH"])
         if os.environ.get("SEIS_INPUT_SIZE"):
             values["input_size"] = os.environ["SEIS_INPUT_SIZE"]
+        if os.environ.get("SEIS_ENGINE"):
+            values["engine"] = os.environ["SEIS_ENGINE"]
         values.update(overrides)
         return cls(**values)
 
@@ -143,6 +150,8 @@ class AnalysisSettings(dg.ConfigurableResource):
     k_sweep_max: the k sweep runs 2..k_sweep_max.
     pca_components: optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none.
     umap_parallel: UMAP on all cores without a seed (faster, not reproducible; recorded in the metadata).
+    umap_large_n: above this many training patches UMAP goes PCA-first (100) and parallel by itself (recorded in
+    the metadata); 0 keeps the seeded single-threaded path at every size.
     ari_floor: the ``ari_above_floor`` check fails below it (a regression guard).
     max_quarantine_share: the quarantine check fails when more than this share of files is rejected.
     anomaly_neighbors: k of the k-nearest-neighbour anomaly score.
@@ -152,6 +161,7 @@ class AnalysisSettings(dg.ConfigurableResource):
     umap_min_dist: float = 0.1
     pca_components: int = 0
     umap_parallel: bool = False
+    umap_large_n: int = 5000
     seed: int = 42
     k: int = 0
     k_sweep_max: int = 10

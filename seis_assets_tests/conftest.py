@@ -43,4 +43,5 @@ def f3_dir() -> Path:
 def _no_network_for_weights(monkeypatch, tmp_path):
     """Tests never download: an empty torch hub cache, so `auto` resolves the same on every machine."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("SEIS_ENGINE_CACHE", str(tmp_path / "engine_cache"))  # exported ONNX models stay private
     os.environ.pop("SEIS_TRAIN_DIR", None)

@@ -28,7 +28,7 @@ def _fit_and_embed(context, meta: pd.DataFrame, X: np.ndarray, n_components: int
         X, (meta["split"] == "train").to_numpy(), n_components,
         n_neighbors=analysis.umap_n_neighbors, min_dist=analysis.umap_min_dist,
         pca_components=analysis.pca_components or None, standardize=standardize, random_state=analysis.seed,
-        parallel=analysis.umap_parallel,
+        parallel=analysis.umap_parallel, large_n=analysis.umap_large_n,
         logger=context.log,
     )
 

@@ -8,6 +8,7 @@ re-uses rows whose content hash and backbone identity are unchanged.
 
 import dagster as dg
 import pandas as pd
+from upath import UPath
 
 from seis_assets.assets import FEATURE_STEP_K8S_TAG, HEAVY_TAG, INGEST
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
@@ -101,6 +102,8 @@ def resnet_features(
         backbone,
         input_size=feature_settings.input_size_value(),
         precision=feature_settings.precision,
+        engine=feature_settings.engine,
+        engine_cache_dir=feature_settings.engine_cache_dir or str(UPath(paths.data_dir) / "cache" / "engines"),
         batch_size=feature_settings.batch_size,
         previous_path=out if out.exists() else None,
         key=paths.mat_key,
@@ -124,6 +127,9 @@ def resnet_features(
             "dim": int(identity["dim"]),
             "input_size": str(feature_settings.input_size),
             "precision": str(report.precision),
+            "engine": str(identity.get("engine", "")),
+            "engine_note": identity.get("engine_note") or "",
+            "threads": int(report.threads),
             "n_extracted": report.n_extracted,
             "n_reused": report.n_reused,
             "n_dropped": report.n_dropped,

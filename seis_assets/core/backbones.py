@@ -98,6 +98,8 @@ class Backbone:
     build: Callable[[], Any] = field(default=None, repr=False)
     n_forward: int = 0
     _model: Any = field(default=None, repr=False)
+    #: Exported-engine runners built for this backbone (see ``seis_assets.core.engines.runner``).
+    runners: dict = field(default_factory=dict, repr=False)
 
     @property
     def takes_images(self) -> bool:

@@ -133,7 +133,8 @@ def embed_shard(
         The worker's backbone identity differs from ``identity``.
     """
     backbone = worker_backbone(spec)
-    mine = table_identity(backbone, identity["input_size"], identity["precision"])
+    engine = identity.get("engine", "torch")  # the engine the run resolved, so workers compute the same features
+    mine = table_identity(backbone, identity["input_size"], identity["precision"], engine)
     diffs = [f"{k}: worker {mine.get(k)!r} != run {identity.get(k)!r}" for k in CACHE_KEYS
              if str(mine.get(k)) != str(identity.get(k))]
     if diffs:
@@ -161,7 +162,8 @@ def embed_shard(
     for idx, patches in groups.values():
         stack = np.stack(patches)
         step = batch_size if backbone.takes_images else len(stack)
-        parts.extend(embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"])
+        parts.extend(embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"],
+                           engine=engine, threads=threads or None)
                      for j in range(0, len(stack), step))
         index.extend(idx)
     features = np.concatenate(parts) if parts else np.zeros((0, int(identity["dim"])), np.float32)

@@ -9,8 +9,10 @@ How a patch becomes a vector (CNN backbones)
    bilinearly to ``input_size`` (224 by default, the seed's choice; ``"native"``
    keeps the patch size, about 1/5 of the compute at 99x99), replicated to 3
    channels and normalised with the backbone's mean/std, in channels_last layout.
-3. The backbone runs under ``torch.inference_mode`` and autocast (``precision``:
-   ``"auto"`` = bf16 on CPUs with native bf16, fp16/bf16 on CUDA, else fp32).
+3. The backbone runs on an inference ``engine`` (``seis_assets.core.engines``: ``auto`` = torch bf16 autocast
+   on CPUs with native bf16 and on CUDA, ONNX Runtime fp32 on other CPUs; or ``torch``, ``onnxruntime``,
+   ``openvino``). torch runs under ``torch.inference_mode`` and autocast (``precision``: ``"auto"`` = bf16 on
+   CPUs with native bf16, fp16/bf16 on CUDA, else fp32); the exported engines run fp32.
    Features come back float32.
 
 The ``texture`` backbone takes the [-1, 1] patches directly (no resize, no precision).
@@ -20,7 +22,7 @@ Table (one row per patch, :data:`FEATURE_COLUMNS`)
 ``path, category, split, sha256, height, width`` (from the index), ``backbone,
 weights, input_size, precision`` (strings) and ``features``
 (``fixed_size_list<float32>[dim]``). The table identity (backbone identity plus
-``input_size`` and ``precision``) is stored as JSON in the Parquet key-value
+``input_size``, ``precision`` and ``engine``) is stored as JSON in the Parquet key-value
 metadata under :data:`IDENTITY_METADATA_KEY`. Row order: rows reused from the
 previous table first (in its order), then new rows grouped by patch size.
 
@@ -28,7 +30,7 @@ Cache
 -----
 A row of ``previous_path`` is reused when its ``sha256`` is in the index and the
 previous table's identity (backbone, weights, weights fingerprint, dim,
-input_size, precision) equals the current one; otherwise the whole previous table
+input_size, precision, engine) equals the current one (so every row of a table comes from one engine); otherwise the whole previous table
 is ignored. Files gone from the index are dropped. An all-cached run never builds
 the network.
 """
@@ -50,6 +52,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seis_assets.core import engines
 from seis_assets.core.backbones import Backbone, load_backbone
 from seis_assets.core.matfiles import PatchLoadError, read_patch_bytes
 from seis_assets.core.storage import atomic_path, is_local, path_str, read_bytes, to_upath
@@ -85,7 +88,10 @@ INDEX_PASS_THROUGH: tuple[str, ...] = ("path", "category", "split", "sha256", "h
 FEATURE_COLUMNS: tuple[str, ...] = (*INDEX_PASS_THROUGH, "backbone", "weights", "input_size", "precision", "features")
 IDENTITY_METADATA_KEY = b"seis_assets.backbone"
 #: Identity entries that must match for cached rows to be reused or tables to be combined.
-CACHE_KEYS: tuple[str, ...] = ("backbone", "weights", "weights_sha256", "dim", "input_size", "precision")
+#: ``engine`` is a cache key (a table's rows all come from one engine, as its identity says) but not a row column:
+#: the single_backbone check compares the row columns, and fp32 engines agree to cosine >= 0.999 (tested), while
+#: a bf16 / fp32 difference shows in the ``precision`` column.
+CACHE_KEYS: tuple[str, ...] = ("backbone", "weights", "weights_sha256", "dim", "input_size", "precision", "engine")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_INPUT_SIZE = 224
 DEFAULT_PRECISION = "auto"
@@ -146,6 +152,8 @@ class ExtractionReport:
         The table identity written to the Parquet metadata.
     cache_note : str or None
         Why the previous table was not used, when it was given but ignored.
+    threads : int
+        CPU threads the forward pass was given (``engines.thread_budget``); 0 for the ``texture`` backbone.
     """
 
     out_path: str
@@ -158,6 +166,7 @@ class ExtractionReport:
     img_per_s: float
     identity: dict
     cache_note: str | None = None
+    threads: int = 0
 
     @property
     def precision(self) -> str:
@@ -183,6 +192,9 @@ class ExtractionReport:
             "weights": self.identity["weights"],
             "input_size": self.identity["input_size"],
             "precision": self.identity["precision"],
+            "engine": self.identity.get("engine", ""),
+            "engine_note": self.identity.get("engine_note") or "",
+            "threads": self.threads,
             "fallback_reason": self.identity.get("fallback_reason") or "",
             "cache_note": self.cache_note or "",
         }
@@ -229,19 +241,31 @@ def _input_size_label(input_size: int | str) -> str:
     return str(size)
 
 
-def table_identity(backbone: Backbone, input_size: int | str = DEFAULT_INPUT_SIZE, precision: str = DEFAULT_PRECISION) -> dict:
-    """Backbone identity plus the concrete ``input_size`` (str) and ``precision`` of a feature table.
+def table_identity(
+    backbone: Backbone,
+    input_size: int | str = DEFAULT_INPUT_SIZE,
+    precision: str = DEFAULT_PRECISION,
+    engine: str = engines.DEFAULT_ENGINE,
+) -> dict:
+    """Backbone identity plus the concrete ``input_size`` (str), ``precision`` and ``engine`` of a feature table.
 
-    The ``texture`` backbone ignores both and records ``"native"`` / ``"fp32"``.
+    ``engine`` is resolved by :func:`seis_assets.core.engines.choose_engine` (``engine_note`` says why when
+    ``auto`` deviated from its rule). The ``texture`` backbone ignores all three and records ``"native"`` /
+    ``"fp32"`` / ``"numpy"``.
     """
     ident = dict(backbone.identity)
     ident.setdefault("weights_sha256", None)
     if backbone.takes_images:
         ident["input_size"] = _input_size_label(input_size)
-        ident["precision"] = resolve_precision(precision, backbone.device)
+        choice = engines.choose_engine(engine, backbone.device, precision, backbone=backbone.name)
+        ident["engine"] = choice.engine
+        if choice.note:
+            ident["engine_note"] = choice.note
+        ident["precision"] = engines.engine_precision(choice.engine, precision, backbone.device)
     else:
         ident["input_size"] = "native"
         ident["precision"] = "fp32"
+        ident["engine"] = "numpy"
     return ident
 
 
@@ -286,7 +310,15 @@ def preprocess(patches, input_size: int | str, mean, std, device: str = "cpu"):
     return ((x - m) / s).contiguous(memory_format=torch.channels_last)
 
 
-def embed(backbone: Backbone, patches: np.ndarray, input_size: int | str = DEFAULT_INPUT_SIZE, precision: str = "fp32") -> np.ndarray:
+def embed(
+    backbone: Backbone,
+    patches: np.ndarray,
+    input_size: int | str = DEFAULT_INPUT_SIZE,
+    precision: str = "fp32",
+    engine: str = "torch",
+    engine_cache_dir=None,
+    threads: int | None = None,
+) -> np.ndarray:
     """Features of one stack of equally sized patches.
 
     Parameters
@@ -295,6 +327,11 @@ def embed(backbone: Backbone, patches: np.ndarray, input_size: int | str = DEFAU
     patches : ndarray of shape (n, H, W), float32 in [-1, 1]
     input_size : int or "native"
     precision : {"fp32", "bf16", "fp16"} (a concrete value, see :func:`resolve_precision`)
+    engine : {"torch", "onnxruntime", "openvino"} (a concrete value, see ``engines.choose_engine``)
+    engine_cache_dir : path-like or None
+        Where the exported ONNX model is cached (``engines.onnx_model_path``).
+    threads : int or None
+        CPU threads of an exported engine's session (default ``engines.thread_budget()``).
 
     Returns
     -------
@@ -305,6 +342,15 @@ def embed(backbone: Backbone, patches: np.ndarray, input_size: int | str = DEFAU
     import torch
 
     x = preprocess(patches, input_size, backbone.mean, backbone.std, backbone.device)
+    backbone.model  # build it outside inference_mode: its weights stay ordinary tensors (exportable)
+    if engine in ("onnxruntime", "openvino"):
+        if precision != "fp32":
+            raise ValueError(f"engine {engine!r} runs fp32 only, got precision={precision!r}")
+        run = engines.runner(backbone, engine, engine_cache_dir, threads)
+        backbone.n_forward += 1
+        return np.asarray(run(x.contiguous().numpy()), dtype=np.float32)
+    if engine != "torch":
+        raise ValueError(f"engine must be a concrete engine ('torch', 'onnxruntime', 'openvino'), got {engine!r}")
     autocast = contextlib.nullcontext()
     if precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -499,6 +545,8 @@ def extract_features(
     *,
     input_size: int | str = DEFAULT_INPUT_SIZE,
     precision: str = DEFAULT_PRECISION,
+    engine: str = engines.DEFAULT_ENGINE,
+    engine_cache_dir: str | os.PathLike | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     previous_path: str | os.PathLike | None = None,
     key: str | None = "img",
@@ -523,6 +571,10 @@ def extract_features(
         Side of the square network input (bilinear resize), or the patch's own size.
     precision : {"auto", "fp32", "bf16", "fp16"}
         See :func:`resolve_precision`; the concrete value is recorded.
+    engine : {"auto", "torch", "onnxruntime", "openvino"}
+        Inference engine (``seis_assets.core.engines``); the concrete one is recorded in the identity.
+    engine_cache_dir : path-like or None
+        Where exported ONNX models are cached (default ``engines.default_cache_dir()``).
     batch_size : int
         Patches per forward pass and per streamed row group (bounds memory).
     previous_path : path-like or None
@@ -534,7 +586,8 @@ def extract_features(
         logs the message at INFO.
     progress_every_s : float
     num_threads : int or None
-        torch CPU threads (default: the cores this process may use).
+        CPU threads of the forward pass (torch and the exported engines); default
+        ``engines.thread_budget()`` (``SEIS_THREADS``, or the usable cores / ``SEIS_CONCURRENT_RUNS``).
     logger : logging.Logger or None
     shard_runner : callable(todo, identity) -> iterable of (index labels, features, failures), or None
         Where the files to extract are read and embedded elsewhere, e.g. on a Dask cluster
@@ -555,15 +608,16 @@ def extract_features(
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, logger=log)
     rows = _check_index(index)
-    identity = table_identity(backbone, input_size, precision)
+    identity = table_identity(backbone, input_size, precision, engine)
     schema = feature_schema(identity)
     dim = int(identity["dim"])
+    threads = 0
     if backbone.device == "cpu" and backbone.takes_images:
         import torch
 
-        want = num_threads or len(os.sched_getaffinity(0))
-        if torch.get_num_threads() != want:
-            torch.set_num_threads(want)
+        threads = num_threads or engines.thread_budget()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)  # torch also runs the preprocessing
     report_progress = progress or (lambda p: log.info("%s", p))
 
     use_previous, cache_note = _usable_previous(previous_path, identity)
@@ -639,7 +693,8 @@ def extract_features(
                 stack = np.stack(patches)
                 step = batch_size if backbone.takes_images else len(stack)  # attributes are vectorised already
                 X = np.concatenate([
-                    embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"])
+                    embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"],
+                          identity.get("engine", "torch"), engine_cache_dir, threads or None)
                     for j in range(0, len(stack), step)
                 ])
                 if X.shape != (len(idx), dim):
@@ -693,4 +748,5 @@ def extract_features(
         img_per_s=img_per_s,
         identity=identity,
         cache_note=cache_note,
+        threads=threads,
     )

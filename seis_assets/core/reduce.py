@@ -22,6 +22,15 @@ Decisions
   runs on all cores without a seed (PCA stays seeded). Measured on 17,667 x 2048
   ResNet features: 58 s seeded single-threaded vs 10 s with ``pca_components=100``
   and ``parallel=True``.
+* **Large inputs go PCA-first and parallel by themselves.** Above ``large_n``
+  samples (:data:`LARGE_N` = 5,000 by default; ``large_n=0`` turns it off) the
+  seeded single-threaded UMAP costs minutes (226 s on 17,668 x 1280 features on
+  2 cores, issue 9), so ``fit_reducer`` runs PCA to :data:`LARGE_PCA_COMPONENTS`
+  components first (unless ``pca_components`` was given) and UMAP unseeded on
+  the thread budget (``engines.thread_budget``). This is logged and listed in
+  ``settings_["adjustments"]``, and ``settings_["reproducible"]`` is False. Its
+  cost in ARI on the real F3 patches (forced with ``large_n=1``) is in
+  benchmarks/README.md.
 * **Small inputs are adapted, never silently.** ``n_neighbors`` is lowered to
   ``n_samples - 1``; the spectral initialisation needs
   ``n_components < n_samples - 2`` and falls back to ``init="random"``;
@@ -33,7 +42,6 @@ Decisions
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from typing import Any
@@ -60,6 +68,10 @@ DEFAULT_RANDOM_STATE = 42
 
 #: Smallest input UMAP can embed (it needs at least 2 neighbours per point).
 MIN_SAMPLES = 3
+#: Above this many samples fit_reducer switches to PCA-first + parallel UMAP (see the module docstring).
+LARGE_N = 5000
+#: PCA components of the large-input path.
+LARGE_PCA_COMPONENTS = 100
 
 _log = logging.getLogger(__name__)
 
@@ -159,6 +171,7 @@ def fit_reducer(
     n_jobs: int = -1,
     random_state: int | None = DEFAULT_RANDOM_STATE,
     logger: logging.Logger | None = None,
+    large_n: int | None = LARGE_N,
 ) -> tuple[Reducer, np.ndarray]:
     """Fit ``[StandardScaler] -> [PCA] -> UMAP`` on ``X`` and embed it.
 
@@ -182,12 +195,16 @@ def fit_reducer(
     parallel : bool, default False
         Run UMAP unseeded on ``n_jobs`` threads: faster, not bit-reproducible.
     n_jobs : int, default -1
-        Threads for the parallel UMAP (-1 = all cores). Ignored unless ``parallel``.
+        Threads for the parallel UMAP (-1 = the thread budget, ``engines.thread_budget()``: all usable cores
+        unless ``SEIS_THREADS`` / ``SEIS_CONCURRENT_RUNS`` say otherwise). Ignored unless ``parallel``.
     random_state : int or None, default 42
         Seed for PCA and (unless ``parallel``) UMAP. Same seed, same input,
         same output.
     logger : logging.Logger, optional
         Where adjustment warnings go (e.g. ``context.log``); module logger if None.
+    large_n : int or None, default 5000
+        Above this many samples: PCA to 100 components first (unless ``pca_components`` is set) and
+        ``parallel=True``, recorded in ``adjustments``. 0 or None: never.
 
     Returns
     -------
@@ -245,6 +262,18 @@ def fit_reducer(
         used_pca = min(n_samples, n_features)
         adjust(f"pca_components {pca_components} > min(n_samples, n_features): using {used_pca}")
 
+    if large_n and n_samples > large_n:
+        changes = []
+        if used_pca is None and n_features > LARGE_PCA_COMPONENTS:
+            used_pca = min(LARGE_PCA_COMPONENTS, n_samples)
+            changes.append(f"PCA to {used_pca} components first")
+        if not parallel:
+            parallel = True
+            changes.append("parallel unseeded UMAP (not bit-reproducible)")
+        if changes:
+            adjust(f"n_samples {n_samples} > large_n {large_n}: " + " and ".join(changes)
+                   + "; set large_n=0 (AnalysisSettings.umap_large_n) to keep the seeded single-threaded path")
+
     scaler = None
     Xp = X
     if standardize:
@@ -259,7 +288,9 @@ def fit_reducer(
     Xp = np.asarray(Xp, dtype=np.float32)
 
     seeded = random_state is not None and not parallel
-    used_jobs = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    from seis_assets.core.engines import thread_budget
+
+    used_jobs = thread_budget() if n_jobs == -1 else int(n_jobs)
     model = umap.UMAP(
         n_components=n_components,
         n_neighbors=used_neighbors,
@@ -268,7 +299,7 @@ def fit_reducer(
         init=init,
         random_state=random_state if seeded else None,
         transform_seed=random_state if random_state is not None else 42,
-        n_jobs=1 if seeded else n_jobs,
+        n_jobs=1 if seeded else used_jobs,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
@@ -292,6 +323,7 @@ def fit_reducer(
         "n_jobs": 1 if seeded else used_jobs,
         "reproducible": bool(seeded),
         "adjustments": adjustments,
+        "large_n": int(large_n or 0),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return Reducer(scaler, pca, model, settings), Z

@@ -81,3 +81,20 @@ def test_fit_on_train_embeds_the_other_rows_with_transform():
     assert np.linalg.norm(Z[40] - blob1) < np.linalg.norm(Z[40] - blob0)
     with pytest.raises(ValueError, match="only 2 training rows"):
         fit_on_train(X[:3], np.array([True, True, False]), 2)
+
+
+def test_large_input_goes_pca_first_and_parallel_and_says_so(monkeypatch):
+    rng = np.random.default_rng(1)
+    X = np.vstack([c + rng.normal(size=(60, 130)) for c in rng.normal(scale=5.0, size=(2, 130))]).astype(np.float32)
+    monkeypatch.setenv("SEIS_THREADS", "1")
+    r, Z = reduce.fit_reducer(X, 2, n_neighbors=10, large_n=100)  # 120 samples > large_n
+    s = r.settings_
+    assert Z.shape == (120, 2)
+    assert s["pca_components"] == reduce.LARGE_PCA_COMPONENTS and s["parallel"] and not s["reproducible"]
+    assert s["n_jobs"] == 1  # the thread budget, not every core
+    assert any("large_n 100" in a for a in s["adjustments"]) and s["large_n"] == 100
+    # at or below the threshold, or with large_n=0, the seeded path is kept
+    for large_n in (120, 0):
+        r, _ = reduce.fit_reducer(X, 2, n_neighbors=10, large_n=large_n)
+        assert r.settings_["reproducible"] and r.settings_["pca_components"] is None
+        assert r.settings_["adjustments"] == []

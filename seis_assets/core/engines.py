@@ -1,0 +1,344 @@
+"""Inference engines for the CNN forward pass, the rule that picks one, and the CPU thread budget.
+
+Engines
+-------
+``torch``
+    The backbone's own torch module, channels_last, under ``inference_mode`` and autocast (bf16 on CPUs with
+    native bf16, see :func:`seis_assets.core.features.resolve_precision`).
+``onnxruntime``
+    The backbone exported once to ONNX (:func:`onnx_model_path`) and run by ONNX Runtime's CPU kernels, fp32.
+    On CPUs without native bf16 (AVX2 only) this is the fastest: its depthwise and 1x1 convolutions are not
+    memory-bound the way torch's are (issue 9: EfficientNet-Lite0 at 224 px, 2 threads, 129.6 img/s against
+    31.7 for torch channels_last; ResNet50 19.2 against 13.4).
+``openvino``
+    The same ONNX file compiled by OpenVINO for the CPU, LATENCY hint, inference precision forced to f32 (OpenVINO
+    would otherwise pick bf16 by itself on bf16 CPUs, which would make the recorded precision false).
+
+The ``auto`` rule (:func:`choose_engine`), documented and measured (benchmarks/README.md)
+-----------------------------------------------------------------------------------------
+1. CUDA device -> ``torch`` (fp16/bf16 autocast on the GPU).
+2. A CPU with native bf16 (``amx_bf16`` or ``avx512_bf16`` in the ``/proc/cpuinfo`` flags) -> ``torch`` with bf16
+   autocast and channels_last, except (a) when ``precision="fp32"`` was asked for and (b) for the backbones in
+   :data:`BF16_BELOW_GATE`, whose bf16 features fall below cosine 0.999 to fp32 (measured: EfficientNet-Lite0
+   0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster than torch bf16 on the same 2-core
+   AVX512-BF16 CPU); both go to rule 3.
+3. Any other CPU -> ``onnxruntime`` fp32.
+If ``onnxruntime`` cannot be imported, rule 3 falls back to ``torch``; the reason is logged and recorded in the
+feature table's identity (``engine_note``).
+
+Exported model cache
+--------------------
+The ONNX file is named by the backbone identity (backbone, weights, weights fingerprint, dim) plus the torch
+version and the opset, e.g. ``efficientnet_lite0-efficientnet-lite0-imagenet-0a1b2c3d4e5f-1280-torch2.14.1-op17.onnx``,
+and written atomically (``core.storage``) into the cache folder (``<data_dir>/cache/engines`` in the pipeline,
+``$SEIS_ENGINE_CACHE`` or ``~/.cache/seis_assets/engines`` otherwise). Other weights give another name, so a stale
+export is never used. The file is read back as bytes, so the cache may be on ``s3://``.
+
+Thread budget
+-------------
+:func:`thread_budget` is the number of CPU threads one heavy run may use: ``SEIS_THREADS`` when set, else the
+cores this process may use divided by ``SEIS_CONCURRENT_RUNS`` (default 1; set it to the size of the Dagster
+concurrency pool of the heavy assets), at least 1. torch (``set_num_threads``), ONNX Runtime
+(``intra_op_num_threads``) and OpenVINO (``INFERENCE_NUM_THREADS``) all get this number.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from seis_assets.core.storage import atomic_write_bytes, read_bytes, to_upath
+
+__all__ = [
+    "ENGINES",
+    "DEFAULT_ENGINE",
+    "ONNX_OPSET",
+    "EngineChoice",
+    "cpu_flags",
+    "has_native_bf16",
+    "choose_engine",
+    "engine_precision",
+    "thread_budget",
+    "default_cache_dir",
+    "onnx_model_name",
+    "onnx_model_path",
+    "runner",
+]
+
+_LOG = logging.getLogger(__name__)
+
+ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
+DEFAULT_ENGINE = "auto"
+ONNX_OPSET = 17
+#: CPU flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic.
+BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
+_INPUT = "images"
+#: Backbones whose torch bf16 features are not within cosine 0.999 of fp32 (benchmarks/README.md): ``auto``
+#: never runs them in bf16.
+BF16_BELOW_GATE: frozenset[str] = frozenset({"efficientnet_lite0"})
+
+
+class EngineChoice(tuple):
+    """``(engine, note)``: the concrete engine and, when ``auto`` had to deviate from its rule, why."""
+
+    def __new__(cls, engine: str, note: str | None = None):
+        return super().__new__(cls, (engine, note))
+
+    @property
+    def engine(self) -> str:
+        return self[0]
+
+    @property
+    def note(self) -> str | None:
+        return self[1]
+
+
+# --------------------------------------------------------------------------- hardware
+def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> frozenset[str]:
+    """The ``flags`` of the first CPU in ``cpuinfo`` (empty where the file does not exist, e.g. macOS)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    m = re.search(r"^flags\s*:\s*(.*)$", text, flags=re.MULTILINE)
+    return frozenset(m.group(1).split()) if m else frozenset()
+
+
+def has_native_bf16(flags) -> bool:
+    """True when the flags name AMX-BF16 or AVX512-BF16."""
+    return any(f in flags for f in BF16_FLAGS)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_engine(
+    requested: str, device: str, precision: str = "auto", flags=None, available=None, backbone: str | None = None
+) -> EngineChoice:
+    """Concrete engine for ``requested`` (see the module docstring for the ``auto`` rule).
+
+    Parameters
+    ----------
+    requested : {"auto", "torch", "onnxruntime", "openvino"}
+    device : {"cpu", "cuda"}
+    precision : str
+        The requested precision; ``bf16`` / ``fp16`` keep torch (the exported engines run fp32 only), ``fp32``
+        on a bf16 CPU picks ONNX Runtime.
+    flags : iterable of str or None
+        CPU flags (default: :func:`cpu_flags`); tests pass fake ones.
+    available : callable(module name) -> bool, or None
+        Whether an engine's package imports (default: ``importlib.util.find_spec``).
+    backbone : str or None
+        The backbone's name; those in :data:`BF16_BELOW_GATE` are never given torch bf16 by ``auto``.
+
+    Raises
+    ------
+    ValueError
+        An unknown engine, an exported engine on CUDA, or an exported engine with bf16/fp16.
+    RuntimeError
+        An explicitly requested engine whose package is not installed (names the extra to install).
+    """
+    if requested not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {requested!r}")
+    available = available or _importable
+    if requested != "auto":
+        if requested != "torch":
+            if device != "cpu":
+                raise ValueError(f"engine {requested!r} runs on the CPU only; use engine='torch' (or 'auto') on {device}")
+            if precision in ("bf16", "fp16"):
+                raise ValueError(f"engine {requested!r} runs fp32 only; use precision='auto' or 'fp32', or engine='torch'")
+            if not available(requested):
+                how = "pip install 'seis_assets[openvino]'" if requested == "openvino" else "pip install onnxruntime"
+                raise RuntimeError(f"engine {requested!r} is not installed: {how}")
+        return EngineChoice(requested)
+    if device != "cpu" or precision in ("bf16", "fp16"):
+        return EngineChoice("torch")
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    if has_native_bf16(flags) and precision != "fp32" and backbone not in BF16_BELOW_GATE:
+        return EngineChoice("torch")
+    if available("onnxruntime"):
+        return EngineChoice("onnxruntime")
+    note = "engine 'auto': onnxruntime is not installed, using torch fp32 (pip install onnxruntime)"
+    _LOG.warning("%s", note)
+    return EngineChoice("torch", note)
+
+
+def engine_precision(engine: str, precision: str, device: str) -> str:
+    """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``."""
+    if engine in ("onnxruntime", "openvino"):
+        if precision in ("bf16", "fp16"):
+            raise ValueError(f"engine {engine!r} runs fp32 only, got precision={precision!r}")
+        return "fp32"
+    from seis_assets.core.features import resolve_precision
+
+    return resolve_precision(precision, device)
+
+
+def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None) -> int:
+    """CPU threads for one heavy run: ``SEIS_THREADS``, else ``cores // SEIS_CONCURRENT_RUNS`` (at least 1).
+
+    Raises ValueError naming the variable when one is not a positive integer.
+    """
+    env = os.environ if env is None else env
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def positive(name: str) -> int | None:
+        raw = env.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+        return value
+
+    explicit = positive("SEIS_THREADS")
+    if explicit is not None:
+        return explicit
+    runs = positive("SEIS_CONCURRENT_RUNS") or 1
+    return max(1, cores // runs)
+
+
+# --------------------------------------------------------------------------- ONNX export cache
+def default_cache_dir() -> str:
+    """``$SEIS_ENGINE_CACHE`` or ``~/.cache/seis_assets/engines``."""
+    return os.environ.get("SEIS_ENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "seis_assets", "engines")
+
+
+def onnx_model_name(identity: Mapping) -> str:
+    """File name of the exported model: the backbone identity, the torch version and the opset."""
+    import torch
+
+    parts = [identity["backbone"], identity["weights"], identity.get("weights_sha256") or "nofingerprint",
+             str(identity["dim"]), f"torch{torch.__version__.split('+')[0]}", f"op{ONNX_OPSET}"]
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts) + ".onnx"
+
+
+class _Pooled:
+    """A torch module view of the backbone's model (EfficientNet-Lite is wrapped in a plain callable)."""
+
+    @staticmethod
+    def module(model):
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            return model
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self, fn):
+                super().__init__()
+                self.net = getattr(fn, "net", None)
+                self.fn = fn
+
+            def forward(self, x):
+                return self.fn(x)
+
+        return Wrapped(model)
+
+
+def onnx_model_path(backbone, cache_dir=None, logger: logging.Logger | None = None) -> str:
+    """Export ``backbone`` to ONNX once (batch, height and width dynamic) and return the cached file's path.
+
+    A file already under its identity's name is reused without building anything.
+    """
+    log = logger or _LOG
+    target = to_upath(cache_dir or default_cache_dir()) / onnx_model_name(backbone.identity)
+    if target.exists():
+        return str(target)
+    import torch
+
+    import copy
+
+    module = _Pooled.module(backbone.model)
+    # a private fp32 NCHW copy on the CPU with ordinary tensors (a model first used under inference_mode holds
+    # inference tensors, which tracing refuses); the backbone's own module is left as it is
+    state = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in module.state_dict().items()}
+    module = copy.deepcopy(module).to("cpu")
+    module.load_state_dict(state, assign=True)
+    module.eval()
+    example = torch.zeros(2, 3, 64, 64)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # TorchScript exporter deprecation notes
+        torch.onnx.export(
+            module, example, buf, input_names=[_INPUT], output_names=["features"],
+            dynamic_axes={_INPUT: {0: "n", 2: "h", 3: "w"}, "features": {0: "n"}},
+            opset_version=ONNX_OPSET, dynamo=False,
+        )
+    atomic_write_bytes(target, buf.getvalue())
+    log.info("exported %s to %s (%.1f MB)", backbone.name, target, len(buf.getvalue()) / 1e6)
+    return str(target)
+
+
+# --------------------------------------------------------------------------- runners
+class _OrtRunner:
+    def __init__(self, model_bytes: bytes, threads: int):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {_INPUT: x})[0]
+
+
+class _OpenVinoRunner:
+    def __init__(self, model_bytes: bytes, threads: int):
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(_local_copy(model_bytes))
+        self.compiled = core.compile_model(
+            model, "CPU",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
+        )
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self.request.infer({0: x})
+        return np.asarray(next(iter(out.values())))
+
+
+def _local_copy(data: bytes) -> str:
+    """OpenVINO reads ONNX from a local file: a private temporary copy (removed at exit)."""
+    import atexit
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=".onnx")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    atexit.register(lambda: os.path.exists(name) and os.remove(name))
+    return name
+
+
+def runner(backbone, engine: str, cache_dir=None, threads: int | None = None, logger=None):
+    """A callable ``(n, 3, H, W) float32 ndarray -> (n, dim) float32 ndarray`` running ``backbone`` on ``engine``.
+
+    Built once per (backbone, engine, cache, threads) and kept on the backbone (``backbone.runners``).
+    """
+    if engine not in ("onnxruntime", "openvino"):
+        raise ValueError(f"runner() is for the exported engines, got {engine!r}")
+    threads = threads or thread_budget()
+    key = (engine, str(cache_dir), threads)
+    cached = backbone.runners.get(key)
+    if cached is None:
+        data = read_bytes(onnx_model_path(backbone, cache_dir, logger))
+        cached = (_OrtRunner if engine == "onnxruntime" else _OpenVinoRunner)(data, threads)
+        backbone.runners[key] = cached
+    return cached

@@ -1,0 +1,207 @@
+"""Inference engines: the auto rule (fake CPU flags), the exported-model cache, agreement with torch fp32,
+the engine in the feature identity, and the thread budget."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from seis_assets.core import engines
+from seis_assets.core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
+from seis_assets.core.engines import choose_engine, cpu_flags, has_native_bf16, onnx_model_path, thread_budget
+from seis_assets.core.features import embed, extract_features, read_identity, table_identity
+from seis_assets_tests.core.test_features import _dataset
+
+AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}
+AVX512_BF16 = AVX2 | {"avx512f", "avx512_bf16", "avx512_vnni"}
+AMX = AVX2 | {"avx512f", "amx_tile", "amx_bf16", "amx_int8"}
+EXPORTED = [e for e in ("onnxruntime", "openvino") if engines._importable(e)]
+
+
+def _installed(_module):
+    return True
+
+
+def _missing(_module):
+    return False
+
+
+# --------------------------------------------------------------------------- the auto rule
+@pytest.mark.parametrize(
+    "flags, device, precision, expected",
+    [
+        (AVX2, "cpu", "auto", "onnxruntime"),  # no native bf16: ONNX Runtime fp32
+        (AVX512_BF16, "cpu", "auto", "torch"),  # native bf16: torch bf16 + channels_last
+        (AMX, "cpu", "auto", "torch"),
+        (AVX512_BF16, "cpu", "fp32", "onnxruntime"),  # fp32 asked for: the fastest fp32 engine
+        (AVX2, "cpu", "bf16", "torch"),  # only torch runs bf16
+        (AVX2, "cuda", "auto", "torch"),  # GPU: torch
+        (AMX, "cuda", "auto", "torch"),
+    ],
+)
+def test_auto_rule_follows_the_cpu_flags(flags, device, precision, expected):
+    choice = choose_engine("auto", device, precision, flags=flags, available=_installed)
+    assert choice.engine == expected and choice.note is None
+
+
+def test_auto_keeps_backbones_whose_bf16_misses_the_gate_in_fp32():
+    """EfficientNet-Lite0 in bf16 is at cosine 0.992 to fp32: auto runs it on ONNX Runtime even on a bf16 CPU."""
+    for flags in (AVX512_BF16, AMX):
+        choice = choose_engine("auto", "cpu", "auto", flags=flags, available=_installed, backbone="efficientnet_lite0")
+        assert choice.engine == "onnxruntime"
+        assert choose_engine("auto", "cpu", "auto", flags=flags, available=_installed, backbone="resnet50").engine == "torch"
+    assert choose_engine("auto", "cuda", "auto", flags=AMX, available=_installed, backbone="efficientnet_lite0").engine == "torch"
+
+
+def test_auto_without_onnxruntime_falls_back_to_torch_and_says_so():
+    choice = choose_engine("auto", "cpu", "auto", flags=AVX2, available=_missing)
+    assert choice.engine == "torch"
+    assert "onnxruntime is not installed" in choice.note
+
+
+def test_explicit_engines_are_kept_or_refused_with_the_reason():
+    assert choose_engine("openvino", "cpu", "auto", flags=AMX, available=_installed).engine == "openvino"
+    assert choose_engine("torch", "cpu", "auto", flags=AVX2, available=_missing).engine == "torch"
+    with pytest.raises(ValueError, match="CPU only"):
+        choose_engine("onnxruntime", "cuda", available=_installed)
+    with pytest.raises(ValueError, match="fp32 only"):
+        choose_engine("onnxruntime", "cpu", "bf16", available=_installed)
+    with pytest.raises(RuntimeError, match=r"seis_assets\[openvino\]"):
+        choose_engine("openvino", "cpu", available=_missing)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        choose_engine("tensorrt", "cpu")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
+    assert has_native_bf16(cpu_flags(info))
+    assert cpu_flags(tmp_path / "absent") == frozenset()
+    assert not has_native_bf16(AVX2)
+
+
+# --------------------------------------------------------------------------- thread budget
+def test_thread_budget_divides_the_cores_among_concurrent_runs():
+    assert thread_budget({}, cores=16) == 16
+    assert thread_budget({"SEIS_CONCURRENT_RUNS": "4"}, cores=16) == 4
+    assert thread_budget({"SEIS_CONCURRENT_RUNS": "3"}, cores=2) == 1  # never 0
+    assert thread_budget({"SEIS_THREADS": "3", "SEIS_CONCURRENT_RUNS": "4"}, cores=16) == 3
+    with pytest.raises(ValueError, match="SEIS_THREADS"):
+        thread_budget({"SEIS_THREADS": "zero"}, cores=2)
+    with pytest.raises(ValueError, match="SEIS_CONCURRENT_RUNS"):
+        thread_budget({"SEIS_CONCURRENT_RUNS": "0"}, cores=2)
+
+
+def test_extraction_uses_the_thread_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEIS_THREADS", "1")
+    index = _dataset(tmp_path / "a", 2)
+    r = extract_features(index, tmp_path / "f.parquet", _small_backbone(), input_size="native", engine="torch")
+    assert r.threads == 1 and torch.get_num_threads() == 1
+    assert r.metadata()["threads"] == 1
+
+
+# --------------------------------------------------------------------------- exported model cache
+class _SmallNet(torch.nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+        self.dw = torch.nn.Conv2d(8, 8, 3, groups=8)
+
+    def forward(self, x):
+        return torch.relu(self.dw(torch.relu(self.conv(x)))).mean(dim=(2, 3))
+
+
+def _small_backbone(weights="w1", seed=0):
+    ident = dict(backbone="small", weights=weights, dim=8, requested="small", fallback_reason=None,
+                 weights_sha256=f"sha-{weights}")
+    return Backbone("small", 8, ident, "cpu", IMAGENET_MEAN, IMAGENET_STD, lambda: _SmallNet(seed).eval())
+
+
+@pytest.mark.skipif("onnxruntime" not in EXPORTED, reason="onnxruntime not installed")
+def test_exported_model_is_cached_under_the_backbone_identity(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    path = onnx_model_path(_small_backbone("w1"), cache)
+    assert path.endswith(".onnx") and "small-w1-sha_w1-8-torch" in path
+    # a second backbone with the same identity reuses the file: no export, no model built
+    again = _small_backbone("w1")
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported again"))
+    assert onnx_model_path(again, cache) == path and not again.loaded
+    monkeypatch.undo()
+    # other weights -> another file, and its features are its own
+    other_path = onnx_model_path(_small_backbone("w2", seed=1), cache)
+    assert other_path != path
+    assert sorted(p.name for p in cache.iterdir()) == sorted([path.split("/")[-1], other_path.split("/")[-1]])
+    P = _patches(4, 20)
+    a = embed(_small_backbone("w1"), P, "native", "fp32", "onnxruntime", cache)
+    b = embed(_small_backbone("w2", seed=1), P, "native", "fp32", "onnxruntime", cache)
+    assert not np.allclose(a, b)
+
+
+# --------------------------------------------------------------------------- agreement with torch fp32
+def _patches(n, size, seed=0):
+    rng = np.random.default_rng(seed)
+    a = ndimage.gaussian_filter(rng.standard_normal((n, size, size)).astype(np.float32), (0, 2, 2))
+    return a / np.abs(a).max(axis=(1, 2), keepdims=True)
+
+
+def _cosine_min(a, b):
+    return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min())
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+@pytest.mark.parametrize("engine", EXPORTED)
+@pytest.mark.parametrize("size", ["native", 224])
+def test_exported_engines_match_torch_fp32(engine, size, lite0, tmp_path):
+    """EfficientNet-Lite0 (real weights, the default backbone offline) on real-looking 99x99 patches."""
+    P = _patches(6, 99)
+    ref = embed(lite0, P, size, "fp32", "torch")
+    got = embed(lite0, P, size, "fp32", engine, tmp_path / "cache", threads=1)
+    assert got.shape == ref.shape == (6, 1280)
+    assert _cosine_min(got, ref) >= 0.999
+
+
+@pytest.mark.skipif(not has_native_bf16(cpu_flags()), reason="CPU has no native bf16")
+def test_torch_bf16_matches_torch_fp32_on_resnet50(tmp_path):
+    """auto's bf16 path (ResNet50 architecture, random weights: the ImageNet file is not available offline)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path / "r50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    bb = load_backbone("resnet50", weights_path=path, device="cpu")
+    P = _patches(4, 99)
+    assert _cosine_min(embed(bb, P, "native", "bf16", "torch"), embed(bb, P, "native", "fp32", "torch")) >= 0.999
+
+
+# --------------------------------------------------------------------------- identity
+def test_identity_records_the_engine_and_the_cache_keys_on_it(tmp_path):
+    index = _dataset(tmp_path / "a", 4)
+    out = tmp_path / "f.parquet"
+    r = extract_features(index, out, _small_backbone(), input_size="native", precision="fp32", engine="torch")
+    assert read_identity(out)["engine"] == "torch" and r.metadata()["engine"] == "torch"
+    if not EXPORTED:
+        return
+    engine = EXPORTED[0]
+    r = extract_features(index, out, _small_backbone(), input_size="native", precision="auto", engine=engine,
+                         engine_cache_dir=tmp_path / "cache", previous_path=out)
+    assert (r.n_reused, r.n_extracted) == (0, 4)  # another engine: the rows are re-extracted, never mixed
+    assert "engine 'torch' -> " + repr(engine) in r.cache_note
+    assert read_identity(out)["engine"] == engine and read_identity(out)["precision"] == "fp32"
+    bb = _small_backbone()
+    r = extract_features(index, out, bb, input_size="native", engine=engine, engine_cache_dir=tmp_path / "cache",
+                         previous_path=out)
+    assert (r.n_reused, r.n_extracted, bb.n_forward, bb.loaded) == (4, 0, 0, False)
+
+
+def test_auto_identity_names_the_engine_the_rule_picks(monkeypatch):
+    monkeypatch.setattr(engines, "cpu_flags", lambda *a: frozenset(AVX2))
+    monkeypatch.setattr(engines, "_importable", _installed)
+    ident = table_identity(_small_backbone(), 224, "auto", "auto")
+    assert (ident["engine"], ident["precision"]) == ("onnxruntime", "fp32")
+    assert table_identity(load_backbone("texture"), 224, "auto", "auto")["engine"] == "numpy"
