@@ -2,15 +2,15 @@
 
 import dagster as dg
 
-from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest
+from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest, sections
 from seis_assets.checks import ALL_CHECKS
 from seis_assets.io_managers import ParquetIOManager
-from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
-from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
+from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job, segy_job
+from seis_assets.resources import AnalysisSettings, FeatureSettings, SegySettings, SeisPaths
 from seis_assets.schedules import recluster_schedule
 from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
 
-ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, incoming])
+ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, incoming, sections])
 
 
 def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
@@ -20,6 +20,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
         "paths": paths,
         "feature_settings": FeatureSettings.from_env(),
         "analysis": AnalysisSettings(),
+        "segy_settings": SegySettings.from_env(),
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
         "io_manager": dg.FilesystemIOManager(base_dir=str(paths.models / "dagster")),
     }
@@ -30,7 +31,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[ingest_job, recluster_job, predict_incoming_job],
+    jobs=[ingest_job, recluster_job, predict_incoming_job, segy_job],
     sensors=[train_folder_sensor, incoming_files_sensor],
     schedules=[recluster_schedule],
     resources=build_resources(),
