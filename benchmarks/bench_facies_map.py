@@ -68,19 +68,27 @@ def patch_features(backbone_name: str, cache: str):
     return X, labels, identity
 
 
-def fit_models(X, labels, k: int, seed: int = 42):
+def fit_models(X, labels, k: int, seed: int = 42, cache: str | None = None):
+    import joblib
+
+    path = os.path.join(cache, f"models_k{k}_n{len(X)}_d{X.shape[1]}.joblib") if cache else None
+    if path and os.path.exists(path):
+        return joblib.load(path)
     reducer, Z = fit_reducer(X, 50, n_neighbors=15, min_dist=0.1, random_state=seed)
     kmeans = fit_kmeans(Z, k, random_state=seed)
     maj, hun = majority_mapping(kmeans.labels_, labels), hungarian_mapping(kmeans.labels_, labels)
     mapping = pd.DataFrame({"cluster": sorted(maj), "majority": [maj[c] for c in sorted(maj)],
                             "hungarian": [hun[c] for c in sorted(maj)]})
     scorer = fit_anomaly_scorer(Z, kmeans, X_train=X, random_state=seed)
-    return types.SimpleNamespace(reducer=reducer, kmeans=kmeans, mapping=mapping, scorer=scorer)
+    models = types.SimpleNamespace(reducer=reducer, kmeans=kmeans, mapping=mapping, scorer=scorer)
+    if path:
+        joblib.dump(models, path)
+    return models
 
 
-def shares(models, identity, *, scaling: str, window: int, stride: int, segy: str) -> dict:
+def shares(models, identity, *, scaling: str, traces: int, samples: int, stride: int, segy: str) -> dict:
     with open_survey(segy) as survey:
-        pos, patches, _ = cut_windows(survey, scaling=scaling, n_traces=window, n_samples=window, stride=stride)
+        pos, patches, _ = cut_windows(survey, scaling=scaling, n_traces=traces, n_samples=samples, stride=stride)
         X = window_features(patches, identity)
         pred = classify_windows(X, models)
         [number] = survey.info.inlines
@@ -119,9 +127,13 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default="auto")
     ap.add_argument("--scaling", default="survey", choices=["per_window", "survey"])
     ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--window", type=int, default=99)
+    ap.add_argument("--traces", type=int, default=99, help="window width in traces")
+    ap.add_argument("--samples", type=int, default=99, help="window height in samples")
     ap.add_argument("--stride", type=int, default=33)
     ap.add_argument("--grid", action="store_true", help="every scaling x k x window variant")
+    ap.add_argument("--windows", nargs="*", default=None, help="window sizes TRACESxSAMPLES for the grid, e.g. 99x99 150x75")
+    ap.add_argument("--ks", nargs="*", type=int, default=[4, 8, 12, 16])
+    ap.add_argument("--scalings", nargs="*", default=["per_window", "survey"])
     ap.add_argument("--segy", default=os.path.join(DATA, "sections", "f3_inline362.sgy"))
     ap.add_argument("--cache", default="/tmp/seis_bench_facies")
     ap.add_argument("--labels", help="only read back a facies_map output folder (e.g. after make demo-segy)")
@@ -138,15 +150,16 @@ def main(argv=None) -> int:
     X, labels, identity = patch_features(args.backbone, args.cache)
     print(f"backbone {identity['backbone']} ({identity['precision']}), {len(X)} patches, load average {os.getloadavg()[0]:.1f}")
     if args.grid:
-        variants = list(itertools.product(["per_window", "survey"], [4, 8, 12, 16], [args.window]))
+        sizes = [tuple(int(v) for v in w.split("x")) for w in (args.windows or [f"{args.traces}x{args.samples}"])]
+        variants = list(itertools.product(args.scalings, args.ks, sizes))
     else:
-        variants = [(args.scaling, args.k, args.window)]
+        variants = [(args.scaling, args.k, (args.traces, args.samples))]
     rows, fitted = [], {}
-    for scaling, k, window in variants:
+    for scaling, k, (traces, samples) in variants:
         if k not in fitted:
-            fitted[k] = fit_models(X, labels, k)
-        r = shares(fitted[k], identity, scaling=scaling, window=window, stride=args.stride, segy=args.segy)
-        rows.append({"scaling": scaling, "k": k, "window": window, "stride": args.stride, **r})
+            fitted[k] = fit_models(X, labels, k, cache=args.cache)
+        r = shares(fitted[k], identity, scaling=scaling, traces=traces, samples=samples, stride=args.stride, segy=args.segy)
+        rows.append({"scaling": scaling, "k": k, "window": f"{traces}x{samples}", "stride": args.stride, **r})
         rows[-1]["goal"] = _goal(r)
         print("  ".join(f"{k_}={v:.3f}" if isinstance(v, float) else f"{k_}={v}" for k_, v in rows[-1].items()), flush=True)
     print(pd.DataFrame(rows).to_string(index=False, float_format="%.3f"))

@@ -167,7 +167,7 @@ class SegySettings(dg.ConfigurableResource):
     segy: SEG-Y files and/or folders, separated by ``:`` (env ``SEIS_SEGY``); each file is one ``survey`` partition.
     iline_byte, xline_byte: trace-header byte positions of the inline and crossline numbers (SEG-Y rev 1: 189, 193).
     window_traces, window_samples, stride: window size (traces x samples) and step; windows cover every sample.
-    scaling: ``survey`` (robust survey-wide: bright stays bright) or ``per_window`` (min-max, as the patches).
+    scaling: ``per_window`` (min-max, as the patches; the default) or ``survey`` (robust survey-wide: bright stays bright).
     directions: ``inline`` or ``inline,xline`` (windows along crosslines too, 3-D cubes only).
     map_xlines: the facies map PDF gets one page per crossline too (3-D cubes).
     models: ``patches`` (classify with the models the recluster job fitted on the patches: clusters and categories)
@@ -181,7 +181,7 @@ class SegySettings(dg.ConfigurableResource):
     window_traces: int = 99
     window_samples: int = 99
     stride: int = 33
-    scaling: str = "survey"
+    scaling: str = "per_window"
     directions: str = "inline"
     map_xlines: bool = False
     models: str = "patches"

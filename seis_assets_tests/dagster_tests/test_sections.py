@@ -30,7 +30,7 @@ def test_survey_models_map_a_2d_line_without_patches(tmp_path):
     line = write_cube(tmp_path / "line2d.sgy", [3], range(1, 161), n_samples=128, structured=False)
     root = tmp_path / "data"
     resources = resources_for(root)
-    resources["segy_settings"] = SegySettings(segy=str(line), models="survey", k=3, window_traces=40,
+    resources["segy_settings"] = SegySettings(segy=str(line), models="survey", k=3, scaling="survey", window_traces=40,
                                               window_samples=40, stride=20)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["line2d.sgy"])
