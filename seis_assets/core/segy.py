@@ -252,8 +252,9 @@ def open_survey(
 ) -> Iterator[Survey]:
     """Open a SEG-Y file read-only through a memory map and check it.
 
-    A file with a regular inline x crossline grid is ``structured`` (a 3-D cube, or one inline of it); otherwise it
-    is read as a 2-D line: traces in file order, grouped by their inline number (one line for a typical 2-D file).
+    A file with a full inline x crossline grid is ``structured`` (a 3-D cube, or one inline of it); otherwise it
+    is read as 2-D lines: traces grouped by their inline number (one line for a typical 2-D file, whose inline
+    number may be 0), ordered by crossline (CDP) number.
 
     Raises
     ------
@@ -261,7 +262,7 @@ def open_survey(
         Naming the file and the problem: unreadable or not SEG-Y, truncated (size shorter than the headers
         promise), trace length not a whole number of traces (inconsistent trace counts), no samples, a byte
         position outside the 240-byte trace header, line numbers that are all zero at those bytes (wrong byte
-        positions), duplicate (inline, crossline) pairs, or a grid whose traces do not fill it.
+        positions), or duplicate (inline, crossline) pairs.
     """
     path = _local_path(str(path))
     for name, byte in (("inline", iline_byte), ("crossline", xline_byte)):
@@ -329,15 +330,6 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
         )
     inlines, xlines = np.unique(il), np.unique(xl)
     structured = len(inlines) * len(xlines) == len(il)
-    if not structured and len(inlines) > 1 and len(xlines) > 1:
-        # neither one 2-D line per inline number nor a full grid: a sparse or irregular 3-D geometry
-        per_line = np.bincount(np.searchsorted(inlines, il))
-        if len(set(per_line.tolist())) > 1 and min(per_line) < 2:
-            raise SegyError(
-                path,
-                f"irregular geometry: {len(il)} traces over {len(inlines)} inlines x {len(xlines)} crosslines "
-                f"(inconsistent trace counts per inline: {per_line.min()}..{per_line.max()})",
-            )
     dt = float(segyio.tools.dt(f)) / 1000.0
     if not dt > 0:
         raise SegyError(path, "sample interval is zero in the binary and trace headers")
