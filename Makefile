@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: venv demo test test-fast dev data bench clean-data
+.PHONY: venv demo demo-segy test test-fast dev data bench clean-data
 
 venv: $(STAMP)
 
@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml
 ## Generate demo data if data/train is empty, materialize every asset, print the metrics.
 demo: venv
 	$(PY) -m seis_assets.demo
+
+## Train on the real labelled F3 patches, map the real F3 inline 362 (SEG-Y) with them; data beside the repository.
+SHARED_DATA ?= $(CURDIR)/../shared/data
+demo-segy: venv
+	@test -d "$(SHARED_DATA)/f3_patches" -a -f "$(SHARED_DATA)/sections/f3_inline362.sgy" || \
+	  { echo "demo-segy needs $(SHARED_DATA)/f3_patches and $(SHARED_DATA)/sections/f3_inline362.sgy: set SHARED_DATA=/path/to/shared/data"; exit 2; }
+	SEIS_TRAIN_DIR="$(SHARED_DATA)/f3_patches" SEIS_SEGY="$(SHARED_DATA)/sections/f3_inline362.sgy" \
+	  SEIS_DATA_DIR=data/f3_segy $(PY) -m seis_assets.demo
+	$(PY) benchmarks/bench_facies_map.py --labels data/f3_segy/outputs/sections/f3_inline362.sgy
 
 ## The whole test suite (unit, Dagster in-process, webserver + daemon end to end).
 test: venv

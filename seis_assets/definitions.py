@@ -2,16 +2,16 @@
 
 import dagster as dg
 
-from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest
+from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest, sections
 from seis_assets.checks import ALL_CHECKS
 from seis_assets.executors import executor_from_env
 from seis_assets.io_managers import AtomicPickleIOManager, ParquetIOManager
-from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
-from seis_assets.resources import AnalysisSettings, DaskCluster, FeatureSettings, SeisPaths
+from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job, segy_job
+from seis_assets.resources import AnalysisSettings, DaskCluster, FeatureSettings, SegySettings, SeisPaths
 from seis_assets.schedules import recluster_schedule
 from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
 
-ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, incoming])
+ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, incoming, sections])
 
 
 def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
@@ -22,6 +22,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
         "feature_settings": FeatureSettings.from_env(),
         "analysis": AnalysisSettings(),
         "dask": DaskCluster.from_env(),
+        "segy_settings": SegySettings.from_env(),
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
         "io_manager": AtomicPickleIOManager(base_dir=str(paths.models / "dagster")),
     }
@@ -32,7 +33,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[ingest_job, recluster_job, predict_incoming_job],
+    jobs=[ingest_job, recluster_job, predict_incoming_job, segy_job],
     sensors=[train_folder_sensor, incoming_files_sensor],
     schedules=[recluster_schedule],
     resources=build_resources(),

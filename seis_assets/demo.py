@@ -4,7 +4,8 @@ Runs the same jobs the Dagster UI runs (``ingest_job`` per category, then ``recl
 against the instance in ``DAGSTER_HOME`` (the Makefile points it at ``.dagster_home/``), so the runs, partitions
 and materializations show up in ``make dev`` afterwards.
 
-``SEIS_TRAIN_DIR=~/LANDMASS/LANDMASS1 make demo`` runs on those files and generates nothing.
+``SEIS_TRAIN_DIR=~/LANDMASS/LANDMASS1 make demo`` runs on those files and generates nothing. With ``SEIS_SEGY`` set
+(SEG-Y files or folders), each survey is then cut into windows and mapped with the fitted models (``segy_job``).
 """
 
 import json
@@ -101,7 +102,11 @@ def main() -> int:
         print(f"features done in {time.perf_counter() - t0:.0f} s; recluster_job ...", flush=True)
         result = _run("recluster_job", instance)
         checks = result.get_asset_check_evaluations()
-    print_report(paths, checks)
+        print_report(paths, checks)
+        if defs.resources["segy_settings"].segy:  # SEIS_SEGY: map the surveys with the models just fitted
+            from seis_assets.demo_segy import run_surveys
+
+            run_surveys(defs, instance, QUIET_LOGS)
     return 0
 
 

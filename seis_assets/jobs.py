@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from seis_assets.assets import CLUSTERING, EMBEDDING, EVALUATION, HEAVY_TAG, INCOMING, INGEST
+from seis_assets.assets import CLUSTERING, EMBEDDING, EVALUATION, HEAVY_TAG, INCOMING, INGEST, SECTIONS
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -22,4 +22,11 @@ predict_incoming_job = dg.define_asset_job(
     "predict_incoming_job",
     selection=dg.AssetSelection.groups(INCOMING),
     description="Predict the files the incoming sensor found.",
+)
+
+segy_job = dg.define_asset_job(
+    "segy_job",
+    selection=dg.AssetSelection.groups(SECTIONS),
+    tags=HEAVY_TAG,
+    description="Cut one SEG-Y survey into windows, classify them, paint the facies map (partitioned by survey).",
 )

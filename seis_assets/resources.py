@@ -212,3 +212,39 @@ class DaskCluster(dg.ConfigurableResource):
                 yield from runner(todo, identity)
 
         return run
+class SegySettings(dg.ConfigurableResource):
+    """SEG-Y surveys to map, and how windows are cut from them (``seis_assets.core.segy``).
+
+    segy: SEG-Y files and/or folders, separated by ``:`` (env ``SEIS_SEGY``); each file is one ``survey`` partition.
+    iline_byte, xline_byte: trace-header byte positions of the inline and crossline numbers (SEG-Y rev 1: 189, 193).
+    window_traces, window_samples, stride: window size (traces x samples) and step; windows cover every sample.
+    scaling: ``per_window`` (min-max, as the patches; the default) or ``survey`` (robust survey-wide: bright stays bright).
+    directions: ``inline`` or ``inline,xline`` (windows along crosslines too, 3-D cubes only).
+    map_xlines: the facies map PDF gets one page per crossline too (3-D cubes).
+    models: ``patches`` (classify with the models the recluster job fitted on the patches: clusters and categories)
+    or ``survey`` (fit UMAP + KMeans on this survey's windows alone: clusters, no categories).
+    k: clusters for ``models=survey`` (0: the k of the fitted patch models, else 4).
+    """
+
+    segy: str = ""
+    iline_byte: int = 189
+    xline_byte: int = 193
+    window_traces: int = 99
+    window_samples: int = 99
+    stride: int = 33
+    scaling: str = "per_window"
+    directions: str = "inline"
+    map_xlines: bool = False
+    models: str = "patches"
+    k: int = 0
+
+    @classmethod
+    def from_env(cls, **overrides) -> "SegySettings":
+        values = {}
+        if os.environ.get("SEIS_SEGY"):
+            values["segy"] = ":".join(_resolve(p) for p in os.environ["SEIS_SEGY"].split(":") if p.strip())
+        values.update(overrides)
+        return cls(**values)
+
+    def direction_list(self) -> tuple[str, ...]:
+        return tuple(d.strip() for d in self.directions.split(",") if d.strip())

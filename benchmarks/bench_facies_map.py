@@ -1,0 +1,171 @@
+"""Region shares of the facies map of F3 inline 362, with models fitted on the 1,000 labelled F3 patches.
+
+Goals (issue 8): salt dome (crosslines 820-950, 1500-1840 ms) majority `salt dome`; chaotic band (1200-1320 ms)
+`chaotic`; faulted lower left (crosslines 300-700, below 1500 ms) `fault`; continuous layers (200-1000 ms) `other`
+>= 50 % while the other three stay >= 80 %.
+
+The models are fitted here with the pipeline's own functions and settings (UMAP 50-d fitted on every patch, seed
+42, KMeans with k clusters, majority cluster -> category mapping), the windows go through
+``seis_assets.core.segy`` / ``window_predict`` / ``facies`` exactly as the ``facies_map`` asset sends them.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py                      # the default settings
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --grid               # every variant tried
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --scaling per_window --k 4
+
+Backbone features of the patches are cached in --cache (default /tmp/seis_bench_facies) between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import itertools
+import os
+import sys
+import time
+import types
+
+import numpy as np
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from seis_assets.core.anomaly import fit_anomaly_scorer  # noqa: E402
+from seis_assets.core.backbones import load_backbone  # noqa: E402
+from seis_assets.core.cluster import fit_kmeans, hungarian_mapping, majority_mapping  # noqa: E402
+from seis_assets.core.facies import region_share, vote_line  # noqa: E402
+from seis_assets.core.features import embed, resolve_precision, table_identity  # noqa: E402
+from seis_assets.core.matfiles import load_patch  # noqa: E402
+from seis_assets.core.reduce import fit_reducer  # noqa: E402
+from seis_assets.core.segy import cut_windows, open_survey  # noqa: E402
+from seis_assets.core.window_predict import classify_windows, window_features  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+#: (name, category, crossline range, time range ms), from ../shared/data/sections/README.md and issue 8.
+REGIONS = [
+    ("salt dome", "salt dome", (820, 950), (1500, 1840)),
+    ("chaotic band", "chaotic", None, (1200, 1320)),
+    ("faulted lower left", "fault", (300, 700), (1500, 1848)),
+    ("continuous layers", "other", None, (200, 1000)),
+]
+
+
+def patch_features(backbone_name: str, cache: str):
+    files = sorted(glob.glob(os.path.join(DATA, "f3_patches", "*", "*.mat")))
+    labels = np.array([os.path.basename(os.path.dirname(f)) for f in files])
+    backbone = load_backbone(backbone_name)
+    identity = table_identity(backbone, 224, "auto")
+    identity["precision"] = resolve_precision("auto", backbone.device)
+    path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['precision']}.npy")
+    if os.path.exists(path):
+        X = np.load(path)
+    else:
+        patches = np.stack([load_patch(f) for f in files])
+        X = np.concatenate([embed(backbone, patches[i : i + 16], 224, identity["precision"]) for i in range(0, len(patches), 16)])
+        os.makedirs(cache, exist_ok=True)
+        np.save(path, X)
+    return X, labels, identity
+
+
+def fit_models(X, labels, k: int, seed: int = 42, cache: str | None = None):
+    import joblib
+
+    path = os.path.join(cache, f"models_k{k}_n{len(X)}_d{X.shape[1]}.joblib") if cache else None
+    if path and os.path.exists(path):
+        return joblib.load(path)
+    reducer, Z = fit_reducer(X, 50, n_neighbors=15, min_dist=0.1, random_state=seed)
+    kmeans = fit_kmeans(Z, k, random_state=seed)
+    maj, hun = majority_mapping(kmeans.labels_, labels), hungarian_mapping(kmeans.labels_, labels)
+    mapping = pd.DataFrame({"cluster": sorted(maj), "majority": [maj[c] for c in sorted(maj)],
+                            "hungarian": [hun[c] for c in sorted(maj)]})
+    scorer = fit_anomaly_scorer(Z, kmeans, X_train=X, random_state=seed)
+    models = types.SimpleNamespace(reducer=reducer, kmeans=kmeans, mapping=mapping, scorer=scorer)
+    if path:
+        joblib.dump(models, path)
+    return models
+
+
+def shares(models, identity, *, scaling: str, traces: int, samples: int, stride: int, segy: str) -> dict:
+    with open_survey(segy) as survey:
+        pos, patches, _ = cut_windows(survey, scaling=scaling, n_traces=traces, n_samples=samples, stride=stride)
+        X = window_features(patches, identity)
+        pred = classify_windows(X, models)
+        [number] = survey.info.inlines
+        _, idx = survey.read_line("inline", number)
+        xl = survey.trace_xline[idx]
+        k = int(models.kmeans.n_clusters)
+        cmap, _ = vote_line(pos, pred["cluster"].to_numpy(), None, k, len(idx), survey.info.n_samples, "inline", number, xl)
+        lut = dict(zip(models.mapping["cluster"], models.mapping["majority"]))
+        cat = np.vectorize(lut.get)(cmap)
+        times = survey.info.time_ms(np.arange(survey.info.n_samples))
+    out = {name: region_share(cat, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
+    out["n_windows"] = len(pos)
+    return out
+
+
+def shares_from_outputs(folder: str) -> dict:
+    """Region shares read back from a facies_map output folder (facies_labels.sgy + facies_legend.csv)."""
+    legend = pd.read_csv(os.path.join(folder, "facies_legend.csv"))
+    lut = dict(zip(legend["index"].astype(int), legend["category"]))
+    with open_survey(os.path.join(folder, "facies_labels.sgy")) as survey:
+        [number] = survey.info.inlines
+        labels, idx = survey.read_line("inline", number)
+        xl = survey.trace_xline[idx]
+        times = survey.info.time_ms(np.arange(survey.info.n_samples))
+    cat = np.vectorize(lut.get)(labels.astype(int))
+    return {name: region_share(cat, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
+
+
+def _goal(r: dict) -> str:
+    ok = r["continuous layers"] >= 0.5 and all(r[n] >= 0.8 for n in ("salt dome", "chaotic band", "faulted lower left"))
+    return "met" if ok else "missed"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backbone", default="auto")
+    ap.add_argument("--scaling", default="survey", choices=["per_window", "survey"])
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--traces", type=int, default=99, help="window width in traces")
+    ap.add_argument("--samples", type=int, default=99, help="window height in samples")
+    ap.add_argument("--stride", type=int, default=33)
+    ap.add_argument("--grid", action="store_true", help="every scaling x k x window variant")
+    ap.add_argument("--windows", nargs="*", default=None, help="window sizes TRACESxSAMPLES for the grid, e.g. 99x99 150x75")
+    ap.add_argument("--ks", nargs="*", type=int, default=[4, 8, 12, 16])
+    ap.add_argument("--scalings", nargs="*", default=["per_window", "survey"])
+    ap.add_argument("--segy", default=os.path.join(DATA, "sections", "f3_inline362.sgy"))
+    ap.add_argument("--cache", default="/tmp/seis_bench_facies")
+    ap.add_argument("--labels", help="only read back a facies_map output folder (e.g. after make demo-segy)")
+    args = ap.parse_args(argv)
+    if args.labels:
+        r = shares_from_outputs(args.labels)
+        print(f"\n=== region shares of {args.labels}/facies_labels.sgy (goal: other >= 0.5, the rest >= 0.8) ===")
+        for name, category, _, _ in REGIONS:
+            print(f"  {name:<20} {category:<10} {r[name]:.3f}")
+        print(f"  goal {_goal(r)}")
+        return 0
+
+    t0 = time.perf_counter()
+    X, labels, identity = patch_features(args.backbone, args.cache)
+    print(f"backbone {identity['backbone']} ({identity['precision']}), {len(X)} patches, load average {os.getloadavg()[0]:.1f}")
+    if args.grid:
+        sizes = [tuple(int(v) for v in w.split("x")) for w in (args.windows or [f"{args.traces}x{args.samples}"])]
+        variants = list(itertools.product(args.scalings, args.ks, sizes))
+    else:
+        variants = [(args.scaling, args.k, (args.traces, args.samples))]
+    rows, fitted = [], {}
+    for scaling, k, (traces, samples) in variants:
+        if k not in fitted:
+            fitted[k] = fit_models(X, labels, k, cache=args.cache)
+        r = shares(fitted[k], identity, scaling=scaling, traces=traces, samples=samples, stride=args.stride, segy=args.segy)
+        rows.append({"scaling": scaling, "k": k, "window": f"{traces}x{samples}", "stride": args.stride, **r})
+        rows[-1]["goal"] = _goal(r)
+        print("  ".join(f"{k_}={v:.3f}" if isinstance(v, float) else f"{k_}={v}" for k_, v in rows[-1].items()), flush=True)
+    print(pd.DataFrame(rows).to_string(index=False, float_format="%.3f"))
+    print(f"{time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Memory of cutting every window of a SEG-Y cube: a cube and one 4x larger, inline and crossline windows.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_segy_memory.py [--folder /tmp/seis_bench_segy]
+
+Each cube is read in a child process; the figure is the peak *anonymous* resident memory (RssAnon, sampled every
+50 windows). segyio's memory map makes the file's pages resident as the lines are read: they count in the
+process's RSS (and ru_maxrss) but are page cache, given back under pressure, so they are reported apart.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+CHILD = r"""
+import sys, resource
+sys.path.insert(0, {root!r})
+from seis_assets.core.segy import open_survey, iter_windows, scale_window
+def anon():
+    for line in open('/proc/self/status'):
+        if line.startswith('RssAnon'):
+            return int(line.split()[1]) / 1024
+base = anon(); peak = base; n = 0
+with open_survey({path!r}) as s:
+    for pos, w in iter_windows(s, directions=("inline", "xline")):
+        scale_window(w, 'per_window'); n += 1
+        if n % 50 == 0:
+            peak = max(peak, anon())
+print(f"{{n}} {{base:.1f}} {{peak:.1f}} {{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}}")
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--folder", default="/tmp/seis_bench_segy")
+    args = ap.parse_args()
+    from seis_assets_tests.core.test_segy import write_cube
+
+    os.makedirs(args.folder, exist_ok=True)
+    for n_inlines in (120, 480):
+        path = os.path.join(args.folder, f"cube_{n_inlines}x120x463.sgy")
+        if not os.path.exists(path):
+            write_cube(path, range(1, n_inlines + 1), range(1, 121), n_samples=463)
+        out = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT, path=path)], capture_output=True,
+                             text=True, check=True).stdout.split()
+        n, base, peak, maxrss = int(out[0]), *map(float, out[1:])
+        print(f"{os.path.basename(path)} ({os.path.getsize(path) / 1e6:.0f} MB): {n} windows, anonymous RSS "
+              f"{base:.0f} -> peak {peak:.0f} MB; ru_maxrss incl. mapped file pages {maxrss:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""SEG-Y surveys: windows and their features per survey file, and the facies map painted back onto each section.
+
+``survey_windows[survey]`` cuts every window of one SEG-Y file (``SegySettings``), scales it and makes its backbone
+features with the same backbone, input size and precision as the patches. ``facies_map[survey]`` classifies the
+windows with the models the recluster job fitted on the labelled patches (``models=patches``: clusters and their
+categories) or fits UMAP + KMeans on the survey's own windows (``models=survey``: clusters only), votes them back
+onto every inline at sample resolution and writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``,
+one page per line), ``anomaly_map.png``, ``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
+"""
+
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from seis_assets.assets import HEAVY_TAG, SECTIONS
+from seis_assets.assets._metadata import image_metadata, markdown_preview
+from seis_assets.core.backbones import load_backbone
+from seis_assets.core.dataset import stack_vectors
+from seis_assets.core.facies import write_facies_outputs
+from seis_assets.core.features import BackboneMismatchError, CACHE_KEYS, table_identity
+from seis_assets.core.predict import FittedModels
+from seis_assets.core.segy import WINDOW_COLUMNS, list_segy_files, open_survey, survey_name
+from seis_assets.core.window_predict import classify_windows, survey_features
+from seis_assets.partitions import survey_partitions
+from seis_assets.resources import FeatureSettings, SegySettings, SeisPaths
+
+MODEL_SOURCES = ("patches", "survey")
+
+
+def survey_file(settings: SegySettings, key: str) -> str:
+    """The SEG-Y file of partition ``key`` among the configured files."""
+    if not settings.segy:
+        raise dg.Failure("no SEG-Y configured: set SEIS_SEGY (files or folders, ':'-separated) or segy_settings.segy")
+    files = {survey_name(f): f for f in list_segy_files(settings.segy)}
+    if key not in files:
+        raise dg.Failure(f"survey partition {key!r} is not among the configured SEG-Y files: {sorted(files)}")
+    return files[key]
+
+
+def output_folder(paths: SeisPaths, key: str):
+    return paths.outputs / "sections" / key
+
+
+@dg.asset(
+    partitions_def=survey_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name=SECTIONS,
+    op_tags=HEAVY_TAG,
+    kinds={"segy", "parquet"},
+    description=(
+        "Every window of one SEG-Y survey (position: direction, inline, first crossline, first sample, size) with its "
+        "backbone features, made like the patches' features. Scaling per window or survey-wide (robust)."
+    ),
+)
+def survey_windows(
+    context: dg.AssetExecutionContext, paths: SeisPaths, feature_settings: FeatureSettings, segy_settings: SegySettings
+) -> pd.DataFrame:
+    path = survey_file(segy_settings, context.partition_key)
+    backbone = load_backbone(
+        feature_settings.backbone, weights=feature_settings.weights, weights_path=feature_settings.weights_path,
+        device=feature_settings.device, logger=context.log,
+    )
+    identity = table_identity(backbone, feature_settings.input_size_value(), feature_settings.precision)
+    with open_survey(path, segy_settings.iline_byte, segy_settings.xline_byte) as survey:
+        info = survey.info
+        positions, X, scaling = survey_features(
+            survey, identity, scaling=segy_settings.scaling, n_traces=segy_settings.window_traces,
+            n_samples=segy_settings.window_samples, stride=segy_settings.stride,
+            directions=segy_settings.direction_list(), weights_path=feature_settings.weights_path,
+            device=feature_settings.device, logger=context.log,
+        )
+    table = positions.copy()
+    table["path"] = path
+    for key in ("backbone", "weights", "input_size", "precision"):
+        table[key] = str(identity.get(key))
+    table["scaling"] = scaling["scaling"]
+    table["scale"] = float(scaling.get("scale", np.nan))
+    table["features"] = list(X.astype(np.float32))
+    context.add_output_metadata(
+        {
+            "survey": path,
+            "geometry": dg.MetadataValue.json({k: v for k, v in info.as_dict().items() if k not in ("inlines", "xlines")}
+                                              | {"n_inlines": len(info.inlines), "n_xlines": len(info.xlines)}),
+            "n_windows": len(table),
+            "window": f"{segy_settings.window_traces} traces x {segy_settings.window_samples} samples, stride {segy_settings.stride}",
+            "scaling": json.dumps(scaling),
+            "backbone": str(identity["backbone"]),
+            "fallback_reason": str(identity.get("fallback_reason") or ""),
+            "preview": dg.MetadataValue.md(markdown_preview(positions)),
+        }
+    )
+    return table
+
+
+def _survey_models(X: np.ndarray, k: int, seed: int, log):
+    """UMAP + KMeans + anomaly scorer fitted on one survey's windows (``models=survey``): clusters, no categories."""
+    import types
+
+    from seis_assets.core.anomaly import fit_anomaly_scorer
+    from seis_assets.core.cluster import fit_kmeans
+    from seis_assets.core.reduce import fit_reducer
+
+    reducer, Z = fit_reducer(X, 50, random_state=seed, logger=log)
+    kmeans = fit_kmeans(Z, k, random_state=seed)
+    scorer = fit_anomaly_scorer(Z, kmeans, X_train=X, random_state=seed)
+    mapping = pd.DataFrame({"cluster": range(k), "majority": [""] * k, "hungarian": [""] * k})
+    return types.SimpleNamespace(reducer=reducer, kmeans=kmeans, mapping=mapping, scorer=scorer)
+
+
+@dg.asset(
+    partitions_def=survey_partitions,
+    deps=["kmeans_model", "cluster_mapping", "anomalies"],
+    group_name=SECTIONS,
+    op_tags=HEAVY_TAG,
+    kinds={"segy", "png", "csv"},
+    description=(
+        "Each window's cluster and mapped category voted back onto the section at sample resolution: facies_map.png "
+        "(+ .pdf, a page per line), anomaly_map.png, facies_labels.sgy (input headers, samples = cluster index), "
+        "facies_legend.csv, section_assignments.csv, in outputs/sections/<survey>/."
+    ),
+)
+def facies_map(
+    context: dg.AssetExecutionContext,
+    survey_windows: pd.DataFrame,
+    paths: SeisPaths,
+    segy_settings: SegySettings,
+    feature_settings: FeatureSettings,
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    if segy_settings.models not in MODEL_SOURCES:
+        raise dg.Failure(f"segy_settings.models must be one of {MODEL_SOURCES}, got {segy_settings.models!r}")
+    X = stack_vectors(survey_windows["features"])
+    windows = survey_windows[WINDOW_COLUMNS].reset_index(drop=True)
+    if segy_settings.models == "patches":
+        models = FittedModels.load(paths.models, paths.table("cluster_mapping"))
+        diffs = [
+            f"{k_} {survey_windows[k_].iloc[0]!r} (windows) != {models.identity.get(k_)!r} (models)"
+            for k_ in ("backbone", "weights", "input_size", "precision")
+            if k_ in CACHE_KEYS and str(survey_windows[k_].iloc[0]) != str(models.identity.get(k_))
+        ]
+        if diffs:
+            raise BackboneMismatchError(
+                f"survey {key}: window features and fitted models differ: {'; '.join(diffs)}. "
+                "Re-materialize survey_windows with the models' backbone settings, or re-cluster."
+            )
+        k = int(models.kmeans.n_clusters)
+        source = "models fitted on the labelled patches (recluster job)"
+    else:
+        k = segy_settings.k or 4
+        models = _survey_models(X, k, 42, context.log)
+        source = f"UMAP + KMeans (k={k}) fitted on this survey's {len(X)} windows"
+    pred = classify_windows(X, models)
+    mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
+    path = survey_file(segy_settings, key)
+    out = output_folder(paths, key)
+    with open_survey(path, segy_settings.iline_byte, segy_settings.xline_byte) as survey:
+        result = write_facies_outputs(
+            survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
+            map_xlines=segy_settings.map_xlines,
+            extra_columns=pred[["predicted_hungarian", "anomaly_percentile"]] if mapping else pred[["anomaly_percentile"]],
+        )
+    files = result["files"]
+    shares = pd.DataFrame(sorted(result["category_share"].items()), columns=["class", "share_of_samples"])
+    context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
+    return dg.MaterializeResult(
+        metadata={
+            "models": source,
+            "k": k,
+            "n_windows": len(windows),
+            "share_of_samples": dg.MetadataValue.md(shares.to_markdown(index=False, floatfmt=".3f")),
+            "legend": dg.MetadataValue.md(markdown_preview(result["legend"], n=30)),
+            "facies_map": image_metadata(files["facies_map.png"]),
+            "anomaly_map": image_metadata(files["anomaly_map.png"]),
+            "facies_labels": dg.MetadataValue.path(files["facies_labels.sgy"]),
+            "folder": dg.MetadataValue.path(str(out)),
+        }
+    )

@@ -1,0 +1,151 @@
+"""Classify scaled SEG-Y windows with the fitted models: features -> 50-d UMAP -> cluster -> category + anomaly score.
+
+The models are :class:`seis_assets.core.predict.FittedModels` (loaded by its public ``load``); windows take the
+path the ``.mat`` patches take, only their arrays come from a survey instead of files. The backbone must be the one
+the models were fitted with (checked on its identity); a different one raises instead of mixing feature spaces.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from seis_assets.core.backbones import load_backbone
+from seis_assets.core.features import BackboneMismatchError, embed, resolve_precision
+from seis_assets.core.report import cluster_labels
+
+__all__ = ["window_features", "classify_windows", "survey_features"]
+
+_IDENTITY_KEYS = ("backbone", "weights", "weights_sha256")
+
+
+def window_features(
+    patches: np.ndarray,
+    identity: dict,
+    *,
+    weights_path=None,
+    device: str = "auto",
+    batch_size: int = 16,
+    logger: logging.Logger | None = None,
+) -> np.ndarray:
+    """Backbone features of windows (n, H, W) in [-1, 1], made exactly as the models' training features were.
+
+    ``identity`` is the models' ``backbone.json`` (backbone, weights, input size, precision).
+
+    Raises
+    ------
+    BackboneMismatchError
+        When the backbone available now differs from the one the models were fitted with.
+    """
+    name = identity["backbone"]
+    backbone = load_backbone(
+        name, weights=identity["weights"] if name == "resnet50" else "IMAGENET1K_V1",
+        weights_path=weights_path, device=device, logger=logger,
+    )
+    diffs = [
+        f"{key} {identity[key]!r} (models) != {backbone.identity.get(key)!r} (now)"
+        for key in _IDENTITY_KEYS
+        if identity.get(key) is not None and str(identity[key]) != str(backbone.identity.get(key))
+    ]
+    if diffs:
+        raise BackboneMismatchError(
+            "the fitted models do not match the backbone available now: " + "; ".join(diffs)
+            + ". Re-cluster with the current backbone, or supply the original weights (weights_path)."
+        )
+    precision = identity.get("precision", "fp32")
+    if precision == "auto":
+        precision = resolve_precision(precision, backbone.device)
+    input_size = identity.get("input_size", 224)
+    input_size = input_size if input_size == "native" else int(input_size)
+    patches = np.asarray(patches, dtype=np.float32)
+    step = batch_size if backbone.takes_images else max(len(patches), 1)
+    engine = identity.get("engine", "torch")  # the engine the training features were made with
+    X = np.concatenate([embed(backbone, patches[i : i + step], input_size, precision, engine=engine)
+                        for i in range(0, len(patches), step)])
+    if X.shape[1] != int(identity["dim"]):
+        raise BackboneMismatchError(f"features of dimension {X.shape[1]}, the models expect {identity['dim']}")
+    return X
+
+
+def classify_windows(X: np.ndarray, models) -> pd.DataFrame:
+    """Cluster, mapped categories and anomaly score of each window's features.
+
+    Parameters
+    ----------
+    X : ndarray (n, dim), from :func:`window_features`
+    models : :class:`seis_assets.core.predict.FittedModels`
+
+    Returns
+    -------
+    DataFrame (n rows) with cluster, predicted_label (majority mapping), predicted_hungarian, anomaly_score,
+    anomaly_percentile (share of training patches less anomalous)
+    """
+    Z = models.reducer.transform(X)
+    scores = models.scorer.score(Z, X) if models.scorer.uses_features else models.scorer.score(Z)
+    clusters = np.asarray(models.kmeans.predict(np.asarray(Z, dtype=models.kmeans.cluster_centers_.dtype)), dtype=int)
+    majority, hungarian = cluster_labels(models.mapping, "majority"), cluster_labels(models.mapping, "hungarian")
+    train_scores = np.sort(models.scorer.training_scores_["score"].to_numpy())
+    s = scores["score"].to_numpy()
+    return pd.DataFrame(
+        {
+            "cluster": clusters,
+            "predicted_label": [majority[c] for c in clusters],
+            "predicted_hungarian": [hungarian[c] for c in clusters],
+            "anomaly_score": s,
+            "anomaly_percentile": np.searchsorted(train_scores, s) / len(train_scores),
+        }
+    )
+
+
+def survey_features(
+    survey,
+    identity: dict,
+    *,
+    scaling: str = "survey",
+    n_traces: int = 99,
+    n_samples: int = 99,
+    stride: int = 33,
+    directions=("inline",),
+    batch: int = 256,
+    weights_path=None,
+    device: str = "auto",
+    logger: logging.Logger | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Cut, scale and featurise every window of an open survey, ``batch`` windows in memory at a time.
+
+    Returns
+    -------
+    positions : DataFrame of :data:`seis_assets.core.segy.WINDOW_COLUMNS`, one row per window
+    X : ndarray (n_windows, dim) float32, the backbone features (what grows with the survey, as for patches)
+    scaling_info : dict (``scaling``; ``scale`` and ``percentile`` for survey-wide scaling)
+    """
+    from seis_assets.core.segy import SCALINGS, SURVEY_PERCENTILE, WINDOW_COLUMNS, iter_windows, scale_window, survey_scale
+
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    scale = survey_scale(survey) if scaling == "survey" else None
+    rows: list[dict] = []
+    feats: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+
+    def flush():
+        if pending:
+            feats.append(window_features(np.stack(pending), identity, weights_path=weights_path, device=device,
+                                         logger=logger))
+            pending.clear()
+
+    for position, window in iter_windows(survey, n_traces=n_traces, n_samples=n_samples, stride=stride,
+                                         directions=directions):
+        name = (f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} "
+                f"sample {position['sample']}")
+        pending.append(scale_window(window, scaling, scale, name=name))
+        rows.append(position)
+        if len(pending) >= batch:
+            flush()
+    flush()
+    info = {"scaling": scaling}
+    if scale is not None:
+        info.update(scale=float(scale), percentile=SURVEY_PERCENTILE)
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.concatenate(feats), info
