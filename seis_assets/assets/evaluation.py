@@ -179,7 +179,7 @@ def anomaly_label(r) -> str:
     """Gallery title lines: split/category, kind and its reason (QC reason, or the novelty score)."""
     text = f"{r.split}/{r.category}\n{r.kind}"
     if r.kind == "artefact":
-        text += ":\n" + "\n".join(textwrap.wrap(r.qc_reason, 26))
+        text += ":\n" + "\n".join(textwrap.wrap(r.qc_reason, 24))
     elif r.kind == "novel":
         text += f" (novelty {r.novelty_score:.1f})"
     if r.known_anomaly:

@@ -206,8 +206,8 @@ def describe(attribute: str, value: float, boundary: int | None = None) -> str:
     if attribute == "spikes":
         return f"spikes: {100 * value:.1f} % of samples"
     if attribute == "polarity":
-        where = f" between traces {boundary} and {boundary + 1}" if boundary is not None else ""
-        return f"polarity reversed{where} over {100 * value:.0f} % of the trace length"
+        where = f" at traces {boundary}/{boundary + 1}" if boundary is not None else ""
+        return f"polarity reversed{where}, {100 * value:.0f} % of the trace"
     if attribute == "noise_burst":
         return f"noise burst: high-frequency energy {100 * 10 ** value:.0f} % of the patch's mean energy"
     raise ValueError(f"unknown QC attribute {attribute!r}; expected one of {QC_ATTRIBUTES}")
