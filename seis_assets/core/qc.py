@@ -203,7 +203,7 @@ def qc_table(paths: Sequence[str], raws: Iterable) -> pd.DataFrame:
 def describe(attribute: str, value: float, boundary: int | None = None) -> str:
     """The attribute's value in words, e.g. ``clipped 14 % of samples``."""
     if attribute == "dead_traces":
-        return f"dead or constant traces: {100 * value:.0f} % of traces"
+        return f"dead traces: {100 * value:.0f} % of traces"
     if attribute == "clipped":
         return f"clipped {100 * value:.0f} % of samples"
     if attribute == "spikes":

@@ -77,7 +77,7 @@ def test_reason_names_the_amount(f3_qc, calibrated):
     attrs = qc.qc_attributes(damaged)
     assert attrs["dead_traces"] == pytest.approx(8 / 99)
     reason = cal.score(qc.qc_table(["x"], [damaged]))["qc_reason"].iloc[0]
-    assert reason == "dead or constant traces: 8 % of traces"
+    assert reason == "dead traces: 8 % of traces"
     # a polarity boundary is located where it was made
     pol = qc.qc_attributes(_artefact(raws[i], "polarity", np.random.default_rng(0)))
     assert pol["polarity_boundary"] == 49 and pol["polarity"] >= 30 / 99
