@@ -645,6 +645,11 @@ def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, traini
     threshold), and kind: "artefact" (qc_score above its threshold), else "novel" (novelty_score above its
     threshold), else "normal".
     """
+    if not isinstance(model, AnomalyModel):
+        raise TypeError(
+            f"expected an AnomalyModel (fit_anomaly_model), got {type(model).__name__}: anomaly_scorer.joblib was "
+            "written before QC and novelty scores existed; re-run the recluster job to refit it"
+        )
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
     if len(qc_attrs) != n or len(Z) != n:

@@ -254,3 +254,10 @@ def test_score_anomalies_tells_artefacts_from_novelty():
     assert s.loc[0, "anomaly_score"] > 1 and s.loc[1, "anomaly_score"] > 1 and s.loc[2, "anomaly_score"] < 1
     np.testing.assert_allclose(s["anomaly_score"], np.maximum(s["qc_score"] / model.qc_threshold,
                                                               s["novelty_score"] / model.novelty_threshold))
+
+
+def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters):
+    Z, km = two_clusters
+    old = anomaly.fit_anomaly_scorer(Z, km)
+    with pytest.raises(TypeError, match="re-run the recluster job"):
+        anomaly.score_anomalies(old, Z[:2], Z[:2], None)
