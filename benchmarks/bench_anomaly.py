@@ -286,9 +286,9 @@ def main(argv=None) -> None:
     print()
     print("\n\n".join(out))
     print()
-    print("anomaly " + " ".join(
-        f"{k if k in ('injected',) else k}_auc={v:.3f}" if not k.startswith("loco") else f"{k.replace('loco_', 'loco_auc_')}={v:.3f}"
-        for k, v in line.items()))
+    names = {k: f"{k}_auc" for k in ("injected", *KIND_NAMES.values())}
+    names.update(loco_mean="loco_auc_mean", loco_min="loco_auc_min")
+    print("anomaly " + " ".join(f"{names[k]}={v:.3f}" for k, v in line.items()))
 
 
 if __name__ == "__main__":
