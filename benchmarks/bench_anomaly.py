@@ -1,49 +1,41 @@
-"""Anomaly detector benchmark: ROC AUC of ``core.anomaly`` scores on injected and on unseen-class anomalies.
+"""Anomaly benchmark: the combined rank (QC + novelty) on injected anomalies, and the novelty score on unseen F3 classes.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_anomaly.py        # both sections: ~5 min cold, ~1.5 min cached (2 cores)
-    .venv/bin/python benchmarks/bench_anomaly.py --skip-real --seeds 0
-    .venv/bin/python benchmarks/bench_anomaly.py --skip-synthetic --loco-seeds 42
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_anomaly.py
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_anomaly.py --skip-real --seeds 0
 
 Sections
 --------
 synthetic   ``synthetic.write_dataset(n_train=--n-train, n_test=40, anomaly_share=0.15, seed=s)`` at the default
-            difficulty for each ``--seeds`` s; index with ``matfiles.scan_category``; features with
-            ``load_backbone(--backbone)`` + ``extract_features``; 50-d UMAP (``reduce.fit_reducer``) fitted on train
-            only, test embedded with ``.transform``; ``cluster.fit_kmeans(k=4)``; ``anomaly.fit_anomaly_scorer``.
-            ROC AUC of the test patches listed in ``<root>/test/anomalies.csv`` against the other test patches,
-            overall and per kind (the kind's anomalies against all normal test patches).
-real F3     ``anomaly.leave_one_class_out_auc`` on the 1000 real F3 patches in /work/shared/data/f3_patches (read
-            in place), 50-d UMAP as ``embed``, ``split="tail"`` (neighbouring patches overlap), one row per held-out
-            class and ``--loco-seeds`` random state.
+            difficulty for each ``--seeds`` s; features with ``load_backbone(--backbone)`` + ``extract_features``;
+            QC attributes with ``core.qc.qc_table`` from the raw arrays (``read_mat_array``);
+            ``core.anomaly.fit_anomaly_model`` on the training patches and ``score_anomalies`` on the test patches,
+            exactly as the ``anomalies`` asset and ``predict_files`` do. The clustering embedding ``Z`` only feeds
+            diagnostic columns (``centroid_z``, ``knn``), never ``anomaly_score``, so a PCA-50 of the features stands
+            in for the 50-d UMAP here (saves a UMAP fit per run). ROC AUC of ``anomaly_score`` (the combined rank) for
+            the test patches listed in ``<root>/test/anomalies.csv`` against the other test patches, overall and per
+            kind (that kind's anomalies against all normal test patches).
+real F3     leave one class out on the 1000 real F3 patches (read in place from ../shared/data/f3_patches):
+            the other classes split ``tail`` (last 20 % of each class in file order are the normal evaluation
+            patches: neighbouring patches overlap), the novelty scorer fitted on the rest, AUC of ``novelty_score``
+            for the held-out class against the normal evaluation patches, for each ``--loco-seeds`` random state
+            (k-means in PCA space). Also the false-positive rate of the QC threshold (fitted on the fit part) on the
+            normal evaluation patches.
 
-The scorer is fitted with the backbone features (``X_train``), so its ``score`` column is the default three-term
-mean ``(centroid_z + knn_z + feature_knn_z) / 3``; ``mean`` is the previous default ``(centroid_z + knn_z) / 2``.
-Both sections also score alternative combinations of the two UMAP robust z-scores (``centroid_z``, ``knn_z``):
-each one alone, their mean, their max, and a weighted mean. For the
-leave-one-class-out runs the embedding and k-means fitted inside ``leave_one_class_out_auc`` are recovered through
-the ``embed`` callable (k-means is refitted with the same seed, and the default combination is checked against
-the function's own ``auc``), so every column comes from the same fit. One diagnostic column, ``knn_pca50``, is not
-a combination: the kNN distance in a 50-d PCA of the backbone features (fitted on the same training rows), to show
-how much the UMAP step itself costs.
+Novelty candidates (``NOVELTY_CANDIDATES``): the terms of ``core.anomaly.NoveltyScorer`` alone and combined (mean of
+robust z-scores); the default (``core.anomaly.DEFAULT_NOVELTY_TERMS``) is what the last line reports.
 
-Feature-space candidates (``FEATURE_SPACES`` x ``FEATURE_COMBINATIONS``, printed as separate tables with candidates
-as rows): the robust kNN z in a PCA of the features (``pca50`` plain, ``pcaw50`` whitened, ``std_pca50``
-standardised features, ``pca20``) alone (``f:``), as a third term beside centroid_z and knn_z (``mean3:``), or beside
-knn_z only (``mean2:``). Every run checks that the scorer's ``score`` AUC equals ``DEFAULT_CANDIDATE``'s.
+Generated sets and feature tables are cached in ``--cache-dir`` (default ``$TMPDIR/seis_assets_bench_anomaly``).
 
-Generated sets and feature tables are cached in ``--cache-dir`` (default ``$TMPDIR/seis_assets_bench_anomaly``),
-features keyed by the backbone actually used (``extract_features(previous_path=...)`` reuses rows by sha256).
-
-The last line is ``anomaly backbone=<b> synthetic_auc=<x> f3_loco_fault_auc=<y>`` (default ``score``; x = mean
-over seeds, y = mean over loco seeds).
+The last line is ``anomaly injected_auc= polarity_auc= clipping_auc= dead_auc= spike_auc= loco_auc_mean=
+loco_auc_min=`` (the first five: mean over generator seeds of the combined rank's AUC; loco: default novelty
+score, mean over held-out classes of the mean over random states, and the worst class).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import re
 import sys
@@ -57,40 +49,21 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-F3_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "f3_patches"
+F3_ROOT = REPO.parent / "shared" / "data" / "f3_patches"
 N_TEST = 40
 ANOMALY_SHARE = 0.15
 K = 4
 N_COMPONENTS = 50
-
-#: name -> f(centroid_z, knn_z); "score" is whatever core.anomaly puts in its ``score`` column.
-COMBINATIONS = {
-    "centroid_z": lambda cz, kz: cz,
-    "knn": lambda cz, kz: kz,  # knn_z is a monotone function of knn: same AUC
-    "mean": lambda cz, kz: (cz + kz) / 2,
-    "max": lambda cz, kz: np.maximum(cz, kz),
-    "0.25cz+0.75knn": lambda cz, kz: 0.25 * cz + 0.75 * kz,
+#: name -> novelty terms
+NOVELTY_CANDIDATES = {
+    "knn": ("knn",),
+    "gauss": ("gauss",),
+    "cluster_maha": ("cluster_mahalanobis",),
+    "knn+cluster_maha": ("knn", "cluster_mahalanobis"),
+    "knn+gauss+cluster_maha": ("knn", "gauss", "cluster_mahalanobis"),
 }
-#: diagnostic column: kNN distance in PCA-50 of the features, without UMAP (see knn_in_feature_space)
-KNN_FEAT = "knn_pca50"
-
-#: feature-space variants for the candidate scores: name -> (standardise features first, whiten, n_components).
-#: fz = robust z of the kNN distance in that PCA space (median/MAD of the training leave-self-out distances).
-FEATURE_SPACES = {
-    "pca50": (False, False, 50),
-    "pcaw50": (False, True, 50),
-    "std_pca50": (True, False, 50),
-    "pca20": (False, False, 20),
-}
-#: name -> f(centroid_z, knn_z, fz): candidate scores that add a feature-space kNN term (fz) to the UMAP scores.
-FEATURE_COMBINATIONS = {
-    "f": lambda cz, kz, fz: fz,
-    "mean3": lambda cz, kz, fz: (cz + kz + fz) / 3,
-    "mean2": lambda cz, kz, fz: (kz + fz) / 2,
-}
-CAND_COLS = [f"{c}:{v}" for v in FEATURE_SPACES for c in FEATURE_COMBINATIONS]
-#: what ``core.anomaly``'s ``score`` is when the scorer is fitted with features (checked on every run)
-DEFAULT_CANDIDATE = "mean3:pca50"
+#: last-line names of the artefact kinds
+KIND_NAMES = {"polarity_block": "polarity", "clipped": "clipping", "dead_traces": "dead", "spikes": "spike"}
 
 
 def _slug(text: str) -> str:
@@ -98,7 +71,6 @@ def _slug(text: str) -> str:
 
 
 def features_for(index: pd.DataFrame, out: Path, backbone) -> pd.DataFrame:
-    """Extract (or reuse) features for ``index`` into ``out``; rows sorted by path."""
     from seis_assets.core.features import extract_features
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,213 +94,133 @@ def scan(root: Path, split: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def combination_aucs(is_anom: np.ndarray, scores: pd.DataFrame, knn_feat=None, feat_z: dict | None = None) -> dict:
-    """AUCs of ``score``, the UMAP combinations, the PCA-50 kNN diagnostic and the feature-space candidates.
+def qc_for(paths) -> pd.DataFrame:
+    from seis_assets.core.matfiles import read_mat_array
+    from seis_assets.core.qc import qc_table
 
-    ``feat_z``: variant name -> robust kNN z in that feature space, aligned with ``scores``.
-    """
-    from seis_assets.core.anomaly import roc_auc
-
-    cz, kz = scores["centroid_z"].to_numpy(), scores["knn_z"].to_numpy()
-    out = {"score": roc_auc(is_anom, scores["score"])}
-    out.update({name: roc_auc(is_anom, f(cz, kz)) for name, f in COMBINATIONS.items()})
-    out[KNN_FEAT] = float("nan") if knn_feat is None else roc_auc(is_anom, knn_feat)
-    for v, fz in (feat_z or {}).items():
-        out.update({f"{c}:{v}": roc_auc(is_anom, f(cz, kz, fz)) for c, f in FEATURE_COMBINATIONS.items()})
-    return out
+    return qc_table(list(paths), (read_mat_array(p) for p in paths))
 
 
-def feature_knn_z(X_fit: np.ndarray, X_eval: np.ndarray, seed: int) -> dict:
-    """Robust kNN z (n_neighbors 10, training leave-self-out median/MAD) of ``X_eval`` in each FEATURE_SPACES variant.
-
-    Same definition as ``AnomalyScorer.knn_z``, computed by a scorer fitted on the PCA-space training rows (its
-    centroid part is unused, so one dummy centroid is passed).
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
-
-    from seis_assets.core.anomaly import fit_anomaly_scorer
-
-    out = {}
-    for v, (standardize, whiten, n) in FEATURE_SPACES.items():
-        A, B = np.asarray(X_fit, np.float64), np.asarray(X_eval, np.float64)
-        if standardize:
-            sc = StandardScaler().fit(A)
-            A, B = sc.transform(A), sc.transform(B)
-        pca = PCA(n_components=min(n, *A.shape), whiten=whiten, random_state=seed).fit(A)
-        P_fit, P_eval = pca.transform(A), pca.transform(B)
-        scorer = fit_anomaly_scorer(P_fit, P_fit.mean(axis=0, keepdims=True))
-        out[v] = scorer.score(P_eval)["knn_z"].to_numpy()
-    return out
-
-
-def knn_in_feature_space(X_fit: np.ndarray, X_eval: np.ndarray, seed: int) -> np.ndarray:
-    """Diagnostic, not a candidate default: kNN distance in a 50-d PCA of the backbone features (no UMAP)."""
+def pca_embedding(X_train, X_test, seed):
     from sklearn.decomposition import PCA
 
-    from seis_assets.core.anomaly import fit_anomaly_scorer
-    from seis_assets.core.cluster import fit_kmeans
-
-    pca = PCA(n_components=min(N_COMPONENTS, *X_fit.shape), random_state=seed).fit(X_fit)
-    P_fit, P_eval = pca.transform(X_fit), pca.transform(X_eval)
-    return fit_anomaly_scorer(P_fit, fit_kmeans(P_fit, K, random_state=seed)).score(P_eval)["knn"].to_numpy()
+    pca = PCA(n_components=min(N_COMPONENTS, *X_train.shape), random_state=seed).fit(X_train)
+    return pca.transform(X_train), pca.transform(X_test)
 
 
 # --------------------------------------------------------------------------- synthetic
-def synthetic_run(args, backbone, feat_dir: Path, seed: int) -> tuple[dict, pd.DataFrame]:
+def synthetic_run(args, backbone, feat_dir: Path, seed: int) -> list[dict]:
     from seis_assets.core import synthetic
-    from seis_assets.core.anomaly import fit_anomaly_scorer
+    from seis_assets.core.anomaly import fit_anomaly_model, roc_auc, score_anomalies
     from seis_assets.core.cluster import fit_kmeans
     from seis_assets.core.dataset import known_anomaly_kinds, read_known_anomalies
     from seis_assets.core.features import feature_matrix
-    from seis_assets.core.reduce import fit_reducer
 
     name = f"synth_n{args.n_train}_t{N_TEST}_a{ANOMALY_SHARE}_d{synthetic.DEFAULT_DIFFICULTY}_s{seed}"
     root = args.cache_dir / "data" / name
     if not (root / "test" / "anomalies.csv").exists():
-        t = time.perf_counter()
         synthetic.write_dataset(root, n_train=args.n_train, n_test=N_TEST, anomaly_share=ANOMALY_SHARE, seed=seed,
                                 force=True)
-        print(f"  wrote {root} in {time.perf_counter() - t:.0f} s")
     train = features_for(scan(root / "train", "train"), feat_dir / f"{name}_train.parquet", backbone)
     test = features_for(scan(root / "test", "test"), feat_dir / f"{name}_test.parquet", backbone)
     kinds = known_anomaly_kinds(test, read_known_anomalies(root / "test")).to_numpy()
-    n_listed = len(read_known_anomalies(root / "test"))
-    if (kinds != "").sum() != n_listed:
-        raise RuntimeError(f"{n_listed} anomalies listed but {(kinds != '').sum()} matched test paths")
-
     t = time.perf_counter()
     X_train, X_test = feature_matrix(train), feature_matrix(test)
-    reducer, Z_train = fit_reducer(X_train, N_COMPONENTS, random_state=args.umap_seed)
-    Z_test = reducer.transform(X_test)
-    knn_feat = knn_in_feature_space(X_train, X_test, args.umap_seed)
-    feat_z = feature_knn_z(X_train, X_test, args.umap_seed)
-    km = fit_kmeans(Z_train, K, random_state=args.umap_seed)
-    scores = fit_anomaly_scorer(Z_train, km, X_train=X_train, random_state=args.umap_seed).score(Z_test, X_test)
-    print(f"  seed {seed}: UMAP + k-means + scores in {time.perf_counter() - t:.0f} s; "
-          f"{len(train)} train, {len(test)} test, {n_listed} anomalies")
-
-    row = {"seed": seed, "n_anomaly": int((kinds != "").sum()), "n_normal": int((kinds == "").sum())}
-    row.update(combination_aucs(kinds != "", scores, knn_feat, feat_z))
-    _check_default(row)
-    per_kind = []
-    normal = kinds == ""
-    for kind in synthetic.ANOMALY_KINDS:
-        sel = normal | (kinds == kind)
-        r = {"seed": seed, "kind": kind, "n": int((kinds == kind).sum())}
-        r.update(combination_aucs(kinds[sel] == kind, scores[sel].reset_index(drop=True), knn_feat[sel],
-                                  {v: z[sel] for v, z in feat_z.items()}))
-        per_kind.append(r)
-    return row, pd.DataFrame(per_kind)
+    qc_train, qc_test = qc_for(train["path"]), qc_for(test["path"])
+    Z_train, Z_test = pca_embedding(X_train, X_test, args.seed)
+    km = fit_kmeans(Z_train, K, random_state=args.seed)
+    rows = []
+    for cand, terms in NOVELTY_CANDIDATES.items():
+        model = fit_anomaly_model(Z_train, km, X_train, qc_train, train["path"].to_numpy(), novelty_terms=terms,
+                                  random_state=args.seed)
+        s = score_anomalies(model, Z_test, X_test, qc_test)
+        score = s["anomaly_score"].to_numpy()
+        row = {"seed": seed, "candidate": cand, "n_anomaly": int((kinds != "").sum()),
+               "n_normal": int((kinds == "").sum()), "all": roc_auc(kinds != "", score)}
+        normal = kinds == ""
+        for kind in synthetic.ANOMALY_KINDS:
+            sel = normal | (kinds == kind)
+            row[kind] = roc_auc(kinds[sel] == kind, score[sel])
+            row[f"flagged:{kind}"] = float((s["kind"][kinds == kind] != "normal").mean()) if (kinds == kind).any() \
+                else float("nan")
+        row["flagged:normal"] = float((s["kind"][normal] != "normal").mean())
+        row["artefact_kind_ok"] = float(np.mean(
+            [(s["kind"][kinds == k] == "artefact").mean() for k in KIND_NAMES if (kinds == k).any()]))
+        rows.append(row)
+    print(f"  seed {seed}: {len(train)} train, {len(test)} test, {(kinds != '').sum()} anomalies; "
+          f"scored {len(NOVELTY_CANDIDATES)} candidates in {time.perf_counter() - t:.0f} s")
+    return rows
 
 
 # --------------------------------------------------------------------------- real F3
-class _Recorder:
-    """Wraps a fitted reducer so the rows it embeds inside ``leave_one_class_out_auc`` are kept."""
+def loco_rows(X, labels, paths, qc_all, held_out, seed) -> list[dict]:
+    from seis_assets.core.anomaly import NoveltyScorer, roc_auc
+    from seis_assets.core.qc import fit_qc
 
-    def __init__(self, model, X_fit, Z_fit, log: dict):
-        self.model, self.log = model, log
-        log["X_fit"], log["Z_fit"] = X_fit, Z_fit
-
-    def transform(self, X):
-        Z = self.model.transform(X)
-        self.log["X_eval"], self.log["Z_eval"] = X, Z
-        return Z
-
-
-def loco_run(X: np.ndarray, labels: np.ndarray, held_out: str, seed: int) -> dict:
-    from seis_assets.core.anomaly import fit_anomaly_scorer, leave_one_class_out_auc
-    from seis_assets.core.cluster import fit_kmeans
-    from seis_assets.core.reduce import fit_reducer
-
-    log: dict = {}
-    base = functools.partial(fit_reducer, n_components=N_COMPONENTS, random_state=seed)
-
-    def embed(X_fit):
-        model, Z_fit = base(X_fit)
-        return _Recorder(model, X_fit, Z_fit, log), Z_fit
-
-    res = leave_one_class_out_auc(X, labels, held_out, embed=embed, split="tail", random_state=seed)
-    # same fit as inside leave_one_class_out_auc: same Z, same k-means seed
-    km = fit_kmeans(log["Z_fit"], res["k"], random_state=seed)
-    scores = fit_anomaly_scorer(log["Z_fit"], km, X_train=log["X_fit"], random_state=seed).score(
-        log["Z_eval"], log["X_eval"])
-    is_anom = np.r_[np.zeros(res["n_normal"], bool), np.ones(res["n_anomaly"], bool)]
-    row = {"held_out": held_out, "seed": seed, "n_fit": res["n_fit"], "n_normal": res["n_normal"],
-           "n_anomaly": res["n_anomaly"]}
-    row.update(combination_aucs(is_anom, scores, knn_in_feature_space(log["X_fit"], log["X_eval"], seed),
-                                feature_knn_z(log["X_fit"], log["X_eval"], seed)))
-    for ours, theirs in (("score", "auc"), ("centroid_z", "auc_centroid_z"), ("knn", "auc_knn"),
-                         (KNN_FEAT, "auc_feature_knn")):
-        if not np.isclose(row[ours], res[theirs]):
-            raise RuntimeError(f"recomputed {ours} AUC {row[ours]:.4f} != leave_one_class_out_auc {res[theirs]:.4f}")
-    _check_default(row)
-    return row
-
-
-def _check_default(row: dict) -> None:
-    """The scorer's own ``score`` (fitted with features) must be the candidate recomputed here."""
-    if not np.isclose(row["score"], row[DEFAULT_CANDIDATE]):
-        raise RuntimeError(f"scorer's score AUC {row['score']:.4f} != {DEFAULT_CANDIDATE} {row[DEFAULT_CANDIDATE]:.4f}")
+    fit_idx, eval_idx = [], []
+    for cls in sorted(set(labels) - {held_out}):
+        idx = np.flatnonzero(labels == cls)
+        n_eval = int(round(0.2 * len(idx)))
+        eval_idx.append(idx[-n_eval:]), fit_idx.append(idx[:-n_eval])
+    fit_idx, eval_idx = np.concatenate(fit_idx), np.concatenate(eval_idx)
+    anom_idx = np.flatnonzero(labels == held_out)
+    ev = np.r_[eval_idx, anom_idx]
+    y = np.r_[np.zeros(len(eval_idx), bool), np.ones(len(anom_idx), bool)]
+    k = len(set(labels)) - 1
+    qc = fit_qc(qc_all.iloc[fit_idx].reset_index(drop=True))
+    qc_fp = float(qc.score(qc_all.iloc[eval_idx].reset_index(drop=True))["qc_artefact"].mean())
+    rows = []
+    for cand, terms in NOVELTY_CANDIDATES.items():
+        nov = NoveltyScorer(X[fit_idx], n_clusters=k, terms=terms, random_state=seed)
+        s = nov.score(X[ev])["novelty_score"].to_numpy()
+        thr = float(np.quantile(nov.training_scores_["novelty_score"], 0.99))
+        rows.append({"held_out": held_out, "seed": seed, "candidate": cand, "auc": roc_auc(y, s),
+                     "novel_flagged_heldout": float((s[y] > thr).mean()),
+                     "novel_flagged_normal": float((s[~y] > thr).mean()), "qc_fp_normal": qc_fp,
+                     "n_fit": len(fit_idx), "n_normal": len(eval_idx), "n_anomaly": len(anom_idx)})
+    return rows
 
 
 def real_section(args, backbone, feat_dir: Path) -> pd.DataFrame:
     from seis_assets.core.features import feature_matrix
 
     table = features_for(scan(F3_ROOT, "train"), feat_dir / "f3_patches.parquet", backbone)
-    # input order = class, then file name: the tail split keeps the last 20 % of each class as normals
     table = table.sort_values(["category", "path"], kind="stable").reset_index(drop=True)
     X, labels = feature_matrix(table), table["category"].to_numpy(str)
+    t = time.perf_counter()
+    qc_all = qc_for(table["path"])
+    print(f"  QC attributes of {len(table)} F3 patches in {time.perf_counter() - t:.0f} s")
     rows = []
     for seed in args.loco_seeds:
         for held_out in args.held_out:
-            t = time.perf_counter()
-            rows.append(loco_run(X, labels, held_out, seed))
-            print(f"  loco held_out={held_out!r} seed={seed}: score AUC {rows[-1]['score']:.3f} "
-                  f"({time.perf_counter() - t:.0f} s)")
+            rows += loco_rows(X, labels, table["path"], qc_all, held_out, seed)
     return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- output
-UMAP_COLS = ["score", *COMBINATIONS, KNN_FEAT]
-AUC_COLS = [*UMAP_COLS, *CAND_COLS]
+def md_table(df: pd.DataFrame, cols=None) -> str:
+    cols = list(cols or df.columns)
 
-
-def candidate_table(df: pd.DataFrame, key: str, cols: list[str]) -> str:
-    """Candidates as rows (``score`` first), one column per ``key`` value: wide tables read badly."""
-    t = df.set_index(key)[["mean", "score", *CAND_COLS]].T
-    t.columns = [str(c).replace("*", "") for c in t.columns]
-    t = t.reset_index().rename(columns={"index": "candidate"})
-    names = {"mean": "mean (previous default)", "score": f"score (scorer default = {DEFAULT_CANDIDATE})"}
-    t["candidate"] = [names.get(c, c) for c in t["candidate"]]
-    return md_table(t, ["candidate", *t.columns[1:]])
-
-
-def md_table(df: pd.DataFrame, cols: list[str]) -> str:
     def fmt(v):
         if isinstance(v, (float, np.floating)):
             return "nan" if np.isnan(v) else f"{v:.3f}"
         return str(v)
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in df[cols].itertuples(index=False)]
     return "\n".join(lines)
 
 
-def with_mean(df: pd.DataFrame, key: str, label: str = "mean") -> pd.DataFrame:
-    mean = df[AUC_COLS].mean().to_dict()
-    mean.update({c: "" for c in df.columns if c not in AUC_COLS})
-    mean[key] = f"**{label}**"
-    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
-
-
 def main(argv=None) -> None:
+    from seis_assets.core.anomaly import DEFAULT_NOVELTY_TERMS
+    from seis_assets.core.backbones import load_backbone
+    from seis_assets.core.synthetic import ANOMALY_KINDS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-train", type=int, default=100, help="generated train patches per class (default 100)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="generator seeds (default 0 1 2 3 4)")
-    ap.add_argument("--umap-seed", type=int, default=42, help="UMAP / k-means random state, synthetic section")
-    ap.add_argument("--loco-seeds", type=int, nargs="+", default=[42, 0, 1],
-                    help="UMAP / k-means random states for leave-one-class-out (default 42 0 1)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="generator seeds")
+    ap.add_argument("--seed", type=int, default=42, help="random state of PCA / k-means, synthetic section")
+    ap.add_argument("--loco-seeds", type=int, nargs="+", default=[42, 0, 1])
     ap.add_argument("--held-out", nargs="+", default=["fault", "chaotic", "other", "salt dome"])
     ap.add_argument("--backbone", default="auto")
     ap.add_argument("--skip-real", action="store_true")
@@ -337,63 +229,66 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from seis_assets.core.backbones import load_backbone
-
     backbone = load_backbone(args.backbone, device="cpu")
     ident = backbone.identity
     print(f"backbone: requested {ident['requested']!r}, used {ident['backbone']!r} ({ident['weights']}, dim "
           f"{ident['dim']}); fallback: {ident.get('fallback_reason') or 'none'}")
     feat_dir = args.cache_dir / "features" / _slug(f"{ident['backbone']}-{ident['weights']}")
+    default = next(c for c, t in NOVELTY_CANDIDATES.items() if tuple(t) == tuple(DEFAULT_NOVELTY_TERMS))
     t0 = time.perf_counter()
-
-    synth_auc = f3_fault = float("nan")
     out = []
+    line = {k: float("nan") for k in ("injected", *KIND_NAMES.values(), "loco_mean", "loco_min")}
     if not args.skip_synthetic:
         print("synthetic:")
-        rows, kinds = zip(*(synthetic_run(args, backbone, feat_dir, s) for s in args.seeds))
-        overall = with_mean(pd.DataFrame(rows), "seed")
-        synth_auc = float(pd.DataFrame(rows)["score"].mean())
-        per_kind = pd.concat(kinds, ignore_index=True)
-        kind_mean = per_kind.groupby("kind", sort=False).agg({"n": "sum", **{c: "mean" for c in AUC_COLS}})
+        syn = pd.DataFrame([r for s in args.seeds for r in synthetic_run(args, backbone, feat_dir, s)])
+        auc_cols = ["all", *ANOMALY_KINDS]
+        flag_cols = [f"flagged:{k}" for k in ANOMALY_KINDS] + ["flagged:normal", "artefact_kind_ok"]
+        mean = syn.groupby("candidate", sort=False)[auc_cols + flag_cols].mean().reset_index()
         out += [
-            f"### Synthetic injected anomalies (n_train={args.n_train}/class, n_test={N_TEST}/class, "
-            f"anomaly_share={ANOMALY_SHARE}, default difficulty): ROC AUC per generator seed",
-            md_table(overall, ["seed", "n_anomaly", "n_normal", *UMAP_COLS]),
-            f"### Synthetic, per anomaly kind (mean AUC over seeds {args.seeds}; n = anomalies of that kind, "
-            "all seeds; negatives = all normal test patches)",
-            md_table(kind_mean.reset_index(), ["kind", "n", *UMAP_COLS]),
-            "### Synthetic, feature-space candidates (rows; `f:v` = robust kNN z in feature space v alone, "
-            "`mean3:v` = (centroid_z + knn_z + f)/3, `mean2:v` = (knn_z + f)/2): AUC per seed, mean, per kind",
-            candidate_table(pd.concat([overall, kind_mean.reset_index().rename(columns={"kind": "seed"})],
-                                      ignore_index=True), "seed", CAND_COLS),
+            f"### Synthetic injected anomalies: ROC AUC of the combined rank (`anomaly_score`), mean over seeds "
+            f"{args.seeds} (n_train={args.n_train}/class, n_test={N_TEST}/class, anomaly_share={ANOMALY_SHARE}); "
+            "rows = novelty candidates (QC part identical)",
+            md_table(mean, ["candidate", *auc_cols]),
+            "### Synthetic: share flagged (kind != normal) per injected kind and among normal test patches; "
+            "`artefact_kind_ok` = share of the four artefact kinds labelled `artefact`",
+            md_table(mean, ["candidate", *flag_cols]),
+            f"### Synthetic, default candidate `{default}`, per seed",
+            md_table(syn[syn["candidate"] == default], ["seed", "n_anomaly", "n_normal", *auc_cols]),
         ]
+        d = mean.set_index("candidate").loc[default]
+        line["injected"] = d["all"]
+        line.update({KIND_NAMES[k]: d[k] for k in KIND_NAMES})
     if not args.skip_real and F3_ROOT.is_dir():
         print("real F3:")
         loco = real_section(args, backbone, feat_dir)
-        by_class = loco.groupby("held_out", sort=False)[AUC_COLS].mean().reset_index()
-        f3_fault = float(loco.loc[loco["held_out"] == "fault", "score"].mean())
+        by = loco.groupby(["candidate", "held_out"], sort=False)["auc"].mean().unstack("held_out")
+        by["mean over classes"] = by.mean(axis=1)
+        by["worst class"] = by[args.held_out].min(axis=1)
+        worst_seed = loco.groupby(["candidate", "held_out"], sort=False)["auc"].min().unstack("held_out")
+        flags = loco.groupby(["candidate"], sort=False)[["novel_flagged_heldout", "novel_flagged_normal"]].mean()
+        fp = loco.groupby("held_out", sort=False)["qc_fp_normal"].first()
         out += [
-            "### Real F3, leave-one-class-out ROC AUC (split=\"tail\", eval_fraction=0.2, k=3), per UMAP seed",
-            md_table(loco, ["held_out", "seed", "n_fit", "n_normal", "n_anomaly", *UMAP_COLS]),
-            f"### Real F3, leave-one-class-out, mean over seeds {args.loco_seeds}",
-            md_table(with_mean(by_class, "held_out", "mean over classes"), ["held_out", *UMAP_COLS]),
-            f"### Real F3, feature-space candidates, mean over seeds {args.loco_seeds} (rows), per held-out class",
-            candidate_table(with_mean(by_class, "held_out", "mean over classes"), "held_out", CAND_COLS),
-            "### Real F3, feature-space candidates, min over seeds per held-out class",
-            candidate_table(loco.groupby("held_out", sort=False)[AUC_COLS].min().reset_index(), "held_out",
-                            CAND_COLS),
+            f"### Real F3, leave one class out: ROC AUC of `novelty_score`, mean over random states "
+            f"{args.loco_seeds} (split tail, 20 % of each remaining class as normals)",
+            md_table(by.reset_index(), ["candidate", *args.held_out, "mean over classes", "worst class"]),
+            "### Real F3, leave one class out: worst random state per class",
+            md_table(worst_seed.reset_index(), ["candidate", *args.held_out]),
+            "### Real F3: share above the novelty threshold (training 99th percentile), held-out class and normals",
+            md_table(flags.reset_index()),
+            "### Real F3: QC false-positive rate on the normal evaluation patches (threshold fitted on the fit part)",
+            md_table(fp.reset_index()),
         ]
-    elif not args.skip_real:
-        print(f"real F3: skipped ({F3_ROOT} not found)")
-
+        line["loco_mean"] = by.loc[default, "mean over classes"]
+        line["loco_min"] = by.loc[default, "worst class"]
     print()
-    print(f"backbone used: {ident['backbone']} (requested {ident['requested']}); columns: score = the "
-          f"scorer's `score` column (default, fitted with features = {DEFAULT_CANDIDATE}), then combinations of centroid_z and knn_z recomputed here; "
-          f"total {time.perf_counter() - t0:.0f} s")
+    print(f"backbone used: {ident['backbone']} (requested {ident['requested']}); default novelty terms "
+          f"{DEFAULT_NOVELTY_TERMS} = `{default}`; total {time.perf_counter() - t0:.0f} s")
     print()
     print("\n\n".join(out))
     print()
-    print(f"anomaly backbone={ident['backbone']} synthetic_auc={synth_auc:.3f} f3_loco_fault_auc={f3_fault:.3f}")
+    names = {k: f"{k}_auc" for k in ("injected", *KIND_NAMES.values())}
+    names.update(loco_mean="loco_auc_mean", loco_min="loco_auc_min")
+    print("anomaly " + " ".join(f"{names[k]}={v:.3f}" for k, v in line.items()))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 
 import json
+import textwrap
 
 import dagster as dg
 import pandas as pd
@@ -9,7 +10,7 @@ import pandas as pd
 from seis_assets.assets import EVALUATION
 from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.core import plots as P
-from seis_assets.core.anomaly import fit_anomaly_scorer
+from seis_assets.core.anomaly import fit_anomaly_model
 from seis_assets.core.dataset import (
     combine_feature_tables, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
@@ -21,15 +22,32 @@ from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
 
 
+def qc_rows_for(qc_attributes: dict[str, pd.DataFrame], paths: pd.Series) -> pd.DataFrame:
+    """The QC rows of ``paths`` in that order; a path without QC row is an error naming it."""
+    table = pd.concat(list(qc_attributes.values()), ignore_index=True).drop_duplicates("path", keep="last")
+    table = table.set_index("path")
+    missing = paths[~paths.isin(table.index)]
+    if len(missing):
+        raise ValueError(
+            f"{len(missing)} patch(es) have no qc_attributes row, e.g. {missing.iloc[0]}: materialize qc_attributes "
+            "for every category (the ingest job does) and re-run the recluster job"
+        )
+    return table.loc[paths.to_numpy()].reset_index()
+
+
 @dg.asset(
-    ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    ins={
+        "resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+        "qc_attributes": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+    },
     io_manager_key="parquet_io_manager",
     group_name=EVALUATION,
     kinds={"parquet"},
     description=(
-        "Every patch (train and test) ranked by anomaly score: distance to its centroid in the 50-d embedding scaled "
-        "by the cluster's spread, the k-nearest-neighbour distance to the training patches in that embedding, and "
-        "the same in a 50-d PCA of the backbone features (where UMAP cannot pull unseen patches into a cluster)."
+        "Every patch (train and test) ranked by a combined anomaly score, with its kind (artefact | novel | "
+        "normal): qc_score and qc_reason (damage: dead traces, clipping, spikes, polarity reversal, noise burst, "
+        "from the raw amplitudes), novelty_score (density in a 50-d PCA of the backbone features) and its nearest "
+        "training patches; thresholds are the training patches' 99th percentiles."
     ),
 )
 def anomalies(
@@ -37,24 +55,33 @@ def anomalies(
     umap_50d: pd.DataFrame,
     kmeans_model,
     resnet_features: dict[str, pd.DataFrame],
+    qc_attributes: dict[str, pd.DataFrame],
     paths: SeisPaths,
     analysis: AnalysisSettings,
 ) -> pd.DataFrame:
     Z = stack_vectors(umap_50d["embedding"])
     X = features_for(combine_feature_tables(resnet_features), umap_50d["path"])
+    qc = qc_rows_for(qc_attributes, umap_50d["path"])
     train = (umap_50d["split"] == "train").to_numpy()
-    scorer = fit_anomaly_scorer(
-        Z[train], kmeans_model, n_neighbors=analysis.anomaly_neighbors, X_train=X[train], random_state=analysis.seed
+    model = fit_anomaly_model(
+        Z[train], kmeans_model, X[train], qc[train], umap_50d["path"].to_numpy()[train],
+        n_neighbors=analysis.anomaly_neighbors, random_state=analysis.seed,
     )
-    save_joblib_atomic(scorer, paths.model("anomaly_scorer.joblib"))
+    save_joblib_atomic(model, paths.model("anomaly_scorer.joblib"))
     kinds = known_anomaly_kinds(umap_50d, read_known_anomalies(paths.test))
-    scored = score_patches(umap_50d, Z, scorer, kmeans_model, kinds, X)
+    scored = score_patches(umap_50d, Z, model, kmeans_model, kinds, X, qc)
+    counts = scored["kind"].value_counts()
     context.add_output_metadata(
         {
             "n_scored": len(scored),
             "n_known_anomalies": int((scored["known_anomaly"] != "").sum()),
+            **{f"n_{k}": int(counts.get(k, 0)) for k in ("artefact", "novel", "normal")},
+            "qc_threshold": float(model.qc_threshold),
+            "novelty_threshold": float(model.novelty_threshold),
             "top": dg.MetadataValue.md(
-                markdown_preview(scored[["rank", "path", "split", "category", "score", "known_anomaly"]], n=15)
+                markdown_preview(
+                    scored[["rank", "path", "split", "kind", "anomaly_score", "qc_reason", "known_anomaly"]], n=15
+                )
             ),
         }
     )
@@ -139,12 +166,34 @@ def metrics(
     return doc
 
 
+#: novel patches shown beside their nearest training patches (novel_neighbours.png)
+N_NOVEL_SHOWN = 8
+
+
+def _short_name(path: str) -> str:
+    parts = str(path).replace("\\", "/").split("/")
+    return "/".join(parts[-2:])[-28:]
+
+
+def anomaly_label(r) -> str:
+    """Gallery title lines: split/category, kind and its reason (QC reason, or the novelty score)."""
+    text = f"{r.split}/{r.category}\n{r.kind}"
+    if r.kind == "artefact":
+        text += ":\n" + "\n".join(textwrap.wrap(r.qc_reason, 24))
+    elif r.kind == "novel":
+        text += f" (novelty {r.novelty_score:.1f})"
+    if r.known_anomaly:
+        text += f"\n[known: {r.known_anomaly}]"
+    return text
+
+
 @dg.asset(
     group_name=EVALUATION,
     kinds={"matplotlib"},
     description=(
         "PNG plots in the output folder: UMAP 2-d by true class and by cluster, confusion matrix, sample patches "
-        "per cluster, the most anomalous patches."
+        "per cluster, the most anomalous patches with their kind and reason, novel patches beside their nearest "
+        "training patches."
     ),
 )
 def plots(
@@ -178,11 +227,24 @@ def plots(
     }
     top = anomalies.head(analysis.n_top_anomalies).reset_index(drop=True)
     out["top_anomalies"] = P.anomaly_gallery(
-        lambda i: load_patch(top["path"].iloc[i], key), top["score"].to_numpy(),
+        lambda i: load_patch(top["path"].iloc[i], key), top["anomaly_score"].to_numpy(),
         paths.output("top_anomalies.png"),
-        labels=[f"{r.split}/{r.category}" + (f"\n[{r.known_anomaly}]" if r.known_anomaly else "") for r in top.itertuples()],
+        labels=[anomaly_label(r) for r in top.itertuples()],
         n=len(top),
     )
+    novel = anomalies[anomalies["kind"] == "novel"].head(N_NOVEL_SHOWN).reset_index(drop=True)
+    if len(novel):
+        out["novel_neighbours"] = P.novelty_neighbours_gallery(
+            lambda i: load_patch(novel["path"].iloc[i], key),
+            [lambda j, nb=list(r.novelty_neighbours): load_patch(nb[j], key) for r in novel.itertuples()],
+            [f"#{r.rank} novelty {r.novelty_score:.1f}\n{r.split}/{r.category}"
+             + (f" [{r.known_anomaly}]" if r.known_anomaly else "") for r in novel.itertuples()],
+            [[_short_name(p) for p in r.novelty_neighbours] for r in novel.itertuples()],
+            paths.output("novel_neighbours.png"),
+        )
+    elif paths.output("novel_neighbours.png").exists():
+        paths.output("novel_neighbours.png").unlink()
+        context.log.info("no novel patches this run: removed the previous run's novel_neighbours.png")
     if len(predictions):
         out["confusion_matrix"] = P.confusion_heatmap(
             confusion_table(predictions, classes), paths.output("confusion_matrix.png"), classes=classes

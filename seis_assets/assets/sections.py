@@ -66,7 +66,7 @@ def survey_windows(
     identity = table_identity(backbone, feature_settings.input_size_value(), feature_settings.precision)
     with open_survey(path, segy_settings.iline_byte, segy_settings.xline_byte) as survey:
         info = survey.info
-        positions, X, scaling = survey_features(
+        positions, X, scaling, qc = survey_features(
             survey, identity, scaling=segy_settings.scaling, n_traces=segy_settings.window_traces,
             n_samples=segy_settings.window_samples, stride=segy_settings.stride,
             directions=segy_settings.direction_list(), weights_path=feature_settings.weights_path,
@@ -78,6 +78,8 @@ def survey_windows(
         table[key] = str(identity.get(key))
     table["scaling"] = scaling["scaling"]
     table["scale"] = float(scaling.get("scale", np.nan))
+    for column in qc.columns.drop("path"):  # QC attributes of each window's raw amplitudes (anomaly kinds)
+        table[f"qc_{column}"] = qc[column].to_numpy()
     table["features"] = list(X.astype(np.float32))
     context.add_output_metadata(
         {
@@ -95,17 +97,17 @@ def survey_windows(
     return table
 
 
-def _survey_models(X: np.ndarray, k: int, seed: int, log):
+def _survey_models(X: np.ndarray, qc: pd.DataFrame, k: int, seed: int, log):
     """UMAP + KMeans + anomaly scorer fitted on one survey's windows (``models=survey``): clusters, no categories."""
     import types
 
-    from seis_assets.core.anomaly import fit_anomaly_scorer
+    from seis_assets.core.anomaly import fit_anomaly_model
     from seis_assets.core.cluster import fit_kmeans
     from seis_assets.core.reduce import fit_reducer
 
     reducer, Z = fit_reducer(X, 50, random_state=seed, logger=log)
     kmeans = fit_kmeans(Z, k, random_state=seed)
-    scorer = fit_anomaly_scorer(Z, kmeans, X_train=X, random_state=seed)
+    scorer = fit_anomaly_model(Z, kmeans, X, qc, [f"window {i}" for i in range(len(X))], random_state=seed)
     mapping = pd.DataFrame({"cluster": range(k), "majority": [""] * k, "hungarian": [""] * k})
     return types.SimpleNamespace(reducer=reducer, kmeans=kmeans, mapping=mapping, scorer=scorer)
 
@@ -134,6 +136,9 @@ def facies_map(
         raise dg.Failure(f"segy_settings.models must be one of {MODEL_SOURCES}, got {segy_settings.models!r}")
     X = stack_vectors(survey_windows["features"])
     windows = survey_windows[WINDOW_COLUMNS].reset_index(drop=True)
+    qc_columns = [c for c in survey_windows.columns if c.startswith("qc_")]
+    qc = survey_windows[qc_columns].rename(columns=lambda c: c[len("qc_"):]).reset_index(drop=True)
+    qc.insert(0, "path", [f"window {i}" for i in range(len(qc))])
     if segy_settings.models == "patches":
         models = FittedModels.load(paths.models, paths.table("cluster_mapping"))
         diffs = [
@@ -150,9 +155,9 @@ def facies_map(
         source = "models fitted on the labelled patches (recluster job)"
     else:
         k = segy_settings.k or 4
-        models = _survey_models(X, k, 42, context.log)
+        models = _survey_models(X, qc, k, 42, context.log)
         source = f"UMAP + KMeans (k={k}) fitted on this survey's {len(X)} windows"
-    pred = classify_windows(X, models)
+    pred = classify_windows(X, models, qc)
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
     path = survey_file(segy_settings, key)
     out = output_folder(paths, key)
@@ -160,7 +165,8 @@ def facies_map(
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
             map_xlines=segy_settings.map_xlines,
-            extra_columns=pred[["predicted_hungarian", "anomaly_percentile"]] if mapping else pred[["anomaly_percentile"]],
+            extra_columns=pred[(["predicted_hungarian"] if mapping else [])
+                               + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
     files = result["files"]
     shares = pd.DataFrame(sorted(result["category_share"].items()), columns=["class", "share_of_samples"])

@@ -507,3 +507,51 @@ def thumbnail_markdown(path: PathLike, max_px: int = THUMBNAIL_MAX_PX,
             if len(md) < max_bytes or px <= 16:
                 return md
             px //= 2
+
+
+# --------------------------------------------------------------------------- novel patches beside their neighbours
+def novelty_neighbours_figure(
+    patches: Patches,
+    neighbours: Sequence[Patches],
+    titles: Sequence[str],
+    neighbour_titles: Sequence[Sequence[str]],
+    *,
+    cmap: str = PATCH_CMAP,
+    title: str = "Novel patches (left) and their nearest training patches",
+) -> Figure:
+    """One row per novel patch: the patch, then its nearest training patches, nearest first.
+
+    Parameters
+    ----------
+    patches : the novel patches (list of 2-D arrays or callable i -> array), one per row
+    neighbours : per row, a list (or callable j -> array) of its nearest training patches
+    titles : per row, the novel patch's title (rank, score, reason)
+    neighbour_titles : per row, one title per neighbour (e.g. its category and file name)
+    """
+    n = len(titles)
+    if n == 0:
+        raise ValueError("nothing to show: titles is empty")
+    m = max(len(t) for t in neighbour_titles)
+    first = _get_patch(patches, 0)
+    cw, ch = _cell_size(first.shape)
+    with matplotlib.rc_context({"font.size": FONT_SIZE - 1}):
+        fig = _new_figure(cw * (m + 1) + 0.6, (ch + 0.55) * n + 0.5)
+        axes = fig.subplots(n, m + 1, squeeze=False)
+        for r in range(n):
+            _draw_patch(axes[r, 0], _get_patch(patches, r), cmap)
+            axes[r, 0].set_title(str(titles[r]), fontsize=FONT_SIZE - 1, color="tab:red")
+            for j in range(m):
+                ax = axes[r, j + 1]
+                if j < len(neighbour_titles[r]):
+                    _draw_patch(ax, _get_patch(neighbours[r], j), cmap)
+                    ax.set_title(str(neighbour_titles[r][j]), fontsize=FONT_SIZE - 2)
+                else:
+                    ax.set_visible(False)
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
+    return fig
+
+
+def novelty_neighbours_gallery(patches: Patches, neighbours, titles, neighbour_titles, path: PathLike,
+                               **kwargs) -> str:
+    """Write :func:`novelty_neighbours_figure` as a PNG; return the path."""
+    return save_figure(novelty_neighbours_figure(patches, neighbours, titles, neighbour_titles, **kwargs), path)

@@ -20,13 +20,16 @@ from upath import UPath
 
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.features import BackboneMismatchError, embed, resolve_precision
-from seis_assets.core.matfiles import PatchLoadError, file_sha256, load_patch
+from seis_assets.core.anomaly import score_anomalies
+from seis_assets.core.matfiles import PatchLoadError, file_sha256, load_patch, read_mat_array
+from seis_assets.core.qc import qc_table
 from seis_assets.core.report import cluster_labels
 from seis_assets.core.storage import load_joblib, read_parquet
 
 PREDICTION_COLUMNS = [
     "path", "file_name", "sha256", "cluster", "predicted_label", "predicted_hungarian", "anomaly_score",
-    "anomaly_percentile", "backbone", "predicted_at",
+    "anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score", "novelty_neighbours", "backbone",
+    "predicted_at",
 ]
 _HINT = "materialize the recluster job (umap_50d ... metrics) first"
 
@@ -113,10 +116,11 @@ def predict_files(
         X[rows] = embed(backbone, np.stack([patches[i] for i in rows]), input_size, precision)
 
     Z = models.reducer.transform(X)
-    scores = models.scorer.score(Z, X) if models.scorer.uses_features else models.scorer.score(Z)
+    # the same scoring as the anomalies table (QC from the raw amplitudes, novelty, combined score, kind)
+    scores = score_anomalies(models.scorer, Z, X, qc_table(ok, (read_mat_array(p, key) for p in ok)))
     clusters = np.asarray(models.kmeans.predict(np.asarray(Z, dtype=models.kmeans.cluster_centers_.dtype)), dtype=int)
     majority, hungarian = cluster_labels(models.mapping, "majority"), cluster_labels(models.mapping, "hungarian")
-    train_scores = np.sort(models.scorer.training_scores_["score"].to_numpy())
+    train_scores = np.sort(models.scorer.training_scores_["anomaly_score"].to_numpy())
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     predictions = pd.DataFrame(
         {
@@ -126,9 +130,11 @@ def predict_files(
             "cluster": clusters,
             "predicted_label": [majority[c] for c in clusters],
             "predicted_hungarian": [hungarian[c] for c in clusters],
-            "anomaly_score": scores["score"].to_numpy(),
+            "anomaly_score": scores["anomaly_score"].to_numpy(),
             # share of training patches less anomalous than this one
-            "anomaly_percentile": np.searchsorted(train_scores, scores["score"].to_numpy()) / len(train_scores),
+            "anomaly_percentile": np.searchsorted(train_scores, scores["anomaly_score"].to_numpy()) / len(train_scores),
+            **{c: scores[c].to_numpy() for c in ("kind", "qc_score", "qc_reason", "novelty_score")},
+            "novelty_neighbours": scores["novelty_neighbours"].tolist(),
             "backbone": identity["backbone"],
             "predicted_at": now,
         }

@@ -21,44 +21,44 @@ MAPPINGS = ("majority", "hungarian")
 
 
 def score_patches(
-    embedding: pd.DataFrame, Z: np.ndarray, scorer, kmeans, known_kinds: pd.Series, X: np.ndarray | None = None
+    embedding: pd.DataFrame, Z: np.ndarray, model, kmeans, known_kinds: pd.Series, X: np.ndarray,
+    qc_attrs: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Cluster and anomaly score of every patch, most anomalous first.
+    """QC, novelty and combined anomaly score of every patch, most anomalous first (the ``anomalies`` table).
 
     Parameters
     ----------
     embedding : DataFrame with path, category, split (n_samples rows)
     Z : ndarray (n_samples, d), the clustering embedding, rows aligned with ``embedding``
-    scorer : fitted :class:`seis_assets.core.anomaly.AnomalyScorer` (fitted on the training rows, in order)
+    model : fitted :class:`seis_assets.core.anomaly.AnomalyModel`, fitted on the training rows in order
     kmeans : the fitted KMeans (training rows' ``labels_`` in order)
     known_kinds : Series (n_samples,) of known/injected anomaly kinds ("" for ordinary patches)
-    X : ndarray (n_samples, dim) or None, the backbone features of the same rows; required when the scorer was
-        fitted with features (``scorer.uses_features``)
+    X : ndarray (n_samples, dim), the backbone features of the same rows
+    qc_attrs : DataFrame (n_samples rows, aligned) of QC attributes (``seis_assets.core.qc.qc_table``)
 
     Returns
     -------
-    DataFrame with path, category, split, cluster, centroid_z, knn, [feature_knn_z,] score, known_anomaly, rank
-    (1 = most anomalous)
+    DataFrame with path, category, split, then the columns of :func:`seis_assets.core.anomaly.score_anomalies`
+    (qc_score, qc_reason, novelty_score, novelty_neighbours, anomaly_score, kind, ...), ``score`` (=
+    anomaly_score, the name earlier tables used), known_anomaly and rank (1 = most anomalous).
     """
+    from seis_assets.core.anomaly import score_anomalies
+
     train = (embedding["split"] == "train").to_numpy()
-    value_columns = ["centroid_z", "knn"] + (["feature_knn_z"] if scorer.uses_features else []) + ["score"]
-    scores = pd.DataFrame(index=range(len(embedding)), columns=["cluster", *value_columns], dtype=float)
-    train_scores = scorer.training_scores_.reset_index(drop=True)
-    if scorer.uses_features:
-        other_scores = scorer.score(Z[~train], X[~train])
-    else:
-        other_scores = scorer.score(Z[~train])
-    other_scores = other_scores.reset_index(drop=True)
-    for col in scores.columns:
-        scores.loc[train, col] = train_scores[col].to_numpy()
-        scores.loc[~train, col] = other_scores[col].to_numpy()
-    out = embedding[["path", "category", "split"]].reset_index(drop=True).copy()
-    out["cluster"] = scores["cluster"].astype(int)
-    out.loc[train, "cluster"] = np.asarray(kmeans.labels_, dtype=int)
-    for col in value_columns:
-        out[col] = scores[col].astype(float)
+    qc_attrs = qc_attrs.reset_index(drop=True)
+    parts = [
+        score_anomalies(model, Z[train], X[train], qc_attrs[train], training=True),
+        score_anomalies(model, Z[~train], X[~train], qc_attrs[~train]),
+    ]
+    for part, mask in zip(parts, (train, ~train)):
+        part.index = np.flatnonzero(mask)
+    scores = pd.concat(parts).sort_index()
+    scores.loc[train, "cluster"] = np.asarray(kmeans.labels_, dtype=int)
+    out = pd.concat([embedding[["path", "category", "split"]].reset_index(drop=True), scores], axis=1)
+    out["cluster"] = out["cluster"].astype(int)
+    out["score"] = out["anomaly_score"]
     out["known_anomaly"] = known_kinds.reset_index(drop=True).astype(str).to_numpy()
-    out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.sort_values("anomaly_score", ascending=False, kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out
 

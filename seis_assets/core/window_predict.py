@@ -69,25 +69,40 @@ def window_features(
     return X
 
 
-def classify_windows(X: np.ndarray, models) -> pd.DataFrame:
-    """Cluster, mapped categories and anomaly score of each window's features.
+def classify_windows(X: np.ndarray, models, qc_attrs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cluster, mapped categories and anomaly scores of each window's features.
 
     Parameters
     ----------
     X : ndarray (n, dim), from :func:`window_features`
-    models : :class:`seis_assets.core.predict.FittedModels`
+    models : :class:`seis_assets.core.predict.FittedModels` (or the same fields fitted on a survey)
+    qc_attrs : QC attribute rows of the same windows (:func:`seis_assets.core.qc.qc_table`, from the raw
+        amplitudes); required when ``models.scorer`` is an :class:`~seis_assets.core.anomaly.AnomalyModel`, which
+        then scores windows exactly as the ``anomalies`` table scores patches (QC, novelty, combined, kind)
 
     Returns
     -------
     DataFrame (n rows) with cluster, predicted_label (majority mapping), predicted_hungarian, anomaly_score,
-    anomaly_percentile (share of training patches less anomalous)
+    anomaly_percentile (share of training patches less anomalous), and with an AnomalyModel also kind, qc_score,
+    qc_reason, novelty_score
     """
+    from seis_assets.core.anomaly import AnomalyModel, score_anomalies
+
     Z = models.reducer.transform(X)
-    scores = models.scorer.score(Z, X) if models.scorer.uses_features else models.scorer.score(Z)
+    extra = {}
+    if isinstance(models.scorer, AnomalyModel):
+        if qc_attrs is None:
+            raise ValueError("classify_windows: the models' anomaly model needs the windows' QC attributes (qc_attrs)")
+        scores = score_anomalies(models.scorer, Z, X, qc_attrs.reset_index(drop=True))
+        s = scores["anomaly_score"].to_numpy()
+        train_scores = np.sort(models.scorer.training_scores_["anomaly_score"].to_numpy())
+        extra = {c: scores[c].to_numpy() for c in ("kind", "qc_score", "qc_reason", "novelty_score")}
+    else:  # a bare embedding scorer (benchmarks): no QC
+        scores = models.scorer.score(Z, X) if models.scorer.uses_features else models.scorer.score(Z)
+        s = scores["score"].to_numpy()
+        train_scores = np.sort(models.scorer.training_scores_["score"].to_numpy())
     clusters = np.asarray(models.kmeans.predict(np.asarray(Z, dtype=models.kmeans.cluster_centers_.dtype)), dtype=int)
     majority, hungarian = cluster_labels(models.mapping, "majority"), cluster_labels(models.mapping, "hungarian")
-    train_scores = np.sort(models.scorer.training_scores_["score"].to_numpy())
-    s = scores["score"].to_numpy()
     return pd.DataFrame(
         {
             "cluster": clusters,
@@ -95,6 +110,7 @@ def classify_windows(X: np.ndarray, models) -> pd.DataFrame:
             "predicted_hungarian": [hungarian[c] for c in clusters],
             "anomaly_score": s,
             "anomaly_percentile": np.searchsorted(train_scores, s) / len(train_scores),
+            **extra,
         }
     )
 
@@ -120,13 +136,18 @@ def survey_features(
     positions : DataFrame of :data:`seis_assets.core.segy.WINDOW_COLUMNS`, one row per window
     X : ndarray (n_windows, dim) float32, the backbone features (what grows with the survey, as for patches)
     scaling_info : dict (``scaling``; ``scale`` and ``percentile`` for survey-wide scaling)
+    qc : DataFrame of :func:`seis_assets.core.qc.qc_table` rows, one per window, from the raw (unscaled) amplitudes
     """
+    from seis_assets.core.qc import qc_table
     from seis_assets.core.segy import SCALINGS, SURVEY_PERCENTILE, WINDOW_COLUMNS, iter_windows, scale_window, survey_scale
 
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     scale = survey_scale(survey) if scaling == "survey" else None
     rows: list[dict] = []
+    names: list[str] = []
+    raws: list[np.ndarray] = []  # only while their batch is pending
+    qcs: list[pd.DataFrame] = []
     feats: list[np.ndarray] = []
     pending: list[np.ndarray] = []
 
@@ -134,13 +155,17 @@ def survey_features(
         if pending:
             feats.append(window_features(np.stack(pending), identity, weights_path=weights_path, device=device,
                                          logger=logger))
+            qcs.append(qc_table(names[-len(raws):], raws))  # QC from the amplitudes before any scaling
             pending.clear()
+            raws.clear()
 
     for position, window in iter_windows(survey, n_traces=n_traces, n_samples=n_samples, stride=stride,
                                          directions=directions):
         name = (f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} "
                 f"sample {position['sample']}")
         pending.append(scale_window(window, scaling, scale, name=name))
+        raws.append(np.asarray(window, dtype=np.float32))
+        names.append(name)
         rows.append(position)
         if len(pending) >= batch:
             flush()
@@ -148,4 +173,5 @@ def survey_features(
     info = {"scaling": scaling}
     if scale is not None:
         info.update(scale=float(scale), percentile=SURVEY_PERCENTILE)
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.concatenate(feats), info
+    qc = pd.concat(qcs, ignore_index=True) if qcs else qc_table([], [])
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.concatenate(feats), info, qc

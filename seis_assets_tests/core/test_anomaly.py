@@ -226,3 +226,38 @@ def test_leave_one_class_out_uses_the_features_behind_the_embedding():
     without = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail", feature_pca_components=None)
     assert with_f["auc"] > 0.95 and with_f["auc_feature_knn"] > 0.95
     assert without["auc"] < 0.8 and np.isnan(without["auc_feature_knn"])
+
+
+def test_score_anomalies_tells_artefacts_from_novelty():
+    from seis_assets.core import qc, synthetic
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 30))
+    Z = X[:, :5]
+    km = fit_kmeans(Z, 3, random_state=0)
+    patches = [synthetic.generate_patch("horizon", rng, (32, 32)) for _ in range(120)]
+    names = [f"p{i}" for i in range(120)]
+    model = anomaly.fit_anomaly_model(Z, km, X, qc.qc_table(names, patches), names)
+    train = model.training_scores_
+    assert (train["kind"] == "normal").mean() >= 0.97
+    # training rows never list themselves as their own neighbour
+    assert all(names[i] not in nb for i, nb in enumerate(train["novelty_neighbours"]))
+
+    clipped = synthetic.inject_anomaly(patches[0], "clipped", rng)
+    X_new = np.vstack([X[:1], X[1:2] + 10.0, X[2:3]])
+    s = anomaly.score_anomalies(model, X_new[:, :5], X_new, qc.qc_table(["a", "b", "c"], [clipped, patches[1], patches[2]]))
+    assert set(anomaly.ANOMALY_COLUMNS) <= set(s.columns)
+    assert s["kind"].tolist() == ["artefact", "novel", "normal"]
+    assert s.loc[0, "qc_attribute"] == "clipped" and s.loc[0, "qc_reason"].startswith("clipped")
+    assert s.loc[1, "qc_reason"] == "" and s.loc[1, "novelty_score"] > model.novelty_threshold
+    assert s["novelty_neighbours"].iloc[2][0] == "p2"  # an unchanged training patch's nearest one is itself
+    assert s.loc[0, "anomaly_score"] > 1 and s.loc[1, "anomaly_score"] > 1 and s.loc[2, "anomaly_score"] < 1
+    np.testing.assert_allclose(s["anomaly_score"], np.maximum(s["qc_score"] / model.qc_threshold,
+                                                              s["novelty_score"] / model.novelty_threshold))
+
+
+def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters):
+    Z, km = two_clusters
+    old = anomaly.fit_anomaly_scorer(Z, km)
+    with pytest.raises(TypeError, match="re-run the recluster job"):
+        anomaly.score_anomalies(old, Z[:2], Z[:2], None)

@@ -9,7 +9,7 @@ from seis_assets.checks import ALL_CHECKS
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
 
-INGEST_KEYS = ["raw_mat_index", "quarantine", "resnet_features"]
+INGEST_KEYS = ["raw_mat_index", "quarantine", "resnet_features", "qc_attributes"]
 ANALYSIS_KEYS = ["umap_50d", "umap_2d", "k_sweep", "kmeans_model", "cluster_mapping", "anomalies", "predictions",
                  "metrics", "plots"]
 

@@ -11,6 +11,7 @@ import scipy.io
 
 from seis_assets.checks import features_finite, single_backbone
 from seis_assets.core.matfiles import list_categories
+from seis_assets.core.anomaly import ANOMALY_COLUMNS
 from seis_assets.core.storage import read_parquet
 from seis_assets.assets.incoming import IncomingFiles
 from seis_assets.definitions import ALL_ASSETS
@@ -72,6 +73,16 @@ def test_full_graph_writes_tables_models_metrics_and_plots(materialized):
     ranked = read_parquet(small_dataset / "warehouse" / "anomalies.parquet")
     assert len(ranked) == 4 * (16 + 6) and ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
     assert ranked["score"].is_monotonic_decreasing and ranked["feature_knn_z"].notna().all()
+    # one table: QC and novelty with their reasons, a combined rank and the kind
+    assert set(ANOMALY_COLUMNS) <= set(ranked.columns)
+    assert set(ranked["kind"]) <= {"artefact", "novel", "normal"}
+    artefacts = ranked[ranked["kind"] == "artefact"]
+    assert (artefacts["qc_reason"] != "").all() and (ranked.loc[ranked["kind"] != "artefact", "qc_reason"] == "").all()
+    train_paths = set(ranked.loc[ranked["split"] == "train", "path"])
+    assert all(len(nb) == 3 and set(nb) <= train_paths for nb in ranked["novelty_neighbours"])
+    # injected dead traces, clipping and spikes are told apart as artefacts, with the attribute that fired
+    known = ranked[ranked["known_anomaly"].isin(["dead_traces", "clipped"])]
+    assert (known["kind"] == "artefact").all(), known[["known_anomaly", "kind", "qc_score"]]
 
     predictions = pd.read_csv(outputs / "predictions.csv")
     assert list(predictions.columns[:4]) == ["file", "true_label", "cluster", "predicted_label"]
@@ -115,6 +126,15 @@ def test_dropped_files_are_predicted_appended_and_moved(materialized):
     assert sorted(predicted["file_name"]) == ["new_fault_0002.mat", "new_horizon_0003.mat"]
     assert set(predicted["predicted_label"]) <= {"chaotic", "fault", "horizon", "salt dome"}
     assert predicted["anomaly_score"].notna().all() and predicted["backbone"].eq("texture").all()
+    # the same anomaly columns as the anomalies table, and the same values for the same patch
+    assert set(ANOMALY_COLUMNS) - {"qc_attribute"} <= set(predicted.columns)
+    ranked = read_parquet(root / "warehouse" / "anomalies.parquet").set_index("path")
+    for row in predicted.itertuples():
+        category = row.file_name.removeprefix("new_").split("_")[0]
+        same = ranked.loc[str(root / "test" / category / row.file_name.removeprefix("new_"))]
+        assert row.kind == same["kind"] and row.qc_score == pytest.approx(same["qc_score"])
+        assert row.novelty_score == pytest.approx(same["novelty_score"], abs=1e-6)
+        assert list(row.novelty_neighbours) == list(same["novelty_neighbours"])
     # the same patch predicted again gets the cluster it has in the test predictions
     test_predictions = pd.read_csv(root / "outputs" / "predictions.csv")
     original = test_predictions.set_index(test_predictions["file"].map(lambda p: p.rsplit("/", 1)[-1]))
