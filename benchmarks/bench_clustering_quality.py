@@ -13,6 +13,8 @@ For every data set the features of each input setting are extracted once with ``
 - ``fusion w``: z-scored CNN features (224 stretch) and z-scored texture attributes (``attributes.py``), each block
   divided by the square root of its width so both weigh the same at w = 1, the texture block times w
   (w = 0: the z-scored CNN features alone); z-scores fitted on the training patches;
+- ``fusion-raw w``: the CNN features unscaled per column (divided by one number, their RMS column std), next to
+  the z-scored texture block, each block / sqrt(width), texture times w;
 - ``texture``: the texture attributes alone (z-scored, as the pipeline does for that backbone).
 
 Two regimes per data set, ARI against the folder labels:
@@ -96,6 +98,14 @@ def _blocks(parts: list[np.ndarray], weights: list[float], train: np.ndarray) ->
     return np.hstack(out).astype(np.float32)
 
 
+def _raw_fusion(cnn: np.ndarray, tex: np.ndarray, w: float, train: np.ndarray) -> np.ndarray:
+    """CNN features as they are, divided by one number (their RMS column std on the training patches, so rare
+    features are not blown up as per-column z-scores do), next to the z-scored texture block, both / sqrt(width)."""
+    scale = float(np.sqrt(np.mean(cnn[train].var(axis=0)))) + 1e-12
+    t = np.nan_to_num(StandardScaler().fit(tex[train]).transform(tex))
+    return np.hstack([cnn / scale / np.sqrt(cnn.shape[1]), w * t / np.sqrt(tex.shape[1])]).astype(np.float32)
+
+
 def variants(F: dict[str, np.ndarray]) -> dict[str, callable]:
     """name -> f(train mask) -> (matrix, standardize flag)."""
     v = {f"cnn {s}": (lambda train, s=s: (F[s], False)) for s in CNN_INPUTS}
@@ -105,6 +115,8 @@ def variants(F: dict[str, np.ndarray]) -> dict[str, callable]:
             _blocks([F["224:stretch"], F["texture"]], [1.0, w], train) if w else _blocks([F["224:stretch"]], [1.0], train),
             False,
         )
+    for w in FUSION_WEIGHTS[2:]:
+        v[f"fusion-raw w={w:g}"] = lambda train, w=w: (_raw_fusion(F["224:stretch"], F["texture"], w, train), False)
     v["texture"] = lambda train: (F["texture"], True)
     return v
 
