@@ -14,7 +14,6 @@ from seis_assets.core.features import (
     input_spec,
     preprocess,
 )
-from seis_assets.resources import FeatureSettings
 from seis_assets_tests.core.test_features import _dataset, _tiny_backbone
 
 PLAIN = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # no normalisation: the output is intensity in [0, 1]
@@ -91,15 +90,6 @@ def test_input_spec_labels_and_errors():
         input_spec(224, "squash")
     with pytest.raises(ValueError, match="resize"):
         preprocess(np.zeros((1, 8, 8), np.float32), "16:squash", *PLAIN)
-
-
-def test_feature_settings_resize_from_env(monkeypatch):
-    monkeypatch.setenv("SEIS_RESIZE", "crop")
-    monkeypatch.delenv("SEIS_INPUT_SIZE", raising=False)
-    assert FeatureSettings.from_env().input_size_value() == "224:crop"
-    assert FeatureSettings.from_env(input_size="native").input_size_value() == "native"
-    with pytest.raises(ValueError, match="resize"):
-        FeatureSettings(resize="squash").input_size_value()
 
 
 def test_another_resize_mode_invalidates_cached_features(tmp_path):
