@@ -83,6 +83,8 @@ ANOMALY_KINDS: tuple[str, ...] = ("dead_traces", "clipped", "spikes", "polarity_
 #: Chosen so that EfficientNet-Lite0 -> UMAP 50-d -> KMeans(k=4) gives ARI of about 0.6-0.8
 #: (``benchmarks/ari_vs_difficulty.py``, n=100/class, seed 0: 0.3 -> 0.88, 0.5 -> 0.76 (seed 1: 0.78),
 #: 0.55 -> 0.58, 0.6 -> 0.57, 0.7 -> 0.51).
+#: With the echo, chaotic jitter and salt absorption: make demo's 150/class set at 0.5 -> 0.80
+#: (benchmarks/bench_clustering_quality.py, benchmarks/synthetic_vs_real.md).
 DEFAULT_DIFFICULTY = 0.5
 DEFAULT_SIZE: tuple[int, int] = (99, 99)
 DEFAULT_N_TRAIN = 150
