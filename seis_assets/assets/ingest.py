@@ -125,7 +125,7 @@ def resnet_features(
             "fallback_reason": identity.get("fallback_reason") or "",
             "weights": identity["weights"],
             "dim": int(identity["dim"]),
-            "input_size": str(feature_settings.input_size),
+            "input_size": str(report.input_size),  # label with the resize mode, e.g. 224:stretch
             "precision": str(report.precision),
             "engine": str(identity.get("engine", "")),
             "engine_note": identity.get("engine_note") or "",

@@ -6,8 +6,10 @@ How a patch becomes a vector (CNN backbones)
    intensity mapped to [0, 1] (``(p + 1) / 2``), the seed's per-patch min-max
    without its uint8 rounding.
 2. Patches of the same size are stacked into one tensor (n, 1, H, W), resized
-   bilinearly to ``input_size`` (224 by default, the seed's choice; ``"native"``
-   keeps the patch size, about 1/5 of the compute at 99x99), replicated to 3
+   bilinearly with antialiasing to ``input_size`` (224 by default, the seed's choice; ``"native"``
+   keeps the patch size, about 1/5 of the compute at 99x99) by the resize mode (``stretch`` squashes
+   each axis on its own, ``pad`` and ``crop`` keep the aspect ratio and so the dips of a 150x300 patch;
+   recorded in the ``input_size`` label, e.g. ``"224:pad"``), replicated to 3
    channels and normalised with the backbone's mean/std, in channels_last layout.
 3. The backbone runs on an inference ``engine`` (``seis_assets.core.engines``: ``auto`` = torch bf16 autocast
    on CPUs with native bf16 and on CUDA, ONNX Runtime fp32 on other CPUs; or ``torch``, ``onnxruntime``,
@@ -64,6 +66,9 @@ __all__ = [
     "CACHE_KEYS",
     "PRECISIONS",
     "DEFAULT_INPUT_SIZE",
+    "RESIZE_MODES",
+    "DEFAULT_RESIZE",
+    "input_spec",
     "DEFAULT_PRECISION",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PROGRESS_EVERY_S",
@@ -94,6 +99,10 @@ IDENTITY_METADATA_KEY = b"seis_assets.backbone"
 CACHE_KEYS: tuple[str, ...] = ("backbone", "weights", "weights_sha256", "dim", "input_size", "precision", "engine")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_INPUT_SIZE = 224
+#: How a patch is brought to the square network input (antialiased bilinear): ``stretch`` squashes each axis on its
+#: own, ``pad`` keeps the aspect ratio and fills with zero amplitude, ``crop`` keeps the aspect ratio and cuts the centre.
+RESIZE_MODES: tuple[str, ...] = ("stretch", "pad", "crop")
+DEFAULT_RESIZE = "stretch"
 DEFAULT_PRECISION = "auto"
 #: Patches per forward pass. Small batches keep ResNet50's activations in the CPU caches: measured on the 2-core
 #: CPU, bf16 + channels_last at 224, 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md). Raise it on a GPU.
@@ -230,15 +239,74 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def _input_size_label(input_size: int | str) -> str:
+    """Canonical label of an input size and resize mode: ``"native"`` or ``"<side>:<resize>"``.
+
+    Accepted: ``"native"``, an int or digit string (the side; resize mode :data:`DEFAULT_RESIZE`), or
+    ``"<side>:<resize>"`` with resize in :data:`RESIZE_MODES`. The label is what tables and models record, so
+    features made with another size or resize mode are never reused or mixed.
+    """
     if isinstance(input_size, str) and input_size == "native":
         return "native"
+    text = str(input_size)
+    side, _, mode = text.partition(":")
+    mode = mode or DEFAULT_RESIZE
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {mode!r} (in input_size {input_size!r})")
     try:
-        size = int(input_size)
+        size = int(side)
     except (TypeError, ValueError):
-        raise ValueError(f"input_size must be a positive int or 'native', got {input_size!r}") from None
+        raise ValueError(f"input_size must be a positive int, 'native' or '<int>:<resize>', got {input_size!r}") from None
     if size < 8:
         raise ValueError(f"input_size must be >= 8 pixels, got {size}")
-    return str(size)
+    return f"{size}:{mode}"
+
+
+def input_spec(input_size: int | str, resize: str = "") -> str:
+    """The label of ``input_size`` (int, digit string or ``"native"``) resized with ``resize``.
+
+    ``resize`` (one of :data:`RESIZE_MODES`, empty = :data:`DEFAULT_RESIZE`) is ignored for ``"native"``
+    (nothing is resized). This is what :func:`extract_features` and :func:`embed` take as ``input_size``.
+    """
+    if resize and resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    if isinstance(input_size, str) and input_size == "native":
+        return "native"
+    if isinstance(input_size, str) and ":" in input_size:
+        raise ValueError(f"input_size {input_size!r} already names a resize mode; pass the side only")
+    return _input_size_label(f"{input_size}:{resize}" if resize else input_size)
+
+
+def _resize_images(x, size: int, mode: str):
+    """(n, 1, H, W) intensities in [0, 1] -> (n, 1, size, size), bilinear with antialiasing.
+
+    stretch: each axis scaled on its own (changes the aspect ratio, hence dips, of non-square patches);
+    pad: the longer side scaled to ``size`` (aspect kept), the rest filled with 0.5 (zero amplitude), centred;
+    crop: the shorter side scaled to ``size`` (aspect kept), the centre ``size`` x ``size`` kept.
+    """
+    import torch.nn.functional as F
+
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if mode == "stretch":
+        target = (size, size)
+    else:
+        scale = size / (max(h, w) if mode == "pad" else min(h, w))
+        target = (max(1, round(h * scale)), max(1, round(w * scale)))
+        if mode == "pad":
+            target = (min(size, target[0]), min(size, target[1]))
+        else:
+            target = (max(size, target[0]), max(size, target[1]))
+    if target != (h, w):
+        # antialias low-passes before downsampling (aliasing otherwise turns steep dips into moire);
+        # on upsampling it equals plain bilinear
+        x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=True)
+    th, tw = target
+    if mode == "pad" and target != (size, size):
+        top, left = (size - th) // 2, (size - tw) // 2
+        x = F.pad(x, (left, size - tw - left, top, size - th - top), value=0.5)
+    elif mode == "crop" and target != (size, size):
+        top, left = (th - size) // 2, (tw - size) // 2
+        x = x[..., top : top + size, left : left + size]
+    return x
 
 
 def table_identity(
@@ -286,9 +354,10 @@ def preprocess(patches, input_size: int | str, mean, std, device: str = "cpu"):
     Parameters
     ----------
     patches : ndarray or torch.Tensor of shape (n, H, W), float32 in [-1, 1]
-    input_size : int or "native"
-        Side of the square output (bilinear resize, ``align_corners=False``), or
-        ``"native"`` to keep (H, W).
+    input_size : int, "<int>:<resize>" or "native"
+        Side of the square output, resized bilinearly with antialiasing (``align_corners=False``) by the
+        resize mode (``stretch``, ``pad``, ``crop``; see :func:`input_spec`; a bare int uses
+        :data:`DEFAULT_RESIZE`), or ``"native"`` to keep (H, W). Square patches come out the same in every mode.
     mean, std : sequence of 3 floats
         Normalisation of an RGB image in [0, 1].
     device : str
@@ -298,13 +367,13 @@ def preprocess(patches, input_size: int | str, mean, std, device: str = "cpu"):
     images : torch.Tensor of shape (n, 3, S, S) (or (n, 3, H, W)), float32, channels_last
     """
     import torch
-    import torch.nn.functional as F
 
     x = torch.as_tensor(patches, dtype=torch.float32, device=device)
     x = ((x + 1.0) * 0.5).unsqueeze(1)  # (n, 1, H, W) intensity in [0, 1]
     label = _input_size_label(input_size)
-    if label != "native" and x.shape[-2:] != (int(label), int(label)):
-        x = F.interpolate(x, size=(int(label), int(label)), mode="bilinear", align_corners=False)
+    if label != "native":
+        side, mode = label.split(":")
+        x = _resize_images(x, int(side), mode)
     m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     return ((x - m) / s).contiguous(memory_format=torch.channels_last)

@@ -107,8 +107,7 @@ def predict_files(
     identity = models.identity
     backbone = _backbone_for(identity, weights_path, device, logger)
     precision = resolve_precision(identity["precision"], backbone.device) if identity["precision"] == "auto" else identity["precision"]
-    input_size = identity["input_size"]
-    input_size = input_size if input_size == "native" else int(input_size)
+    input_size = identity["input_size"]  # a label: "native" or "<side>:<resize>" (features.input_spec)
     X = np.zeros((len(ok), int(identity["dim"])), dtype=np.float32)
     shapes = [p.shape for p in patches]
     for shape in sorted(set(shapes)):

@@ -12,11 +12,15 @@ Every patch is made the same way a seismic section is (the physics was tuned aga
    plus folds whose wavelength and amplitude vary laterally and with depth);
    faults add a throw on one side of steep dipping planes (a staircase offsetting a
    bright marker), chaotic facies add a hummocky displacement in a band with brighter,
-   broken reflector segments, a salt dome drags the layers on its flanks steeply upwards,
+   broken reflector segments whose traces jitter (shift and scale) one by one, a salt dome drags the layers on its flanks steeply upwards,
    replaces the body by weakly reflective salt under a strong top reflector and adds
    migration swings of the opposite dip (conflicting dips);
 3. reflectivity convolved trace by trace with a broadband zero-phase Ormsby wavelet
-   (flat from ~0.03 to ~0.23 cycles/sample, as the spectrally balanced F3 data);
+   (flat from ~0.03 to ~0.23 cycles/sample, as the spectrally balanced F3 data) followed by an
+   opposite-polarity echo 13.5-15.5 samples later (:func:`with_echo`; F3's spectral notches every
+   ~0.07 cycles/sample and negative trace autocorrelation at ~14.5 samples); in a salt dome the
+   interior absorbs (constant-Q, ``exp(-pi k path / Q)`` with the path travelled inside the salt),
+   so the body and what lies below its top lose high frequencies;
 4. amplitudes in units of the survey's typical trace RMS: quiet intervals (the
    ``horizon`` class, F3's "other") stay quiet, and band-limited noise of a survey-wide
    level is added, so quiet patches are relatively noisier;
@@ -63,6 +67,7 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "ricker",
     "ormsby",
+    "with_echo",
     "generate_patch",
     "generate_sill",
     "inject_anomaly",
@@ -78,6 +83,8 @@ ANOMALY_KINDS: tuple[str, ...] = ("dead_traces", "clipped", "spikes", "polarity_
 #: Chosen so that EfficientNet-Lite0 -> UMAP 50-d -> KMeans(k=4) gives ARI of about 0.6-0.8
 #: (``benchmarks/ari_vs_difficulty.py``, n=100/class, seed 0: 0.3 -> 0.88, 0.5 -> 0.76 (seed 1: 0.78),
 #: 0.55 -> 0.58, 0.6 -> 0.57, 0.7 -> 0.51).
+#: With the echo, chaotic jitter and salt absorption: make demo's 150/class set at 0.5 -> 0.80
+#: (benchmarks/bench_clustering_quality.py, benchmarks/synthetic_vs_real.md).
 DEFAULT_DIFFICULTY = 0.5
 DEFAULT_SIZE: tuple[int, int] = (99, 99)
 DEFAULT_N_TRAIN = 150
@@ -144,6 +151,62 @@ def ormsby(f1: float, f2: float, f3: float, f4: float, half: int = 40) -> np.nda
 
     w = (ramp(f3, f4) - ramp(f1, f2)) * np.hanning(2 * half + 3)[1:-1]
     return w / w[half]
+
+
+def with_echo(wavelet: np.ndarray, lag: float, strength: float) -> np.ndarray:
+    """The wavelet followed by an opposite-polarity copy ``lag`` samples later (a ghost / short-period multiple).
+
+    ``w(t) - strength * w(t - lag)``: its amplitude spectrum is the wavelet's times
+    ``|1 - strength * exp(-2 pi i k lag)|``, with notches (depth ``(1 - strength) / (1 + strength)``) at
+    wavenumbers ``k = n / lag`` and a negative trace autocorrelation near ``lag``, as in F3 (lag about 14.5
+    samples). The fractional delay is an exact phase shift in the Fourier domain (zero-padded, no wrap-around).
+
+    Parameters
+    ----------
+    wavelet : ndarray of shape (2 * half + 1,), centred
+    lag : float
+        Delay in samples, > 0.
+    strength : float in [0, 1)
+
+    Returns
+    -------
+    w : ndarray of shape (2 * (half + ceil(lag)) + 1,), centred on the primary (the echo lies below it)
+    """
+    if lag <= 0 or not 0.0 <= strength < 1.0:
+        raise ValueError(f"need lag > 0 and 0 <= strength < 1, got {lag}, {strength}")
+    half = len(wavelet) // 2
+    ext = half + int(np.ceil(lag))
+    primary = np.zeros(2 * ext + 1)
+    primary[ext - half : ext + half + 1] = wavelet
+    n = 2 * len(primary)  # zero padding: the delayed copy does not wrap around
+    k = np.fft.rfftfreq(n)
+    echo = np.fft.irfft(np.fft.rfft(primary, n) * np.exp(-2j * np.pi * k * lag), n)[: len(primary)]
+    return primary - strength * echo
+
+
+def _absorb(seis: np.ndarray, path: np.ndarray, q: float) -> np.ndarray:
+    """Constant-Q absorption along traces: each sample's spectrum times ``exp(-pi k path / q)``.
+
+    ``path`` (same shape, samples) is how far the wave has travelled through the absorbing body above each
+    sample. Applied as a bank of zero-phase filters (path levels 0, 4, 8, 16, ...), interpolated per sample.
+    The local RMS amplitude along each trace is then restored (gaussian window of 6 samples), as processing gain does: the
+    spectrum changes, the brightness does not.
+    """
+    k = np.fft.rfftfreq(seis.shape[0] * 2)
+    spec = np.fft.rfft(np.concatenate([seis, seis[::-1]]), axis=0)  # even extension: no wrap-around
+    top = float(path.max())
+    levels = [0.0, 4.0]
+    while levels[-1] < top:
+        levels.append(levels[-1] * 2.0)
+    bank = [np.fft.irfft(spec * np.exp(-np.pi * k * lv / q)[:, None], axis=0)[: seis.shape[0]] for lv in levels]
+    lv = np.asarray(levels)
+    j = np.clip(np.searchsorted(lv, path, side="right") - 1, 0, len(lv) - 2)
+    frac = np.clip((path - lv[j]) / (lv[j + 1] - lv[j]), 0.0, 1.0)
+    stack = np.stack(bank)
+    rows, cols = np.indices(seis.shape)
+    out = (1.0 - frac) * stack[j, rows, cols] + frac * stack[j + 1, rows, cols]
+    local_rms = lambda a: np.sqrt(ndimage.gaussian_filter1d(a**2, 6.0, axis=0, mode="reflect")) + 1e-9  # noqa: E731
+    return out * (local_rms(seis) / local_rms(out))
 
 
 def _layered_earth(rng: np.random.Generator, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
@@ -214,6 +277,16 @@ def _band_limited_noise(rng: np.random.Generator, shape: tuple[int, int], wavele
     return n / (n.std() + 1e-12)
 
 
+def _extra_rng(rng: np.random.Generator) -> np.random.Generator:
+    """An independent child generator for a process added to the model (echo, jitter, absorption).
+
+    Spawning does not draw from ``rng``, so every earlier draw (layers, structure, noise) stays what it was: a
+    patch keeps its geology when physics is added, and before/after comparisons are paired. Still reproducible:
+    the n-th spawn of a generator seeded the same way is the same.
+    """
+    return rng.spawn(1)[0]
+
+
 def _to_unit_range(a: np.ndarray) -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
     if hi - lo <= 1e-12:
@@ -231,6 +304,7 @@ class _Scene:
         self.marker: tuple[float, float] | None = None  # contrast range of a marker bed, if any
         self.body = None  # (mask, interior level, top level, interior field) of a salt body
         self.extra: list[np.ndarray] = []  # further reflectivity, in units of the layer RMS
+        self.absorption_q: float | None = None  # effective Q of the body (salt): high frequencies fade inside it
 
 
 def _structure(category: str, rng: np.random.Generator, size: tuple[int, int], d: float):
@@ -274,8 +348,14 @@ def _structure(category: str, rng: np.random.Generator, size: tuple[int, int], d
         strength = _lerp(4.0, 1.5, d) * h / 99.0
         u += strength * band * _smooth_field(rng, (h, w), (rng.uniform(3.0, 6.0), rng.uniform(6.0, 12.0)))
         seg = _smooth_field(rng, (h, w), (1.5, rng.uniform(3.0, 7.0)))
-        scene.gain *= 1.0 + band * rng.uniform(0.8, 2.0) * _lerp(1.0, 0.6, d)
+        scene.gain *= 1.0 + band * rng.uniform(1.0, 2.4) * _lerp(1.0, 0.6, d)
         scene.gain *= 1.0 - band * _lerp(0.8, 0.4, d) * (seg < rng.uniform(-0.5, 0.3))
+        # trace-scale jitter inside the band: each trace shifted and scaled on its own (unresolved scatterers,
+        # short-wavelength statics), so neighbouring traces decorrelate as in F3's chaotic band
+        jit = _extra_rng(rng)
+        shift = ndimage.gaussian_filter1d(jit.standard_normal((h, w)), 3.0, axis=0)
+        u += band * jit.uniform(0.25, 0.65) * shift / (shift.std() + 1e-12)
+        scene.gain *= np.clip(1.0 + band * jit.uniform(0.04, 0.1) * jit.standard_normal((1, w)), 0.5, None)
         scene.strength = rng.uniform(0.5, 0.8)
     elif category == "salt dome":
         xc = rng.uniform(0.2, 0.8) * w
@@ -298,6 +378,7 @@ def _structure(category: str, rng: np.random.Generator, size: tuple[int, int], d
             z_line = rng.uniform(0.2, 0.8) * h + slope * (x - xc)
             near = np.exp(-np.abs(x - xc - rng.normal(0.0, 0.2 * w)) / (0.25 * w))
             scene.extra.append(rng.uniform(1.0, 3.0) * near * np.exp(-0.5 * ((z - z_line) / 0.7) ** 2) * 0.7)
+        scene.absorption_q = _extra_rng(rng).uniform(8.0, 25.0)  # the dim, scattering salt interior loses high frequencies
     else:
         raise ValueError(f"unknown category {category!r}; expected one of {CLASSES} (or {ABSENT_CLASS!r})")
     return z - u, scene
@@ -324,11 +405,17 @@ def _render(rng, size, d, t, scene: _Scene):
         refl = (1.0 - mask) * refl + mask * inner * (interior_level * rms / (inner.std() + 1e-12))
         refl = refl + top * (top_level * rms / (np.abs(top).max() + 1e-12))
     wavelet = ormsby(rng.uniform(0.005, 0.015), rng.uniform(0.025, 0.045), rng.uniform(0.22, 0.25), rng.uniform(0.3, 0.34))
+    # F3's wavelet is followed by an opposite-polarity echo ~14.5 samples later: spectral notches every ~0.07
+    echo = _extra_rng(rng)
+    wavelet = with_echo(wavelet, echo.uniform(13.5, 15.5), echo.uniform(0.15, 0.35))
     seis = ndimage.convolve1d(refl, wavelet, axis=0, mode="reflect")
     # amplitudes in units of the survey's typical trace RMS: quiet intervals stay quiet
     reference = float(np.std(ndimage.convolve1d(_reflectivity_at(tops, steps, t, t0), wavelet, axis=0, mode="reflect")))
     seis = seis * (scene.strength / (reference + 1e-12))
     seis = seis + _lerp(0.12, 0.55, d) * _band_limited_noise(rng, (h, w), wavelet)  # survey-wide noise level
+    if scene.absorption_q is not None and scene.body is not None:
+        # what reaches the salt interior (reflections and scattered energy alike) travelled through the salt
+        seis = _absorb(seis, np.cumsum(scene.body[0], axis=0), scene.absorption_q)
     clip = rng.uniform(2.5, 3.5)  # the survey was stored with a fixed dynamic range: bright events clip
     return _to_unit_range(np.clip(seis, -clip, clip))
 

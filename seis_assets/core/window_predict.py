@@ -57,8 +57,7 @@ def window_features(
     precision = identity.get("precision", "fp32")
     if precision == "auto":
         precision = resolve_precision(precision, backbone.device)
-    input_size = identity.get("input_size", 224)
-    input_size = input_size if input_size == "native" else int(input_size)
+    input_size = identity.get("input_size", 224)  # a label: "native" or "<side>:<resize>" (features.input_spec)
     patches = np.asarray(patches, dtype=np.float32)
     step = batch_size if backbone.takes_images else max(len(patches), 1)
     engine = identity.get("engine", "torch")  # the engine the training features were made with

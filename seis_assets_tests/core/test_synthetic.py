@@ -156,3 +156,86 @@ def test_main_in_process(tmp_path, capsys):
     assert "wrote 4 train" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         S.main(["--size", "big"])
+
+
+# --------------------------------------------------------------------------- echo, trace jitter, absorption
+def _autocorrelation(p, lag):
+    x = p - p.mean(axis=0, keepdims=True)
+    return float(((x[:-lag] * x[lag:]).sum(axis=0) / ((x**2).sum(axis=0) + 1e-12)).mean())
+
+
+def test_echo_wavelet_has_notches_every_one_over_lag():
+    w = S.ormsby(0.01, 0.03, 0.23, 0.32)
+    e = S.with_echo(w, 14.5, 0.4)
+    centre = len(e) // 2
+    assert e[centre] == pytest.approx(1.0, abs=0.05)  # the primary (plus the echo of a far side lobe)
+    assert e[centre + 14] < -0.15 and e[centre + 15] < -0.15  # the opposite-polarity echo lies 14.5 samples below
+    assert np.abs(e[: centre - len(w) // 2]).max() < 1e-3  # (almost) nothing before the primary's support
+    k = np.fft.rfftfreq(4096)
+    amp_w, amp_e = np.abs(np.fft.rfft(w, 4096)), np.abs(np.fft.rfft(e, 4096))
+    ratio = lambda f: float(np.interp(f, k, amp_e / (amp_w + 1e-12)))  # noqa: E731
+    for n in (1, 2, 3):  # notches at n / lag, peaks half way between (inside the flat band 0.03-0.23)
+        assert ratio(n / 14.5) == pytest.approx(0.6, abs=0.03)
+        assert ratio((n + 0.5) / 14.5) == pytest.approx(1.4, abs=0.03)
+    with pytest.raises(ValueError):
+        S.with_echo(w, 14.5, 1.0)
+
+
+@pytest.mark.parametrize("cls", S.CLASSES)
+def test_generated_traces_correlate_negatively_at_the_echo_lag(cls):
+    # F3's trace autocorrelation at lags 14-15 is -0.1 to -0.27 in every class
+    acf = [np.mean([_autocorrelation(S.generate_patch(cls, rng(6, i)), lag) for lag in (14, 15)]) for i in range(N)]
+    assert np.median(acf) < -0.08
+
+
+def _local_trace_decorrelation(p, rows):
+    a, b = p[rows, :-1], p[rows, 1:]
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    return float(1.0 - np.median((a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0) + 1e-12)))
+
+
+def test_chaotic_band_jitters_trace_by_trace():
+    # the band's traces are shifted one by one: inside the band neighbouring traces decorrelate more than in the
+    # ordinary layering of the same patch (difficulty 0: little noise)
+    inside, outside = [], []
+    for i in range(N):
+        p = S.generate_patch("chaotic", rng(7, i), difficulty=0.0)
+        env = np.convolve(np.sqrt((p**2).mean(axis=1)), np.ones(9) / 9, "same")
+        c = int(np.argmax(env[10:-10])) + 10  # the bright band
+        inside.append(_local_trace_decorrelation(p, slice(c - 5, c + 5)))
+        q = S.generate_patch("horizon", rng(7, i), difficulty=0.0)
+        outside.append(_local_trace_decorrelation(q, slice(c - 5, c + 5)))
+    assert np.median(inside) > np.median(outside) + 0.05
+
+
+def test_absorption_removes_high_frequencies_along_the_path():
+    noise = rng(8).standard_normal((128, 40))
+    path = np.broadcast_to(np.linspace(0.0, 100.0, 40)[None, :], noise.shape)  # more path to the right
+    out = S._absorb(noise, path, q=20.0)
+    assert np.allclose(out[:, 0], noise[:, 0], atol=1e-9)  # no path: unchanged
+    k = np.fft.rfftfreq(128)
+    hf = lambda x: float((np.abs(np.fft.rfft(x, axis=0))[k > 0.2] ** 2).sum() / (x**2).sum())  # noqa: E731
+    shares = [hf(out[:, j : j + 5]) for j in (0, 15, 35)]
+    assert shares[0] > shares[1] > shares[2]
+    assert shares[2] < 0.2 * shares[0]
+
+
+def test_salt_dome_interior_loses_high_frequencies(monkeypatch):
+    # the same patches (same generator state) with and without absorption: the deep part, inside the salt,
+    # loses high frequencies; its brightness is kept (processing gain)
+    def centroid(x):
+        x = (x - x.mean(axis=0)) * np.hanning(x.shape[0])[:, None]
+        a = np.abs(np.fft.rfft(x, axis=0)).mean(axis=1)[1:]
+        k = np.fft.rfftfreq(x.shape[0])[1:]
+        return float((a * k).sum() / a.sum())
+
+    def deep(i):
+        p = S.generate_patch("salt dome", rng(9, i), size=(150, 99), difficulty=0.0)
+        return centroid(p[-50:]), float(np.sqrt((p[-50:] ** 2).mean()))
+
+    absorbed = [deep(i) for i in range(N)]
+    monkeypatch.setattr(S, "_absorb", lambda seis, path, q: seis)
+    plain = [deep(i) for i in range(N)]
+    assert np.median([a[0] - b[0] for a, b in zip(absorbed, plain)]) < -0.01
+    assert np.median([a[1] / b[1] for a, b in zip(absorbed, plain)]) == pytest.approx(1.0, abs=0.25)
