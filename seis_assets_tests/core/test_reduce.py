@@ -98,3 +98,14 @@ def test_large_input_goes_pca_first_and_parallel_and_says_so(monkeypatch):
         r, _ = reduce.fit_reducer(X, 2, n_neighbors=10, large_n=large_n)
         assert r.settings_["reproducible"] and r.settings_["pca_components"] is None
         assert r.settings_["adjustments"] == []
+
+
+def test_a_rows_embedding_does_not_depend_on_its_batch(features):
+    """A patch dropped alone must embed (and so cluster) exactly as it does inside the test-set batch."""
+    r, _ = reduce.fit_reducer(features, 5, n_neighbors=10, random_state=3)
+    rng = np.random.default_rng(1)
+    batch = features[::3] + rng.normal(scale=0.5, size=features[::3].shape).astype(np.float32)
+    together = r.transform(batch)
+    alone = np.vstack([r.transform(batch[i : i + 1]) for i in (0, 7, 29)])
+    assert np.array_equal(together[[0, 7, 29]], alone)
+    assert np.array_equal(r.transform(batch[::-1])[::-1], together)  # order does not matter either
