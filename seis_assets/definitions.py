@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest
+from seis_assets.assets import clustering, embedding, evaluation, generations, incoming, ingest
 from seis_assets.checks import ALL_CHECKS
 from seis_assets.io_managers import ParquetIOManager
 from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
@@ -10,7 +10,7 @@ from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
 from seis_assets.schedules import recluster_schedule
 from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
 
-ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, incoming])
+ALL_ASSETS = dg.load_assets_from_modules([ingest, embedding, clustering, evaluation, generations, incoming])
 
 
 def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:

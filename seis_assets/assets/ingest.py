@@ -9,7 +9,7 @@ re-uses rows whose content hash and backbone identity are unchanged.
 import dagster as dg
 import pandas as pd
 
-from seis_assets.assets import HEAVY_TAG, INGEST
+from seis_assets.assets import HEAVY_POOL, HEAVY_TAG, INGEST
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
 from seis_assets.core.features import extract_features
 from seis_assets.core.matfiles import index_category
@@ -69,6 +69,7 @@ def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
     io_manager_key="parquet_io_manager",
     group_name=INGEST,
     op_tags=HEAVY_TAG,
+    pool=HEAVY_POOL,
     kinds={"pytorch", "parquet"},
     description=(
         "One feature vector per indexed patch (ImageNet ResNet50 without its classifier by default; the backbone "
