@@ -3,8 +3,9 @@
 `dagster dev` is started the way `make dev` starts it (workspace.yaml, the repository's dagster.yaml), with the
 folders pointed at a temporary copy of the small generated set. The train-folder sensor discovers the categories
 and launches the ingest runs by itself; the test launches the re-clustering through GraphQL, then drops files into
-the incoming folder and waits for the sensor-triggered prediction run. The server runs under `timeout`, so it
-stops by itself even if the test process dies.
+the incoming folder as people do (waves straddling a sensor tick, a slow writer, re-drops, bad files), kills a
+prediction run with SIGKILL, and checks that every drop has exactly one row. One server start-up for all of it (each
+costs a minute of CPU). The server runs under `timeout`, so it stops by itself even if the test process dies.
 """
 
 import io
