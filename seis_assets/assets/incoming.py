@@ -7,6 +7,8 @@ rows already written for files it finds archived and predicts only the rest, so 
 """
 
 
+import logging
+
 import dagster as dg
 import pandas as pd
 
@@ -19,6 +21,7 @@ from seis_assets.core.storage import path_str, read_parquet, write_parquet_atomi
 from seis_assets.resources import FeatureSettings, SeisPaths
 
 PREDICTIONS_DATASET = "new_file_predictions"
+log = logging.getLogger("seis_assets.incoming")
 #: Concurrency pool of prediction runs (.dagster_home/dagster.yaml): one at a time, beside any re-clustering.
 PREDICT_POOL = "seis_predict"
 CLAIM_TAG = "seis_assets/claim"
@@ -36,13 +39,18 @@ class IncomingFiles(dg.Config):
 
 
 def _earlier_rows(paths: SeisPaths, claim: str) -> pd.DataFrame:
-    folder = paths.warehouse / PREDICTIONS_DATASET
-    parts = [p for p in folder.glob("*.parquet") if p.stem != claim] if folder.exists() else []
+    """``sha256, prediction_id, predicted_at`` of every row of the other claims (for ``duplicate_of``)."""
     cols = ["sha256", "prediction_id", "predicted_at"]
-    if not parts:
-        return pd.DataFrame(columns=cols)
-    frames = [read_parquet(p) for p in parts]
-    return pd.concat([f[[c for c in cols if c in f.columns]] for f in frames], ignore_index=True).dropna()
+    folder = paths.warehouse / PREDICTIONS_DATASET
+    frames = []
+    for part in sorted(folder.glob("*.parquet")) if folder.exists() else []:
+        if part.stem == claim:
+            continue
+        try:
+            frames.append(read_parquet(part, columns=cols))
+        except Exception as exc:  # a part written before rows had ids: it cannot be pointed at
+            log.info(f"{part.name} has no prediction ids ({type(exc).__name__}); not used for duplicate_of")
+    return pd.concat(frames, ignore_index=True).dropna() if frames else pd.DataFrame(columns=cols)
 
 
 @dg.asset(
