@@ -32,6 +32,8 @@ CURRENT_FILE = "CURRENT"
 #: What a prediction loads; a generation without one of these is never switched to.
 REQUIRED_FILES = ("backbone.json", "umap_reducer.joblib", "kmeans_model.joblib", "anomaly_scorer.joblib",
                   "cluster_mapping.parquet")
+#: Generation folders kept besides the serving and the previous one (the newest by modification time).
+KEEP_GENERATIONS = 3
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 log = logging.getLogger(__name__)
@@ -134,4 +136,24 @@ def promote(models_dir: PathLike, staging_id: str, required: Iterable[str] = REQ
         validate(staging)
     atomic_write_bytes(to_upath(models_dir) / CURRENT_FILE, (staging.id + "\n").encode())
     log.info("model generation %s now serves predictions (was %s)", staging.id, previous.id if previous else None)
+    prune(models_dir, keep={staging.id} | ({previous.id} if previous else set()))
     return staging, previous
+
+
+def prune(models_dir: PathLike, keep: set[str], n_newest: int = KEEP_GENERATIONS) -> list[str]:
+    """Delete generation folders (local only) except ``keep`` and the ``n_newest`` most recently modified ones.
+
+    The newest are kept because one of them may be a re-clustering still writing. Returns the removed ids.
+    """
+    root = to_upath(models_dir) / GENERATIONS_DIR
+    if not is_local(root) or not root.exists():
+        return []
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for folder in folders[n_newest:]:
+        if folder.name not in keep:
+            shutil.rmtree(path_str(folder), ignore_errors=True)
+            removed.append(folder.name)
+    if removed:
+        log.info("removed %d old model generation(s): %s", len(removed), removed)
+    return removed

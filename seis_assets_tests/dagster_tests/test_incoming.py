@@ -290,3 +290,43 @@ def test_a_failed_recluster_keeps_the_previous_generation_serving(fitted):
     assert rows.loc["g_after.mat", "generation"] == rows.loc["g_before.mat", "generation"] == before.id
     for column in ("cluster", "predicted_label", "anomaly_score"):
         assert rows.loc["g_after.mat", column] == rows.loc["g_before.mat", column]
+
+
+# ------------------------------------------------------------------ concurrency, monitoring, retries (configuration)
+
+
+def test_pools_monitoring_and_retries_hold_for_every_way_of_launching(tmp_path):
+    from pathlib import Path
+
+    from dagster._core.instance.ref import InstanceRef
+
+    from seis_assets.definitions import defs
+
+    pools = {key: defs.resolve_assets_def(key).op.pool for key in ("resnet_features", "umap_50d", "new_file_predictions")}
+    assert pools["resnet_features"] == pools["umap_50d"] == "seis_heavy"
+    assert pools["new_file_predictions"] == "seis_predict"  # beside a re-clustering, one prediction at a time
+    job = defs.resolve_job_def("predict_incoming_job")
+    assert job.tags["dagster/max_retries"] == "2" and job.executor_def.name == "in_process"
+
+    shutil.copy(Path(__file__).resolve().parents[2] / ".dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1  # pools are enforced on runs from the UI and backfills too
+        assert config.pool_config.pool_granularity.value == "run"
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+
+
+def test_a_switch_keeps_the_serving_previous_and_newest_generations(tmp_path):
+    from seis_assets.core.generations import REQUIRED_FILES
+
+    models = tmp_path / "models"
+    for i, gen in enumerate(["g0", "g1", "g2", "g3", "g4", "g5"]):  # g0 oldest ... g5 newest (maybe still writing)
+        folder = models / "generations" / gen
+        folder.mkdir(parents=True)
+        for name in REQUIRED_FILES:
+            (folder / name).write_bytes(gen.encode())
+        os.utime(folder, (OLD + i, OLD + i))
+    (models / CURRENT_FILE).write_text("g1\n")
+    new, previous = promote(models, "g2")
+    assert (new.id, previous.id) == ("g2", "g1") and serving_generation(models).id == "g2"
+    assert sorted(p.name for p in (models / "generations").iterdir()) == ["g1", "g2", "g3", "g4", "g5"]
