@@ -89,6 +89,7 @@ def main() -> None:
         ["timeout", "3600", str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    keep = False
     try:
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         load = os.getloadavg()[0]
@@ -102,7 +103,8 @@ def main() -> None:
         ok = _wait("recluster", lambda: client.get_run_status(run_id).value in ("SUCCESS", "FAILURE"), 900, server,
                    every_s=2)
         if not ok or client.get_run_status(run_id).value != "SUCCESS":
-            raise SystemExit(f"recluster_job did not succeed; see {tmp / 'dagster_dev.log'}")
+            keep = True
+            raise SystemExit(f"recluster_job {run_id} did not succeed; see {tmp / 'dagster_dev.log'}")
         incoming = data / "incoming"
         incoming.mkdir(exist_ok=True)
         sources = sorted((data / "test").glob("*/*.mat")) + sorted((data / "train").glob("*/*.mat"))
@@ -140,7 +142,8 @@ def main() -> None:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _try_submit(client):

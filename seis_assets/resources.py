@@ -125,6 +125,8 @@ class SeisPaths(dg.ConfigurableResource):
         return staged_file(self.models, self.staging_generation, name)
 
     def output(self, name: str) -> UPath:
+        # the folder exists for every writer (the seed copies moved to model_generation, which runs last)
+        self.outputs.mkdir(parents=True, exist_ok=True)
         return self.outputs / name
 
 
