@@ -18,6 +18,7 @@ MIN_CLUSTER_SHARE = 0.01
 
 
 @dg.asset_check(
+    blocking=True,
     asset="umap_50d",
     additional_ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
     description="Every feature vector is finite (no NaN/Inf).",
@@ -38,6 +39,7 @@ def features_finite(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckRe
 
 
 @dg.asset_check(
+    blocking=True,
     asset="umap_50d",
     additional_ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
     description="All categories' features come from one backbone, weights, input size and precision.",
@@ -55,7 +57,7 @@ def single_backbone(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckRe
     )
 
 
-@dg.asset_check(asset="kmeans_model", description="No empty or near-empty (degenerate) cluster.")
+@dg.asset_check(blocking=True, asset="kmeans_model", description="No empty or near-empty (degenerate) cluster.")
 def no_degenerate_cluster(kmeans_model) -> dg.AssetCheckResult:
     sizes = np.bincount(kmeans_model.labels_, minlength=kmeans_model.n_clusters)
     floor = max(2, int(np.ceil(MIN_CLUSTER_SHARE * sizes.sum())))
@@ -70,7 +72,7 @@ def no_degenerate_cluster(kmeans_model) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="metrics", description="Training ARI at or above the configured floor (a regression guard).")
+@dg.asset_check(blocking=True, asset="metrics", description="Training ARI at or above the configured floor (a regression guard).")
 def ari_above_floor(metrics: dict, analysis: AnalysisSettings) -> dg.AssetCheckResult:
     ari = metrics["ari"]
     return dg.AssetCheckResult(
@@ -81,7 +83,7 @@ def ari_above_floor(metrics: dict, analysis: AnalysisSettings) -> dg.AssetCheckR
     )
 
 
-@dg.asset_check(asset="metrics", description="Share of quarantined files below the configured limit.")
+@dg.asset_check(blocking=True, asset="metrics", description="Share of quarantined files below the configured limit.")
 def quarantine_share_below_limit(metrics: dict, analysis: AnalysisSettings) -> dg.AssetCheckResult:
     share = metrics["quarantine_share"]
     limit = analysis.max_quarantine_share

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from seis_assets.assets import clustering, embedding, evaluation, incoming, ingest, quality, sections
+from seis_assets.assets import clustering, embedding, evaluation, generations, incoming, ingest, quality, sections
 from seis_assets.checks import ALL_CHECKS
 from seis_assets.executors import executor_from_env
 from seis_assets.io_managers import AtomicPickleIOManager, ParquetIOManager
@@ -11,7 +11,9 @@ from seis_assets.resources import AnalysisSettings, DaskCluster, FeatureSettings
 from seis_assets.schedules import recluster_schedule
 from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
 
-ALL_ASSETS = dg.load_assets_from_modules([ingest, quality, embedding, clustering, evaluation, incoming, sections])
+ALL_ASSETS = dg.load_assets_from_modules(
+    [ingest, quality, embedding, clustering, evaluation, generations, incoming, sections]
+)
 
 
 def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:

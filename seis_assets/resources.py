@@ -17,7 +17,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+import uuid
+
 import dagster as dg
+from pydantic import PrivateAttr
 from upath import UPath
 
 from seis_assets.io_managers import table_path
@@ -47,6 +50,15 @@ class SeisPaths(dg.ConfigurableResource):
     data_dir: str = DEFAULT_DATA_DIR
     incoming_dir: str = os.path.join(DEFAULT_DATA_DIR, "incoming")
     mat_key: Optional[str] = "img"
+    # seconds a dropped file's size and mtime must stay unchanged before it is predicted (0: the sensor interval)
+    incoming_stable_s: float = 0.0
+
+    # the model generation this run writes into (its run id); see seis_assets/core/generations.py
+    _staging_generation: Optional[str] = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.run
+        self._staging_generation = run.run_id if run is not None else None
 
     @classmethod
     def from_env(cls, **overrides) -> "SeisPaths":
@@ -61,6 +73,8 @@ class SeisPaths(dg.ConfigurableResource):
             data_dir=data_dir,
             incoming_dir=os.environ.get("SEIS_INCOMING_DIR", os.path.join(data_dir, "incoming")),
         )
+        if os.environ.get("SEIS_INCOMING_STABLE_S"):
+            values["incoming_stable_s"] = float(os.environ["SEIS_INCOMING_STABLE_S"])
         values.update(overrides)
         return cls(**{k: _resolve(v) if isinstance(v, str) and k != "mat_key" else v for k, v in values.items()})
 
@@ -93,10 +107,26 @@ class SeisPaths(dg.ConfigurableResource):
         """Where the Parquet IO manager keeps ``asset`` (and ``partition``): ``warehouse/<asset>/<partition>.parquet``."""
         return table_path(self.warehouse, asset, partition)
 
+    @property
+    def staging_generation(self) -> str:
+        """Id of the model generation this run writes (the run id; outside a run, one fresh id per resource)."""
+        if self._staging_generation is None:
+            self._staging_generation = f"local-{uuid.uuid4().hex[:12]}"
+        return self._staging_generation
+
     def model(self, name: str) -> UPath:
-        return self.models / name
+        """``name`` in this run's own model generation (copied from the serving one on first use).
+
+        Writers and readers inside a re-clustering use it; nothing a prediction reads changes until the
+        ``model_generation`` asset switches ``models/CURRENT`` (seis_assets/core/generations.py).
+        """
+        from seis_assets.core.generations import staged_file
+
+        return staged_file(self.models, self.staging_generation, name)
 
     def output(self, name: str) -> UPath:
+        # the folder exists for every writer (the seed copies moved to model_generation, which runs last)
+        self.outputs.mkdir(parents=True, exist_ok=True)
         return self.outputs / name
 
 

@@ -3,23 +3,29 @@
 - ``train_folder_sensor``: a category folder appears -> a dynamic partition is added; a folder's files change
   (count, names, sizes, mtimes) -> ``ingest_job`` runs for that category. A folder that disappeared loses its
   partition, so re-clustering does not read stale features.
-- ``incoming_files_sensor``: ``.mat`` files in ``incoming_dir`` -> one ``predict_incoming_job`` run for the batch,
-  once models exist. The run moves the files to ``processed/`` or ``rejected/``.
+- ``incoming_files_sensor``: ``.mat`` files in ``incoming_dir`` whose size and mtime have been stable for
+  ``incoming_stable_s`` (default: the sensor interval) are *claimed* (moved into ``incoming/.claims/<claim>/``) and
+  one ``predict_incoming_job`` run is requested per claim, once a model generation serves. The run moves the files
+  to ``processed/`` or ``rejected/``. See seis_assets/core/claims.py.
 """
 
 
 import hashlib
 import json
+import time
 
 import dagster as dg
 
+from seis_assets.assets.incoming import CLAIM_TAG
+from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, scan
+from seis_assets.core.generations import serving_generation
 from seis_assets.core.matfiles import FileInfo, list_categories, list_mat_files_detailed
 from seis_assets.jobs import ingest_job, predict_incoming_job
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import SeisPaths
 
 TRAIN_SENSOR_INTERVAL_S = 30
-INCOMING_SENSOR_INTERVAL_S = 15
+INCOMING_SENSOR_INTERVAL_S = 5
 MAX_FILES_PER_RUN = 500
 
 
@@ -68,21 +74,69 @@ def train_folder_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -
     )
 
 
+def _predict_request(claim: str, files: list[str]) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"claim:{claim}",  # one run per claim, never reused: a later drop is always a new claim
+        run_config=dg.RunConfig(ops={"new_file_predictions": {"config": {"files": files, "claim": claim}}}),
+        tags={CLAIM_TAG: claim},
+    )
+
+
 @dg.sensor(
     job=predict_incoming_job,
     minimum_interval_seconds=INCOMING_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Predicts .mat files dropped into incoming_dir with the last fitted models.",
+    description=(
+        "Claims .mat files dropped into incoming_dir once they are complete (size and mtime stable) and requests one "
+        "prediction run per claim, with the serving model generation."
+    ),
 )
-def incoming_files_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -> dg.RunRequest | dg.SkipReason:
-    if not paths.incoming.exists():
-        return dg.SkipReason(f"incoming_dir {paths.incoming} does not exist")
-    files = list_mat_files_detailed(paths.incoming)[:MAX_FILES_PER_RUN]
-    if not files:
-        return dg.SkipReason(f"no .mat files in {paths.incoming}")
-    if not (paths.models / "anomaly_scorer.joblib").exists():
-        return dg.SkipReason(f"{len(files)} file(s) waiting, but no fitted models yet: run recluster_job first")
-    return dg.RunRequest(
-        run_key=f"incoming:{folder_fingerprint(files)}",
-        run_config=dg.RunConfig(ops={"new_file_predictions": {"config": {"files": [f.path for f in files]}}}),
+def incoming_files_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -> dg.SensorResult | dg.SkipReason:
+    incoming = paths.incoming
+    if not incoming.exists():
+        return dg.SkipReason(f"incoming_dir {incoming} does not exist")
+    previous = json.loads(context.cursor) if context.cursor else {}
+    stable_s = paths.incoming_stable_s or INCOMING_SENSOR_INTERVAL_S
+    try:
+        found = scan(incoming, time.time(), stable_s, previous.get("state"))
+    except OSError as exc:  # unreadable or unmounted folder: nothing is claimed, the next tick tries again
+        return dg.SkipReason(f"cannot list incoming_dir {incoming}: {type(exc).__name__}: {exc}")
+    for target in reject_bad_names(incoming, found.bad_names):
+        context.log.warning(f"rejected {target!r}: its file name is not valid UTF-8 (see its .reason.txt)")
+    n_files = len(found.eligible) + len(found.waiting)
+    try:
+        serving = serving_generation(paths.models)
+    except FileNotFoundError as exc:
+        return dg.SkipReason(f"{n_files} file(s) waiting, but the model generation is broken: {exc}")
+    if serving is None:
+        return dg.SkipReason(f"{n_files} file(s) waiting, but no fitted models yet: run recluster_job first")
+
+    open_now = open_claims(incoming)
+    emitted = set(previous.get("emitted", []))
+    # a claim made by a tick whose requests were never recorded (daemon stopped mid-tick) is requested again
+    requests = [_predict_request(c, files) for c, files in open_now.items() if c not in emitted]
+    names = [f.name for f in found.eligible]
+    for start in range(0, len(names), MAX_FILES_PER_RUN):
+        claim_id = new_claim_id()
+        claimed = claim(incoming, names[start:start + MAX_FILES_PER_RUN], claim_id)
+        if claimed:
+            requests.append(_predict_request(claim_id, claimed))
+    if found.waiting:
+        context.log.info(
+            f"{len(found.waiting)} file(s) not stable for {stable_s:g} s yet (still being written?), e.g. "
+            f"{found.waiting[0].name}"
+        )
+    waiting_on_runs = sorted(set(open_now) & emitted)
+    if waiting_on_runs:
+        context.log.info(f"{len(waiting_on_runs)} claim(s) still open (queued, running, or failed): {waiting_on_runs[:5]}")
+    state = {k: v for k, v in found.state.items() if k not in set(names)}
+    cursor = json.dumps(
+        {"state": state, "emitted": sorted(set(waiting_on_runs) | {r.tags[CLAIM_TAG] for r in requests})},
+        sort_keys=True,
     )
+    if not requests:
+        context.update_cursor(cursor)
+        return dg.SkipReason(
+            f"no complete new file in {incoming}" + (f" ({len(found.waiting)} still settling)" if found.waiting else "")
+        )
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -22,3 +22,7 @@ FEATURE_STEP_K8S_TAG = (
     if _FEATURE_GPUS not in ("", "0")
     else {}
 )
+
+# Concurrency pool of the CPU-heavy steps (feature extraction, UMAP): `.dagster_home/dagster.yaml` gives every pool one
+# slot, so these never overlap, however a run was launched (sensor, UI, backfill). Predictions use their own pool.
+HEAVY_POOL = "seis_heavy"

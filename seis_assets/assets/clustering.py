@@ -62,7 +62,6 @@ def kmeans_model(
     k = configured_k(analysis, train["category"])
     model = fit_kmeans(Z, k, random_state=analysis.seed)
     save_joblib_atomic(model, paths.model("kmeans_model.joblib"))
-    save_joblib_atomic(model, paths.output("kmeans_model.joblib"))
     save_npy_atomic(model.labels_.astype(np.int64), paths.output("cluster_assignments.npy"))
     sizes = np.bincount(model.labels_, minlength=k)
     context.add_output_metadata(

@@ -1,8 +1,8 @@
 """UMAP embeddings of all categories' features: 50-d for clustering and anomaly scores, 2-d for the plots.
 
-Both reducers are fitted on the training patches only and persisted (``data/models`` and, under the seed's names,
-``data/outputs/umap_reducer.joblib`` / ``umap_reducer_2d.joblib``) so test patches and newly dropped files are
-embedded with ``transform``.
+Both reducers are fitted on the training patches only and persisted in the run's model generation (``data/models``;
+``model_generation`` copies them under the seed's names to ``data/outputs/umap_reducer.joblib`` /
+``umap_reducer_2d.joblib`` when it switches) so test patches and newly dropped files are embedded with ``transform``.
 """
 
 
@@ -12,7 +12,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from seis_assets.assets import EMBEDDING, HEAVY_TAG
+from seis_assets.assets import EMBEDDING, HEAVY_POOL, HEAVY_TAG
 from seis_assets.core.dataset import combine_feature_tables, embedding_frame, stack_vectors
 from seis_assets.core.features import read_identity
 from seis_assets.core.reduce import fit_on_train
@@ -42,6 +42,7 @@ def _settings_metadata(reducer) -> dict:
     io_manager_key="parquet_io_manager",
     group_name=EMBEDDING,
     op_tags=HEAVY_TAG,
+    pool=HEAVY_POOL,
     kinds={"umap", "parquet"},
     description="50-d UMAP of every patch's features (fitted on train, test transformed). Clustering space.",
 )
@@ -54,7 +55,6 @@ def umap_50d(
     features = combine_feature_tables(resnet_features)
     reducer, Z = _fit_and_embed(context, features.meta, features.X, 50, analysis, features.standardize)
     save_joblib_atomic(reducer, paths.model("umap_reducer.joblib"))
-    save_joblib_atomic(reducer, paths.output("umap_reducer.joblib"))
     # the files' key-value metadata carry what the rows cannot: which backbone was asked for, and why it fell back
     recorded = [read_identity(paths.table("resnet_features", c)) or {} for c in sorted(resnet_features)]
     identity = dict(
@@ -90,6 +90,5 @@ def umap_2d(
 ) -> pd.DataFrame:
     reducer, Z = _fit_and_embed(context, umap_50d, stack_vectors(umap_50d["embedding"]), 2, analysis)
     save_joblib_atomic(reducer, paths.model("umap_reducer_2d.joblib"))
-    save_joblib_atomic(reducer, paths.output("umap_reducer_2d.joblib"))
     context.add_output_metadata({"n": len(umap_50d), **_settings_metadata(reducer)})
     return embedding_frame(umap_50d, Z)

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from seis_assets.assets import FEATURE_STEP_K8S_TAG, HEAVY_TAG, INGEST
+from seis_assets.assets import FEATURE_STEP_K8S_TAG, HEAVY_POOL, HEAVY_TAG, INGEST
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
 from seis_assets.core.distributed import BackboneSpec
 from seis_assets.core.features import extract_features
@@ -71,6 +71,7 @@ def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
     io_manager_key="parquet_io_manager",
     group_name=INGEST,
     op_tags={**HEAVY_TAG, **FEATURE_STEP_K8S_TAG},
+    pool=HEAVY_POOL,
     kinds={"pytorch", "parquet"},
     description=(
         "One feature vector per indexed patch (ImageNet ResNet50 without its classifier by default; the backbone "

@@ -15,12 +15,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from seis_assets.assets import HEAVY_TAG, SECTIONS
+from seis_assets.assets import HEAVY_POOL, HEAVY_TAG, SECTIONS
 from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.dataset import stack_vectors
 from seis_assets.core.facies import write_facies_outputs
 from seis_assets.core.features import BackboneMismatchError, CACHE_KEYS, table_identity
+from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import FittedModels
 from seis_assets.core.segy import WINDOW_COLUMNS, list_segy_files, open_survey, survey_name
 from seis_assets.core.window_predict import classify_windows, survey_features
@@ -49,6 +50,7 @@ def output_folder(paths: SeisPaths, key: str):
     io_manager_key="parquet_io_manager",
     group_name=SECTIONS,
     op_tags=HEAVY_TAG,
+    pool=HEAVY_POOL,
     kinds={"segy", "parquet"},
     description=(
         "Every window of one SEG-Y survey (position: direction, inline, first crossline, first sample, size) with its "
@@ -114,9 +116,10 @@ def _survey_models(X: np.ndarray, qc: pd.DataFrame, k: int, seed: int, log):
 
 @dg.asset(
     partitions_def=survey_partitions,
-    deps=["kmeans_model", "cluster_mapping", "anomalies"],
+    deps=["model_generation"],
     group_name=SECTIONS,
     op_tags=HEAVY_TAG,
+    pool=HEAVY_POOL,
     kinds={"segy", "png", "csv"},
     description=(
         "Each window's cluster and mapped category voted back onto the section at sample resolution: facies_map.png "
@@ -140,7 +143,7 @@ def facies_map(
     qc = survey_windows[qc_columns].rename(columns=lambda c: c[len("qc_"):]).reset_index(drop=True)
     qc.insert(0, "path", [f"window {i}" for i in range(len(qc))])
     if segy_settings.models == "patches":
-        models = FittedModels.load(paths.models, paths.table("cluster_mapping"))
+        models = FittedModels.load(require_serving_generation(paths.models))  # one model generation, whole
         diffs = [
             f"{k_} {survey_windows[k_].iloc[0]!r} (windows) != {models.identity.get(k_)!r} (models)"
             for k_ in ("backbone", "weights", "input_size", "precision")

@@ -211,6 +211,16 @@ def _h5_entry(obj) -> tuple[tuple[int, ...], str]:
     return tuple(int(s) for s in reversed(obj.shape)), cls
 
 
+def _check_declared_size(shape: tuple[int, ...], name: str, var: str) -> None:
+    """Refuse an array whose declared shape cannot be a patch, without reading (decompressing) it."""
+    sides = [int(s) for s in shape]
+    if len(sides) > 3 or any(s > MAX_SIDE for s in sides[:2]) or (len(sides) == 3 and sides[2] > 4):
+        raise PatchLoadError(
+            name, f"too large: variable {var!r} declares shape {'x'.join(map(str, sides))}; a patch is at most "
+            f"{MAX_SIDE}x{MAX_SIDE}(x3) (not decompressed)"
+        )
+
+
 def _read_hdf5(data: bytes, key: str | None, name: str) -> np.ndarray:
     import h5py
 
@@ -230,6 +240,7 @@ def _read_hdf5(data: bytes, key: str | None, name: str) -> np.ndarray:
                 )
             if shape == (0,):
                 raise PatchLoadError(name, f"variable {chosen!r} is empty")
+            _check_declared_size(shape, name, chosen)  # before h5py decompresses anything
             arr = np.asarray(obj[()])
     except PatchLoadError:
         raise

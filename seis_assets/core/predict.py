@@ -1,13 +1,16 @@
-"""Predict newly dropped files with the fitted models: features -> 50-d UMAP -> cluster -> category + anomaly score.
+"""Predict newly dropped files with one model generation: features -> 50-d UMAP -> cluster -> category + anomaly score.
 
-The models are the ones the last re-clustering fitted (``data/models``). The backbone must be the one the training
-features were made with; a different one raises instead of mixing feature spaces.
+The models are those of the generation ``models/CURRENT`` names (see :mod:`seis_assets.core.generations`), loaded
+once per run; every row records that generation's id. The backbone must be the one the training features were made
+with; a different one raises instead of mixing feature spaces. Files are read, embedded and scored in batches of
+``batch_size``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import logging
 import os
@@ -18,48 +21,49 @@ import numpy as np
 import pandas as pd
 from upath import UPath
 
-from seis_assets.core.backbones import load_backbone
-from seis_assets.core.features import BackboneMismatchError, embed, resolve_precision
-from seis_assets.core.anomaly import score_anomalies
-from seis_assets.core.matfiles import PatchLoadError, file_sha256, load_patch, read_mat_array
+from seis_assets.core.generations import Generation
+from seis_assets.core.matfiles import PatchLoadError, normalise_patch, read_mat_bytes
 from seis_assets.core.qc import qc_table
-from seis_assets.core.report import cluster_labels
-from seis_assets.core.storage import load_joblib, read_parquet
+from seis_assets.core.storage import load_joblib, path_str, read_bytes, read_parquet
 
 PREDICTION_COLUMNS = [
     "path", "file_name", "sha256", "cluster", "predicted_label", "predicted_hungarian", "anomaly_score",
     "anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score", "novelty_neighbours", "backbone",
-    "predicted_at",
+    "predicted_at", "generation", "claim", "prediction_id", "duplicate_of",
 ]
-_HINT = "materialize the recluster job (umap_50d ... metrics) first"
+_HINT = "materialize the recluster job (umap_50d ... model_generation) first"
 
 
 @dataclasses.dataclass
 class FittedModels:
-    """Everything a prediction needs, as the last re-clustering left it."""
+    """Everything a prediction needs, from exactly one model generation."""
 
     identity: dict
     reducer: object
     kmeans: object
     mapping: pd.DataFrame
     scorer: object
+    generation: str = ""
 
     @classmethod
-    def load(cls, models_dir: str | UPath, mapping_path: str | UPath) -> "FittedModels":
-        models = UPath(models_dir)
-        identity_file = models / "backbone.json"
+    def load(cls, generation: Generation) -> "FittedModels":
+        identity_file = generation.file("backbone.json")
         if not identity_file.exists():
-            raise FileNotFoundError(f"{identity_file} is missing: {_HINT}")
+            raise FileNotFoundError(f"{path_str(identity_file)} is missing: {_HINT}")
         return cls(
             identity=json.loads(identity_file.read_text()),
-            reducer=load_joblib(models / "umap_reducer.joblib", hint=_HINT),
-            kmeans=load_joblib(models / "kmeans_model.joblib", hint=_HINT),
-            mapping=read_parquet(mapping_path),
-            scorer=load_joblib(models / "anomaly_scorer.joblib", hint=_HINT),
+            reducer=load_joblib(generation.file("umap_reducer.joblib"), hint=_HINT),
+            kmeans=load_joblib(generation.file("kmeans_model.joblib"), hint=_HINT),
+            mapping=read_parquet(generation.file("cluster_mapping.parquet")),
+            scorer=load_joblib(generation.file("anomaly_scorer.joblib"), hint=_HINT),
+            generation=generation.id,
         )
 
 
 def _backbone_for(identity: dict, weights_path, device: str, logger):
+    from seis_assets.core.backbones import load_backbone
+    from seis_assets.core.features import BackboneMismatchError
+
     backbone = load_backbone(
         identity["backbone"], weights=identity["weights"] if identity["backbone"] == "resnet50" else "IMAGENET1K_V1",
         weights_path=weights_path, device=device, logger=logger,
@@ -77,55 +81,61 @@ def _backbone_for(identity: dict, weights_path, device: str, logger):
     return backbone
 
 
-def predict_files(
-    files: Sequence[str],
-    models: FittedModels,
-    *,
-    key: str | None = "img",
-    weights_path=None,
-    device: str = "auto",
-    logger: logging.Logger | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict category and anomaly score for each file.
+@dataclasses.dataclass
+class _Predictor:
+    """The models and the backbone of one run, set up once."""
 
-    Returns
-    -------
-    predictions : DataFrame with PREDICTION_COLUMNS, one row per readable file
-    rejected : DataFrame with path, reason, one row per file that could not be read (never given made-up pixels)
+    models: FittedModels
+    backbone: object
+    input_size: str
+    precision: str
+    engine: str
+
+    @classmethod
+    def build(cls, models: FittedModels, weights_path, device: str, logger) -> "_Predictor":
+        from seis_assets.core.features import resolve_precision
+
+        identity = models.identity
+        backbone = _backbone_for(identity, weights_path, device, logger)
+        precision = identity["precision"]
+        if precision == "auto":
+            precision = resolve_precision(precision, backbone.device)
+        # the input size label ("native" or "<side>:<resize>") and the engine the training features were made with
+        return cls(models, backbone, identity["input_size"], precision, identity.get("engine", "torch"))
+
+    def features(self, patches: list[np.ndarray]) -> np.ndarray:
+        from seis_assets.core.features import embed
+
+        X = np.zeros((len(patches), int(self.models.identity["dim"])), dtype=np.float32)
+        shapes = [p.shape for p in patches]
+        for shape in sorted(set(shapes)):
+            rows = [i for i, s in enumerate(shapes) if s == shape]
+            X[rows] = embed(self.backbone, np.stack([patches[i] for i in rows]), self.input_size, self.precision,
+                            engine=self.engine)
+        return X
+
+
+def prediction_rows(models: FittedModels, paths: list[str], hashes: list[str], X: np.ndarray,
+                    claim: str, now: str, qc_attrs: pd.DataFrame) -> pd.DataFrame:
+    """The one place prediction rows are built (columns PREDICTION_COLUMNS; ``duplicate_of`` filled later).
+
+    ``qc_attrs``: :func:`seis_assets.core.qc.qc_table` rows of the same files (raw amplitudes), for the same QC,
+    novelty, combined score and kind as the ``anomalies`` table (:func:`seis_assets.core.anomaly.score_anomalies`).
     """
-    ok, patches, rejected = [], [], []
-    for path in files:
-        try:
-            patches.append(load_patch(path, key))
-            ok.append(str(path))
-        except PatchLoadError as exc:
-            rejected.append({"path": str(path), "reason": exc.reason})
-    rejected_df = pd.DataFrame(rejected, columns=["path", "reason"])
-    if not ok:
-        return pd.DataFrame(columns=PREDICTION_COLUMNS), rejected_df
-
-    identity = models.identity
-    backbone = _backbone_for(identity, weights_path, device, logger)
-    precision = resolve_precision(identity["precision"], backbone.device) if identity["precision"] == "auto" else identity["precision"]
-    input_size = identity["input_size"]  # a label: "native" or "<side>:<resize>" (features.input_spec)
-    X = np.zeros((len(ok), int(identity["dim"])), dtype=np.float32)
-    shapes = [p.shape for p in patches]
-    for shape in sorted(set(shapes)):
-        rows = [i for i, s in enumerate(shapes) if s == shape]
-        X[rows] = embed(backbone, np.stack([patches[i] for i in rows]), input_size, precision)
+    from seis_assets.core.anomaly import score_anomalies
+    from seis_assets.core.report import cluster_labels
 
     Z = models.reducer.transform(X)
-    # the same scoring as the anomalies table (QC from the raw amplitudes, novelty, combined score, kind)
-    scores = score_anomalies(models.scorer, Z, X, qc_table(ok, (read_mat_array(p, key) for p in ok)))
+    scores = score_anomalies(models.scorer, Z, X, qc_attrs)
     clusters = np.asarray(models.kmeans.predict(np.asarray(Z, dtype=models.kmeans.cluster_centers_.dtype)), dtype=int)
     majority, hungarian = cluster_labels(models.mapping, "majority"), cluster_labels(models.mapping, "hungarian")
     train_scores = np.sort(models.scorer.training_scores_["anomaly_score"].to_numpy())
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    predictions = pd.DataFrame(
+    names = [os.path.basename(p) for p in paths]
+    table = pd.DataFrame(
         {
-            "path": ok,
-            "file_name": [os.path.basename(p) for p in ok],
-            "sha256": [file_sha256(p) for p in ok],
+            "path": paths,
+            "file_name": names,
+            "sha256": hashes,
             "cluster": clusters,
             "predicted_label": [majority[c] for c in clusters],
             "predicted_hungarian": [hungarian[c] for c in clusters],
@@ -134,11 +144,88 @@ def predict_files(
             "anomaly_percentile": np.searchsorted(train_scores, scores["anomaly_score"].to_numpy()) / len(train_scores),
             **{c: scores[c].to_numpy() for c in ("kind", "qc_score", "qc_reason", "novelty_score")},
             "novelty_neighbours": scores["novelty_neighbours"].tolist(),
-            "backbone": identity["backbone"],
+            "backbone": models.identity["backbone"],
             "predicted_at": now,
+            "generation": models.generation,
+            "claim": claim,
+            "prediction_id": [f"{claim}/{n}" for n in names],
+            "duplicate_of": None,
         }
     )
-    return predictions[PREDICTION_COLUMNS], rejected_df
+    return table[PREDICTION_COLUMNS]
+
+
+def predict_files(
+    files: Sequence[str],
+    models: FittedModels,
+    *,
+    key: str | None = "img",
+    weights_path=None,
+    device: str = "auto",
+    batch_size: int = 16,
+    claim: str = "",
+    logger: logging.Logger | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict category and anomaly score for each file, ``batch_size`` files at a time.
+
+    Returns
+    -------
+    predictions : DataFrame with PREDICTION_COLUMNS, one row per readable file
+    rejected : DataFrame with path, reason, one row per file that could not be read (never given made-up pixels)
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    predictor = None
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    parts, rejected = [], []
+    files = [str(f) for f in files]
+    for start in range(0, len(files), batch_size):
+        ok, hashes, patches, raws = [], [], [], []
+        for path in files[start:start + batch_size]:
+            name = path_str(path)
+            try:
+                try:
+                    data = read_bytes(path)
+                except OSError as exc:
+                    raise PatchLoadError(name, f"cannot read file: {type(exc).__name__}: {exc}") from exc
+                raw = read_mat_bytes(data, key, name)  # as stored: the QC attributes need the raw amplitudes
+                patches.append(normalise_patch(raw, name=name))
+            except PatchLoadError as exc:
+                rejected.append({"path": path, "reason": exc.reason})
+                continue
+            raws.append(raw)
+            ok.append(path)
+            hashes.append(hashlib.sha256(data).hexdigest())
+        if not ok:
+            continue
+        if predictor is None:
+            predictor = _Predictor.build(models, weights_path, device, logger)
+        parts.append(prediction_rows(models, ok, hashes, predictor.features(patches), claim, now, qc_table(ok, raws)))
+        if logger is not None:
+            logger.info(f"predicted {min(start + batch_size, len(files))}/{len(files)} file(s)")
+    rejected_df = pd.DataFrame(rejected, columns=["path", "reason"])
+    if not parts:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS), rejected_df
+    return pd.concat(parts, ignore_index=True), rejected_df
+
+
+def mark_duplicates(predictions: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``duplicate_of``: the ``prediction_id`` of the first earlier row with the same bytes (sha256).
+
+    ``earlier`` holds ``sha256, prediction_id, predicted_at`` of rows already in the table; within ``predictions``
+    the first row of a content is the original of the next ones.
+    """
+    first: dict[str, str] = {}
+    if len(earlier):
+        for row in earlier.sort_values(["predicted_at", "prediction_id"], kind="stable").itertuples():
+            first.setdefault(row.sha256, row.prediction_id)
+    out = predictions.copy()
+    dup = []
+    for row in out.itertuples():
+        dup.append(first.get(row.sha256))
+        first.setdefault(row.sha256, row.prediction_id)
+    out["duplicate_of"] = pd.Series(dup, index=out.index, dtype=object)
+    return out
 
 
 def archive_files(files: Sequence[str], folder: str | UPath) -> list[str]:

@@ -10,7 +10,7 @@ import scipy.io
 from seis_assets.definitions import defs
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.schedules import DEFAULT_RECLUSTER_CRON, recluster_schedule
-from seis_assets.sensors import incoming_files_sensor, train_folder_sensor
+from seis_assets.sensors import train_folder_sensor
 
 from .helpers import paths_for
 
@@ -58,26 +58,7 @@ def test_train_folder_sensor_skips_when_the_folder_is_missing(tmp_path):
         assert isinstance(result, dg.SkipReason) and "does not exist" in result.skip_message
 
 
-def test_incoming_sensor_waits_for_models_then_requests_one_run_per_batch(small_dataset):
-    paths = paths_for(small_dataset)
-    incoming = small_dataset / "incoming"
-    incoming.mkdir()
-    with dg.instance_for_test() as instance:
-        assert "no .mat files" in _tick(incoming_files_sensor, instance, paths).skip_message
-        for name in ("a.mat", "b.mat"):
-            (incoming / name).write_bytes((small_dataset / "test" / "fault" / "fault_0001.mat").read_bytes())
-        (incoming / "notes.txt").write_text("not a patch")
-        waiting = _tick(incoming_files_sensor, instance, paths)
-        assert isinstance(waiting, dg.SkipReason) and "no fitted models" in waiting.skip_message
-
-        (small_dataset / "models").mkdir()
-        (small_dataset / "models" / "anomaly_scorer.joblib").write_bytes(b"stand-in: the sensor only checks it exists")
-        request = _tick(incoming_files_sensor, instance, paths)
-        files = request.run_config["ops"]["new_file_predictions"]["config"]["files"]
-        assert [os.path.basename(f) for f in files] == ["a.mat", "b.mat"]
-        assert _tick(incoming_files_sensor, instance, paths).run_key == request.run_key
-        (incoming / "c.mat").write_bytes((incoming / "a.mat").read_bytes())
-        assert _tick(incoming_files_sensor, instance, paths).run_key != request.run_key
+# the incoming sensor's rules (stability, claims, names): test_incoming.py
 
 
 def test_recluster_schedule_targets_the_recluster_job_and_is_off_by_default():
