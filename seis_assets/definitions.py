@@ -19,7 +19,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
     resources = {
         "paths": paths,
         "feature_settings": FeatureSettings.from_env(),
-        "analysis": AnalysisSettings(),
+        "analysis": AnalysisSettings.from_env(),
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
         "io_manager": dg.FilesystemIOManager(base_dir=str(paths.models / "dagster")),
     }

@@ -18,6 +18,7 @@ import os
 from typing import Optional
 
 import dagster as dg
+import pydantic
 from upath import UPath
 
 from seis_assets.io_managers import table_path
@@ -47,6 +48,10 @@ class SeisPaths(dg.ConfigurableResource):
     data_dir: str = DEFAULT_DATA_DIR
     incoming_dir: str = os.path.join(DEFAULT_DATA_DIR, "incoming")
     mat_key: Optional[str] = "img"
+    # ``folders``: sub-folders are categories (labels); ``none``: a flat folder or folders that are not categories
+    labels: str = "folders"
+    # a folder with more .mat files than this is split into shards (independent ingest runs); 0 = never
+    shard_size: int = 2000
 
     @classmethod
     def from_env(cls, **overrides) -> "SeisPaths":
@@ -61,8 +66,13 @@ class SeisPaths(dg.ConfigurableResource):
             data_dir=data_dir,
             incoming_dir=os.environ.get("SEIS_INCOMING_DIR", os.path.join(data_dir, "incoming")),
         )
+        if os.environ.get("SEIS_LABELS"):
+            values["labels"] = os.environ["SEIS_LABELS"]
+        if os.environ.get("SEIS_SHARD_SIZE"):
+            values["shard_size"] = int(os.environ["SEIS_SHARD_SIZE"])
         values.update(overrides)
-        return cls(**{k: _resolve(v) if isinstance(v, str) and k != "mat_key" else v for k, v in values.items()})
+        unresolved = {"mat_key", "labels"}
+        return cls(**{k: _resolve(v) if isinstance(v, str) and k not in unresolved else v for k, v in values.items()})
 
     # -- derived locations (not settings) ----------------------------------------------------------
     @property
@@ -139,7 +149,10 @@ class FeatureSettings(dg.ConfigurableResource):
 class AnalysisSettings(dg.ConfigurableResource):
     """Embedding, clustering and quality gates.
 
-    k: number of KMeans clusters; 0 means the number of categories found in ``train_dir``.
+    k: number of KMeans clusters: a number, ``auto`` (chosen from the k sweep, see
+    :func:`seis_assets.core.cluster.choose_k`) or ``default`` (= ``0``): the number of categories on labelled
+    data, ``auto`` on unlabelled data.
+    stability_runs: KMeans runs (different seeds, 80 % subsamples) whose pairwise ARI is the stability of a k.
     k_sweep_max: the k sweep runs 2..k_sweep_max.
     pca_components: optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none.
     umap_parallel: UMAP on all cores without a seed (faster, not reproducible; recorded in the metadata).
@@ -153,9 +166,22 @@ class AnalysisSettings(dg.ConfigurableResource):
     pca_components: int = 0
     umap_parallel: bool = False
     seed: int = 42
-    k: int = 0
+    k: str = "default"
+    stability_runs: int = 5
     k_sweep_max: int = 10
     ari_floor: float = 0.3
     max_quarantine_share: float = 0.05
     anomaly_neighbors: int = 10
     n_top_anomalies: int = 24
+
+    @pydantic.field_validator("k", mode="before")
+    @classmethod
+    def _k_as_text(cls, value):
+        # k=4 from Python (and the old integer setting, 0 = default) stays valid
+        return str(value) if isinstance(value, int) else value
+
+    @classmethod
+    def from_env(cls, **overrides) -> "AnalysisSettings":
+        values = {"k": os.environ["SEIS_K"]} if os.environ.get("SEIS_K") else {}
+        values.update(overrides)
+        return cls(**values)
