@@ -233,7 +233,7 @@ def list_groups(train_dir: PathLike, test_dir: PathLike | None, labels: str = "f
     for name in folders:
         problem = name_problem(name, folder=True)
         if problem:
-            out.skipped.append((printable(name), problem))
+            out.skipped.append((printable(path_str(to_upath(train_dir) / name)), problem))
             continue
         try:
             files = _good_files(_entries(to_upath(train_dir) / name)[0], out.skipped)
