@@ -269,6 +269,13 @@ def plan_partitions(files: Mapping[str, list[FileInfo]], shard_size: int = DEFAU
     return plan
 
 
+def current_partition_keys(
+    train_dir: PathLike, test_dir: PathLike | None, labels: str = "folders", shard_size: int = DEFAULT_SHARD_SIZE
+) -> list[str]:
+    """The partition keys the training folder holds now (what the sensor plans), sorted."""
+    return sorted(plan_partitions(list_groups(train_dir, test_dir, labels).files, shard_size))
+
+
 # ------------------------------------------------------------------------------------------------ indexing
 def index_partition(
     key: str, roots: Mapping[str, PathLike], labels: str = "folders", mat_key: str | None = DEFAULT_KEY
