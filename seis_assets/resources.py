@@ -74,6 +74,13 @@ class SeisPaths(dg.ConfigurableResource):
         unresolved = {"mat_key", "labels"}
         return cls(**{k: _resolve(v) if isinstance(v, str) and k not in unresolved else v for k, v in values.items()})
 
+    @pydantic.field_validator("labels")
+    @classmethod
+    def _known_labels(cls, value):
+        if value not in ("folders", "none"):
+            raise ValueError(f"labels must be 'folders' (sub-folders are categories) or 'none', got {value!r}")
+        return value
+
     # -- derived locations (not settings) ----------------------------------------------------------
     @property
     def warehouse(self) -> UPath:

@@ -165,3 +165,17 @@ def test_missing_train_folder_raises_naming_it(tmp_path):
         sources.list_groups(tmp_path / "nowhere", None)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         sources.index_partition("nowhere", {"train": tmp_path}, "folders")
+
+
+def test_labels_shard_size_and_k_come_from_the_environment(monkeypatch):
+    from seis_assets.resources import AnalysisSettings, SeisPaths
+
+    monkeypatch.setenv("SEIS_LABELS", "none")
+    monkeypatch.setenv("SEIS_SHARD_SIZE", "500")
+    monkeypatch.setenv("SEIS_K", "auto")
+    paths = SeisPaths.from_env()
+    assert (paths.labels, paths.shard_size) == ("none", 500)
+    assert AnalysisSettings.from_env().k == "auto"
+    assert AnalysisSettings(k=3).k == "3" and AnalysisSettings().k == "default"
+    with pytest.raises(Exception, match="labels must be 'folders'"):
+        SeisPaths(labels="maybe")
