@@ -9,6 +9,7 @@ import pandas as pd
 
 from seis_assets.assets import EVALUATION
 from seis_assets.assets._metadata import image_metadata, markdown_preview
+from seis_assets.assets.clustering import configured_k
 from seis_assets.core import plots as P
 from seis_assets.core.anomaly import fit_anomaly_scorer
 from seis_assets.core.dataset import (
@@ -133,8 +134,6 @@ def metrics(
     paths: SeisPaths,
     analysis: AnalysisSettings,
 ) -> dict:
-    from seis_assets.assets.clustering import configured_k
-
     train = umap_50d[umap_50d["split"] == "train"]
     labelled = has_labels(train["category"])
     classes = sorted(train["category"].unique()) if labelled else []
