@@ -18,23 +18,31 @@ def _patch(path, seed):
 
 
 # ----------------------------------------------------------------------------------------------- k = auto
-@pytest.mark.parametrize("true_k", [3, 5])
+@pytest.mark.parametrize("true_k", [2, 3, 5, 6])
 def test_k_auto_recovers_the_true_number_of_well_separated_classes(true_k):
     Z, _ = make_blobs(n_samples=60 * true_k, centers=true_k, n_features=10, cluster_std=0.6, center_box=(-12, 12),
                       random_state=true_k)
     sweep = cluster.k_sweep(Z, range(2, 9), random_state=0, stability_runs=5)
     assert "stability" in sweep and sweep.loc[sweep.k == true_k, "stability"].item() > 0.95
     k, rule = cluster.choose_k("auto", sweep, None)
-    assert (k, rule) == (true_k, "auto: max silhouette x stability")
+    assert (k, rule) == (true_k, "auto: largest stable k")
 
 
 def test_default_k_is_categories_on_labelled_and_auto_on_unlabelled_data():
-    sweep = pd.DataFrame({"k": [2, 3, 4], "silhouette": [0.2, 0.6, 0.5], "davies_bouldin": [1.0, 0.5, 0.6],
-                          "inertia": [9.0, 5.0, 4.0], "stability": [1.0, 0.9, 0.4]})
+    sweep = pd.DataFrame({"k": [2, 3, 4, 5], "silhouette": [0.2, 0.6, 0.5, 0.25], "davies_bouldin": [1.0, 0.5, 0.6, 0.9],
+                          "inertia": [9.0, 5.0, 4.0, 3.5], "stability": [1.0, 0.9, 0.4, 0.99]})
     assert cluster.choose_k("default", sweep, 4) == (4, "number of categories")
     assert cluster.choose_k("0", sweep, 4) == (4, "number of categories")
-    assert cluster.choose_k("default", sweep, None) == (3, "auto: max silhouette x stability")
+    # no k both stable (>= 0.95) and separated (silhouette >= half the best, 0.3): k=2 and k=5 are stable but
+    # poorly separated -> the largest silhouette x stability
+    assert cluster.choose_k("default", sweep, None) == (3, "auto: max silhouette x stability (no k stable)")
     assert cluster.choose_k("auto", sweep, 4)[0] == 3
+    # the demo set's sweep (benchmarks/README.md): silhouette peaks at k=2, but k=4 is the largest stable k
+    demo = pd.DataFrame({"k": [2, 3, 4, 5, 6], "silhouette": [0.828, 0.610, 0.596, 0.607, 0.597],
+                         "davies_bouldin": [0.2, 0.5, 0.7, 0.6, 0.6], "inertia": [5.0, 4.0, 3.0, 2.0, 1.0],
+                         "stability": [1.0, 0.997, 0.985, 0.884, 0.834]})
+    assert cluster.choose_k("auto", demo, None) == (4, "auto: largest stable k")
+    assert cluster.choose_k("auto", demo.drop(columns="stability"), None) == (2, "auto: max silhouette")
     assert cluster.choose_k("7", sweep, None) == (7, "set")
     with pytest.raises(ValueError, match="needs labelled data"):
         cluster.choose_k("categories", sweep, None)
