@@ -75,6 +75,13 @@ def no_degenerate_cluster(kmeans_model) -> dg.AssetCheckResult:
 @dg.asset_check(blocking=True, asset="metrics", description="Training ARI at or above the configured floor (a regression guard).")
 def ari_above_floor(metrics: dict, analysis: AnalysisSettings) -> dg.AssetCheckResult:
     ari = metrics["ari"]
+    if ari is None:  # unlabelled data: nothing to compare with, and no made-up value
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="no labels: ARI is undefined (see silhouette, davies_bouldin, stability_ari)",
+            metadata={"floor": float(analysis.ari_floor)},
+        )
     return dg.AssetCheckResult(
         passed=ari >= analysis.ari_floor,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -22,7 +22,7 @@ def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
     resources = {
         "paths": paths,
         "feature_settings": FeatureSettings.from_env(),
-        "analysis": AnalysisSettings(),
+        "analysis": AnalysisSettings.from_env(),
         "dask": DaskCluster.from_env(),
         "segy_settings": SegySettings.from_env(),
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),

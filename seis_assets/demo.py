@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 
 from seis_assets.core.matfiles import list_categories
+from seis_assets.core.sources import current_partition_keys, list_groups
 from seis_assets.core.synthetic import write_dataset
 from seis_assets.definitions import defs
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
@@ -28,7 +29,9 @@ log = logging.getLogger("seis_assets.demo")
 
 def ensure_data(paths: SeisPaths) -> None:
     """Generate the synthetic set into the data folder when the default train folder holds no category."""
-    has_data = paths.train.exists() and list_categories(paths.train)
+    has_data = paths.train.exists() and (
+        list_categories(paths.train) if paths.labels == "folders" else list_groups(paths.train, None, "none").files
+    )
     if has_data:
         return
     if "SEIS_TRAIN_DIR" in os.environ:
@@ -65,7 +68,8 @@ def print_report(paths: SeisPaths, checks: list) -> None:
     doc = json.loads(paths.output("metrics.json").read_text())
     print("\n=== metrics (data/outputs/metrics.json) ===")
     keys = ["backbone", "ari", "ami", "nmi", "homogeneity", "completeness", "v_measure", "silhouette",
-            "accuracy_test", "accuracy_test_hungarian", "anomaly_roc_auc", "n_train", "n_test", "n_quarantined", "k"]
+            "davies_bouldin", "stability_ari", "accuracy_test", "accuracy_test_hungarian", "anomaly_roc_auc",
+            "n_train", "n_test", "n_quarantined", "k", "k_rule"]
     for key in keys:
         value = doc.get(key)
         print(f"  {key:<24} {value:.3f}" if isinstance(value, float) else f"  {key:<24} {value}")
@@ -90,8 +94,10 @@ def main() -> int:
         raise SystemExit("DAGSTER_HOME is not set: run `make demo` (it points DAGSTER_HOME at .dagster_home/)")
     paths = defs.resources["paths"]
     ensure_data(paths)
-    categories = list_categories(paths.train)
-    print(f"train: {paths.train} ({len(categories)} categories: {', '.join(categories)})")
+    # one partition per category folder, or per shard of a large folder (the train sensor's plan)
+    categories = current_partition_keys(paths.train, paths.test, paths.labels, paths.shard_size)
+    what = "categories" if paths.labels == "folders" else "unlabelled partitions"
+    print(f"train: {paths.train} ({len(categories)} {what}: {', '.join(categories)})")
     print(f"test:  {paths.test}{'' if paths.test.exists() else ' (absent: no test predictions)'}")
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance, categories)

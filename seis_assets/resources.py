@@ -20,6 +20,7 @@ from typing import Optional
 import uuid
 
 import dagster as dg
+import pydantic
 from pydantic import PrivateAttr
 from upath import UPath
 
@@ -50,6 +51,10 @@ class SeisPaths(dg.ConfigurableResource):
     data_dir: str = DEFAULT_DATA_DIR
     incoming_dir: str = os.path.join(DEFAULT_DATA_DIR, "incoming")
     mat_key: Optional[str] = "img"
+    # ``folders``: sub-folders are categories (labels); ``none``: a flat folder or folders that are not categories
+    labels: str = "folders"
+    # a folder with more .mat files than this is split into shards (independent ingest runs); 0 = never
+    shard_size: int = 2000
     # seconds a dropped file's size and mtime must stay unchanged before it is predicted (0: the sensor interval)
     incoming_stable_s: float = 0.0
 
@@ -75,8 +80,20 @@ class SeisPaths(dg.ConfigurableResource):
         )
         if os.environ.get("SEIS_INCOMING_STABLE_S"):
             values["incoming_stable_s"] = float(os.environ["SEIS_INCOMING_STABLE_S"])
+        if os.environ.get("SEIS_LABELS"):
+            values["labels"] = os.environ["SEIS_LABELS"]
+        if os.environ.get("SEIS_SHARD_SIZE"):
+            values["shard_size"] = int(os.environ["SEIS_SHARD_SIZE"])
         values.update(overrides)
-        return cls(**{k: _resolve(v) if isinstance(v, str) and k != "mat_key" else v for k, v in values.items()})
+        unresolved = {"mat_key", "labels"}
+        return cls(**{k: _resolve(v) if isinstance(v, str) and k not in unresolved else v for k, v in values.items()})
+
+    @pydantic.field_validator("labels")
+    @classmethod
+    def _known_labels(cls, value):
+        if value not in ("folders", "none"):
+            raise ValueError(f"labels must be 'folders' (sub-folders are categories) or 'none', got {value!r}")
+        return value
 
     # -- derived locations (not settings) ----------------------------------------------------------
     @property
@@ -184,7 +201,10 @@ class FeatureSettings(dg.ConfigurableResource):
 class AnalysisSettings(dg.ConfigurableResource):
     """Embedding, clustering and quality gates.
 
-    k: number of KMeans clusters; 0 means the number of categories found in ``train_dir``.
+    k: number of KMeans clusters: a number, ``auto`` (chosen from the k sweep, see
+    :func:`seis_assets.core.cluster.choose_k`) or ``default`` (= ``0``): the number of categories on labelled
+    data, ``auto`` on unlabelled data.
+    stability_runs: KMeans runs (different seeds, 80 % subsamples) whose pairwise ARI is the stability of a k.
     k_sweep_max: the k sweep runs 2..k_sweep_max.
     pca_components: optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none.
     umap_parallel: UMAP on all cores without a seed (faster, not reproducible; recorded in the metadata).
@@ -201,12 +221,25 @@ class AnalysisSettings(dg.ConfigurableResource):
     umap_parallel: bool = False
     umap_large_n: int = 5000
     seed: int = 42
-    k: int = 0
+    k: str = "default"
+    stability_runs: int = 5
     k_sweep_max: int = 10
     ari_floor: float = 0.3
     max_quarantine_share: float = 0.05
     anomaly_neighbors: int = 10
     n_top_anomalies: int = 24
+
+    @pydantic.field_validator("k", mode="before")
+    @classmethod
+    def _k_as_text(cls, value):
+        # k=4 from Python (and the old integer setting, 0 = default) stays valid
+        return str(value) if isinstance(value, int) else value
+
+    @classmethod
+    def from_env(cls, **overrides) -> "AnalysisSettings":
+        values = {"k": os.environ["SEIS_K"]} if os.environ.get("SEIS_K") else {}
+        values.update(overrides)
+        return cls(**values)
 
 
 class DaskCluster(dg.ConfigurableResource):

@@ -1,8 +1,10 @@
 """Sensors: they list files and request runs; they never run a model (a sensor tick must finish in seconds).
 
-- ``train_folder_sensor``: a category folder appears -> a dynamic partition is added; a folder's files change
-  (count, names, sizes, mtimes) -> ``ingest_job`` runs for that category. A folder that disappeared loses its
-  partition, so re-clustering does not read stale features.
+- ``train_folder_sensor``: a folder appears -> a dynamic partition is added (one per shard of a large folder,
+  see core/sources.py); a partition's files change (count, names, sizes, mtimes) -> ``ingest_job`` runs for it; a
+  failed ingest is requested again. Only a folder that was really deleted loses its partitions (a missing,
+  unreadable or empty train folder removes none), so re-clustering does not read stale features. A folder or file
+  whose name cannot be used is logged with the reason and skipped; the others go on.
 - ``incoming_files_sensor``: ``.mat`` files in ``incoming_dir`` whose size and mtime have been stable for
   ``incoming_stable_s`` (default: the sensor interval) are *claimed* (moved into ``incoming/.claims/<claim>/``) and
   one ``predict_incoming_job`` run is requested per claim, once a model generation serves. The run moves the files
@@ -20,6 +22,7 @@ from seis_assets.assets.incoming import CLAIM_TAG
 from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, scan
 from seis_assets.core.generations import serving_generation
 from seis_assets.core.matfiles import FileInfo, list_categories, list_mat_files_detailed
+from seis_assets.core.sources import list_groups, parse_partition_key, plan_partitions
 from seis_assets.jobs import ingest_job, predict_incoming_job
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import SeisPaths
@@ -27,6 +30,9 @@ from seis_assets.resources import SeisPaths
 TRAIN_SENSOR_INTERVAL_S = 30
 INCOMING_SENSOR_INTERVAL_S = 5
 MAX_FILES_PER_RUN = 500
+#: A failed ingest of unchanged files is requested again this many times, then logged and left until they change.
+MAX_INGEST_RETRIES = 3
+RUN_KEY_TAG = "dagster/run_key"
 
 
 def folder_fingerprint(files: list[FileInfo]) -> str:
@@ -37,40 +43,114 @@ def folder_fingerprint(files: list[FileInfo]) -> str:
     return h.hexdigest()[:16]
 
 
+def _load_cursor(text: str | None) -> dict:
+    state = json.loads(text) if text else {}
+    if state and "fingerprints" not in state:  # cursor of an older version: {category: fingerprint}
+        state = {"fingerprints": state}
+    return {"fingerprints": {}, "pending": {}, "gave_up": {}, **state}
+
+
+def _ingest_runs_by_run_key(instance: dg.DagsterInstance, run_keys: list[str]) -> dict[str, dg.DagsterRun]:
+    """The ingest runs created for these run keys (one query, however many keys)."""
+    if not run_keys:
+        return {}
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=ingest_job.name, tags={RUN_KEY_TAG: run_keys}))
+    found: dict[str, dg.DagsterRun] = {}
+    for run in runs:  # newest first: keep the newest run of each key
+        found.setdefault(run.tags.get(RUN_KEY_TAG), run)
+    return found
+
+
 @dg.sensor(
     job=ingest_job,
     minimum_interval_seconds=TRAIN_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds a partition per category folder of train_dir and re-ingests a category whose files changed.",
+    description=(
+        "Adds a partition per folder of train_dir (or per shard of a large folder) and re-ingests one whose files "
+        "changed; requests a failed ingest again; never drops a partition whose folder is only unreadable or empty."
+    ),
 )
 def train_folder_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -> dg.SensorResult | dg.SkipReason:
-    if not paths.train.exists():
-        return dg.SkipReason(f"train_dir {paths.train} does not exist")
-    seen = json.loads(context.cursor) if context.cursor else {}
-    categories = list_categories(paths.train)
+    """One tick: list the folders (core/sources.py), plan the partition keys, compare with the cursor.
+
+    The cursor holds each key's fingerprint, the keys whose ingest was requested and not yet seen succeed
+    (``pending``, with the run key), and those given up after :data:`MAX_INGEST_RETRIES` failed retries. A failed or
+    canceled ingest is requested again with a new run key; the fingerprint alone never marks a key as done.
+    """
+    try:
+        listing = list_groups(paths.train, paths.test, paths.labels)
+    except FileNotFoundError:
+        return dg.SkipReason(f"train_dir {paths.train} does not exist: no partition is removed")
+    except OSError as exc:
+        return dg.SkipReason(
+            f"train_dir {paths.train} cannot be listed ({type(exc).__name__}: {exc}): no partition is removed"
+        )
+    for name, reason in listing.skipped:
+        context.log.warning(f"skipped {name}: {reason}")
+    for name, reason in sorted(listing.unreadable.items()):
+        context.log.warning(f"folder {name} cannot be listed ({reason}): its partitions are kept, not re-ingested")
+    state = _load_cursor(context.cursor)
     known = set(context.instance.get_dynamic_partitions(CATEGORY_PARTITIONS_NAME))
-    current, run_requests = {}, []
-    for category in categories:
-        files = list_mat_files_detailed(paths.train / category)
-        if paths.test.exists() and (paths.test / category).exists():
-            files += list_mat_files_detailed(paths.test / category)
-        current[category] = folder_fingerprint(files)
-        if seen.get(category) != current[category]:
-            run_requests.append(
-                dg.RunRequest(partition_key=category, run_key=f"{category}:{current[category]}")
+    if not listing.files and not listing.empty and not listing.unreadable and known:
+        return dg.SkipReason(
+            f"train_dir {paths.train} holds nothing (unmounted?): {len(known)} partition(s) kept; delete the "
+            "folders one by one to remove partitions"
+        )
+    plan = {
+        key: hashlib.sha1(f"{paths.labels}:{fp}".encode()).hexdigest()[:16]
+        for key, fp in plan_partitions(listing.files, paths.shard_size).items()
+    }
+    # folders that exist but cannot be listed or are empty right now keep their partitions and fingerprints
+    held = {g for g in (*listing.empty, *listing.unreadable)}
+    for group in sorted(listing.empty):
+        context.log.info(f"folder {group} is empty: its partitions and features are kept (delete it to drop them)")
+    kept = {k for k in known | set(state["fingerprints"]) if parse_partition_key(k).group in held}
+    fingerprints = {**{k: state["fingerprints"][k] for k in kept if k in state["fingerprints"]}, **plan}
+    pending = {k: v for k, v in state["pending"].items() if k in plan}
+    gave_up = {k: v for k, v in state["gave_up"].items() if plan.get(k) == v}
+
+    run_requests = []
+
+    def request(key: str, run_key: str, attempt: int):
+        run_requests.append(dg.RunRequest(partition_key=key, run_key=run_key))
+        pending[key] = {"run_key": run_key, "attempt": attempt}
+
+    runs = _ingest_runs_by_run_key(context.instance, [v["run_key"] for v in pending.values()])
+    for key, fp in sorted(plan.items()):
+        if state["fingerprints"].get(key) != fp:
+            gave_up.pop(key, None)
+            request(key, f"{key}:{fp}", 0)
+            continue
+        if key not in pending:
+            continue
+        run = runs.get(pending[key]["run_key"])
+        if run is None or not run.is_finished:
+            continue  # not launched yet, queued or running
+        if run.status == dg.DagsterRunStatus.SUCCESS:
+            del pending[key]
+        elif pending[key]["attempt"] < MAX_INGEST_RETRIES:
+            attempt = pending[key]["attempt"] + 1
+            context.log.warning(f"ingest of {key} ended {run.status.value} (run {run.run_id}): requesting it again")
+            request(key, f"{key}:{fp}:retry{attempt}", attempt)
+        else:
+            context.log.error(
+                f"ingest of {key} failed {MAX_INGEST_RETRIES + 1} times (last run {run.run_id}): not requested again "
+                "until its files change; fix the cause and launch ingest_job for it from the UI"
             )
-    gone = sorted(known - set(categories))
+            gave_up[key] = fp
+            del pending[key]
+    gone = sorted(known - set(plan) - kept)
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[
             r
             for r in (
-                dg.AddDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, sorted(set(categories) - known)),
+                dg.AddDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, sorted(set(plan) - known)),
                 dg.DeleteDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, gone),
             )
             if r.partition_keys
         ],
-        cursor=json.dumps(current, sort_keys=True),
+        cursor=json.dumps({"fingerprints": fingerprints, "pending": pending, "gave_up": gave_up}, sort_keys=True),
     )
 
 

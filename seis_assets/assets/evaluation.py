@@ -2,6 +2,7 @@
 
 
 import json
+import os
 import textwrap
 
 import dagster as dg
@@ -9,6 +10,7 @@ import pandas as pd
 
 from seis_assets.assets import EVALUATION
 from seis_assets.assets._metadata import image_metadata, markdown_preview
+from seis_assets.assets.clustering import configured_k
 from seis_assets.core import plots as P
 from seis_assets.core.anomaly import fit_anomaly_model
 from seis_assets.core.dataset import (
@@ -16,7 +18,8 @@ from seis_assets.core.dataset import (
 )
 from seis_assets.core.matfiles import load_patch
 from seis_assets.core.report import (
-    classification_metrics, cluster_labels, confusion_table, predict_test_set, score_patches, summarise,
+    assignment_rows, classification_metrics, cluster_labels, confusion_table, has_labels, mapping_has_labels,
+    predict_test_set, score_patches, summarise,
 )
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
@@ -111,11 +114,38 @@ def predictions(
 
 
 @dg.asset(
+    io_manager_key="parquet_io_manager",
+    group_name=EVALUATION,
+    kinds={"parquet", "csv"},
+    description=(
+        "One row per patch (train and test): file, split, cluster, its folder's category (null when unlabelled), "
+        "the cluster's mapped category (null without labels), anomaly score and rank. Also assignments.csv."
+    ),
+)
+def assignments(
+    context: dg.AssetExecutionContext, anomalies: pd.DataFrame, cluster_mapping: pd.DataFrame, paths: SeisPaths
+) -> pd.DataFrame:
+    table = assignment_rows(anomalies, cluster_mapping)
+    atomic_write_bytes(paths.output("assignments.csv"), table.to_csv(index=False).encode())
+    context.add_output_metadata(
+        {
+            "n_patches": len(table),
+            "n_clusters": int(table["cluster"].nunique()),
+            "mapped": bool(mapping_has_labels(cluster_mapping)),
+            "csv": dg.MetadataValue.path(str(paths.output("assignments.csv"))),
+            "preview": dg.MetadataValue.md(markdown_preview(table)),
+        }
+    )
+    return table
+
+
+@dg.asset(
     ins={"quarantine": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
     group_name=EVALUATION,
     kinds={"json"},
     description=(
-        "ARI, AMI, NMI, homogeneity, completeness, V-measure, silhouette on train; per-class precision, recall, F1 "
+        "ARI, AMI, NMI, homogeneity, completeness, V-measure on train (null without labels); label-free silhouette, "
+        "Davies-Bouldin and stability across seeds; per-class precision, recall, F1 "
         "and accuracy on test under both mappings; anomaly ROC AUC on known anomalies. Written to metrics.json and "
         "classification_metrics.csv."
     ),
@@ -124,6 +154,7 @@ def metrics(
     context: dg.AssetExecutionContext,
     umap_50d: pd.DataFrame,
     kmeans_model,
+    k_sweep: pd.DataFrame,
     predictions: pd.DataFrame,
     anomalies: pd.DataFrame,
     quarantine: dict[str, pd.DataFrame],
@@ -131,7 +162,9 @@ def metrics(
     analysis: AnalysisSettings,
 ) -> dict:
     train = umap_50d[umap_50d["split"] == "train"]
-    classes = sorted(train["category"].unique())
+    labelled = has_labels(train["category"])
+    classes = sorted(train["category"].unique()) if labelled else []
+    _, k_rule = configured_k(analysis, train["category"], k_sweep)
     identity = json.loads(paths.model("backbone.json").read_text())
     n_quarantined = int(sum(len(q) for q in quarantine.values()))
     classification = classification_metrics(predictions, classes)
@@ -147,11 +180,13 @@ def metrics(
         n_quarantined=n_quarantined,
         n_files=len(umap_50d) + n_quarantined,
         random_state=analysis.seed,
+        stability_runs=analysis.stability_runs,
+        k_rule=k_rule,
     )
     doc["fallback_reason"] = identity.get("fallback_reason")
     atomic_write_bytes(paths.output("metrics.json"), json.dumps(doc, indent=2).encode())
     atomic_write_bytes(paths.output("classification_metrics.csv"), classification.to_csv(index=False).encode())
-    confusion = confusion_table(predictions, classes) if len(predictions) else pd.DataFrame()
+    confusion = confusion_table(predictions, classes) if len(predictions) and labelled else pd.DataFrame()
     atomic_write_bytes(paths.output("confusion_matrix.csv"), confusion.to_csv().encode())
     numbers = {k: v for k, v in doc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     context.add_output_metadata(
@@ -159,6 +194,8 @@ def metrics(
             **{k: dg.MetadataValue.float(float(v)) for k, v in numbers.items() if isinstance(v, float)},
             **{k: dg.MetadataValue.int(int(v)) for k, v in numbers.items() if isinstance(v, int)},
             "backbone": doc["backbone"],
+            "k_rule": str(k_rule),
+            "labelled": labelled,
             "classification": dg.MetadataValue.md(markdown_preview(classification, n=40)),
             "metrics_json": dg.MetadataValue.path(str(paths.output("metrics.json"))),
         }
@@ -208,14 +245,21 @@ def plots(
 ) -> dict[str, str]:
     train = umap_2d[umap_2d["split"] == "train"].reset_index(drop=True)
     xy = stack_vectors(train["embedding"])
-    mapping = cluster_labels(cluster_mapping, "majority")
-    classes = sorted(train["category"].unique())
+    labelled = has_labels(train["category"])
+    mapping = cluster_labels(cluster_mapping, "majority") if mapping_has_labels(cluster_mapping) else None
+    classes = sorted(train["category"].unique()) if labelled else []
     key = paths.mat_key
-    out = {
-        "umap_true_labels": P.scatter_labels(
+    out = {}
+    if labelled:
+        out["umap_true_labels"] = P.scatter_labels(
             xy, train["category"], "UMAP 2-d, training patches by true category", paths.output("umap_true_labels.png"),
             classes=classes,
-        ),
+        )
+    elif paths.output("umap_true_labels.png").exists():
+        paths.output("umap_true_labels.png").unlink()
+        context.log.info("unlabelled data: removed the previous run's umap_true_labels.png")
+    out = {
+        **out,
         "umap_kmeans_clusters": P.scatter_clusters(
             xy, kmeans_model.labels_, "UMAP 2-d, training patches by KMeans cluster",
             paths.output("umap_kmeans_clusters.png"), mapping=mapping,
@@ -245,7 +289,7 @@ def plots(
     elif paths.output("novel_neighbours.png").exists():
         paths.output("novel_neighbours.png").unlink()
         context.log.info("no novel patches this run: removed the previous run's novel_neighbours.png")
-    if len(predictions):
+    if len(predictions) and predictions["true_label"].notna().all():
         out["confusion_matrix"] = P.confusion_heatmap(
             confusion_table(predictions, classes), paths.output("confusion_matrix.png"), classes=classes
         )

@@ -14,7 +14,7 @@ from seis_assets.assets import FEATURE_STEP_K8S_TAG, HEAVY_POOL, HEAVY_TAG, INGE
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
 from seis_assets.core.distributed import BackboneSpec
 from seis_assets.core.features import extract_features
-from seis_assets.core.matfiles import index_category
+from seis_assets.core.sources import index_partition, parse_partition_key, previous_keys
 from seis_assets.io_managers import WrittenTable
 from seis_assets.partitions import category_partitions
 from seis_assets.assets._metadata import markdown_preview
@@ -38,8 +38,10 @@ from seis_assets.resources import DaskCluster, FeatureSettings, SeisPaths
     group_name=INGEST,
 )
 def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
-    category = context.partition_key
-    index, rejected = index_category(category, {"train": paths.train, "test": paths.test}, key=paths.mat_key)
+    category = context.partition_key  # a category / folder, or one shard of it (core/sources.py)
+    index, rejected = index_partition(
+        category, {"train": paths.train, "test": paths.test}, labels=paths.labels, mat_key=paths.mat_key
+    )
     if len(rejected):
         context.log.warning(
             f"{len(rejected)} file(s) of '{category}' quarantined, e.g. {rejected.path.iloc[0]}: {rejected.reason.iloc[0]}"
@@ -52,6 +54,8 @@ def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
             "n_train": int(counts.get("train", 0)),
             "n_test": int(counts.get("test", 0)),
             "n_quarantined": len(rejected),
+            "folder": parse_partition_key(category).group,
+            "labels": paths.labels,
             "sizes": ", ".join(f"{h}x{w}: {n}" for (h, w), n in index.groupby(["height", "width"]).size().items()),
             "preview": dg.MetadataValue.md(markdown_preview(index[["path", "split", "height", "width"]])),
         },
@@ -87,6 +91,10 @@ def resnet_features(
 ) -> dg.Output[WrittenTable]:
     category = context.partition_key
     out = paths.table("resnet_features", category)
+    # the cache: this partition's own table, else the shard it was split from / merged from (core/sources.py)
+    previous = next((p for p in (paths.table("resnet_features", k) for k in previous_keys(category)) if p.exists()), None)
+    if previous is not None and str(previous) != str(out):
+        context.log.info(f"[{category}] re-using features of {previous} (the folder was re-sharded)")
     backbone = load_backbone(
         feature_settings.backbone,
         weights=feature_settings.weights,
@@ -106,7 +114,7 @@ def resnet_features(
         engine=feature_settings.engine,
         engine_cache_dir=feature_settings.engine_cache_dir or str(UPath(paths.data_dir) / "cache" / "engines"),
         batch_size=feature_settings.batch_size,
-        previous_path=out if out.exists() else None,
+        previous_path=previous,
         key=paths.mat_key,
         progress=lambda message: context.log.info(f"[{category}] {message}"),
         shard_runner=shard_runner,

@@ -22,6 +22,7 @@ __all__ = [
     "classification_table",
     "clustering_scores",
     "confusion",
+    "label_free_scores",
 ]
 
 DEFAULT_RANDOM_STATE = 42
@@ -92,6 +93,44 @@ def clustering_scores(
             out["silhouette"] = float(
                 metrics.silhouette_score(Z, clusters, sample_size=sample, random_state=random_state)
             )
+    return out
+
+
+def label_free_scores(
+    Z,
+    clusters,
+    *,
+    stability_runs: int = 5,
+    silhouette_sample: int | None = DEFAULT_SILHOUETTE_SAMPLE,
+    random_state: int | None = DEFAULT_RANDOM_STATE,
+) -> dict[str, float]:
+    """Quality of a k-means clustering without labels.
+
+    Parameters
+    ----------
+    Z : array-like (n_samples, n_dims), the space the clusters were found in
+    clusters : array-like of int (n_samples,)
+    stability_runs : k-means runs compared by :func:`seis_assets.core.cluster.clustering_stability`
+
+    Returns
+    -------
+    dict with ``silhouette`` (higher is better, -1..1), ``davies_bouldin`` (lower is better, >= 0) and
+    ``stability_ari`` (mean ARI between runs with different seeds and subsamples, 1 = always the same partition);
+    each NaN where undefined (fewer than 2 or more than n - 1 clusters, fewer than 2 runs).
+    """
+    from seis_assets.core.cluster import clustering_stability
+
+    Z = np.asarray(Z, dtype=np.float64)
+    clusters = np.asarray(clusters)
+    if Z.ndim != 2 or Z.shape[0] != len(clusters):
+        raise ValueError(f"Z must have shape (n_samples={len(clusters)}, n_dims), got {Z.shape}")
+    n, n_clusters = len(clusters), len(np.unique(clusters))
+    out = {"silhouette": float("nan"), "davies_bouldin": float("nan"), "stability_ari": float("nan")}
+    if 2 <= n_clusters <= n - 1:
+        sample = silhouette_sample if silhouette_sample and n > silhouette_sample else None
+        out["silhouette"] = float(metrics.silhouette_score(Z, clusters, sample_size=sample, random_state=random_state))
+        out["davies_bouldin"] = float(metrics.davies_bouldin_score(Z, clusters))
+        out["stability_ari"] = clustering_stability(Z, n_clusters, runs=stability_runs, random_state=random_state)
     return out
 
 

@@ -576,7 +576,9 @@ def _check_index(index: pd.DataFrame) -> pd.DataFrame:
 
 def _record_batch(rows: pd.DataFrame, features: pa.Array, identity: dict, schema: pa.Schema) -> pa.Table:
     n = len(rows)
-    cols = {c: pa.array(rows[c].astype(str).tolist(), pa.string()) for c in ("path", "category", "split", "sha256")}
+    # category is null for unlabelled patches (core/sources.py): keep it null, not the text "None"
+    cols = {c: pa.array([None if pd.isna(v) else str(v) for v in rows[c].tolist()], pa.string())
+            for c in ("path", "category", "split", "sha256")}
     cols["height"] = pa.array(rows["height"].to_numpy(dtype=np.int32))
     cols["width"] = pa.array(rows["width"].to_numpy(dtype=np.int32))
     for c in ("backbone", "weights", "input_size", "precision"):

@@ -621,8 +621,22 @@ def scan_category(
                 f"category folder {path_str(folder)} does not exist (split {split!r})"
             )
         return _empty_frame(INDEX_COLUMNS), _empty_frame(QUARANTINE_COLUMNS)
-    paths = list_mat_files(folder)
-    workers = max_workers or (1 if is_local(folder) else _REMOTE_WORKERS)
+    return scan_files(list_mat_files(folder), category, split, key, max_workers=max_workers,
+                      remote=not is_local(folder))
+
+
+def scan_files(
+    paths: Sequence[str],
+    category: str | None,
+    split: str,
+    key: str | None = DEFAULT_KEY,
+    *,
+    max_workers: int | None = None,
+    remote: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hash and validate the listed ``.mat`` files (see :func:`scan_category`); ``category`` may be ``None``
+    (unlabelled). Returns ``(index, quarantine)``; every path is in exactly one frame."""
+    workers = max_workers or (_REMOTE_WORKERS if remote else 1)
     if workers > 1 and len(paths) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(lambda p: _scan_one(p, key), paths))

@@ -434,14 +434,19 @@ def anomaly_gallery(patches: Patches, scores, path: PathLike, **kwargs) -> str:
 # --------------------------------------------------------------------------- k sweep
 
 
-def k_sweep_figure(sweep: pd.DataFrame, *, configured_k: int | None = None, title: str = "k-means sweep") -> Figure:
-    """Silhouette, Davies-Bouldin and inertia against k, the configured k marked.
+def k_sweep_figure(sweep: pd.DataFrame, *, configured_k: int | None = None, title: str = "k-means sweep",
+                   auto_k: int | None = None, k_rule: str | None = None) -> Figure:
+    """Silhouette, Davies-Bouldin, inertia (and stability across seeds, when the sweep has it) against k, the
+    configured k marked.
 
     Parameters
     ----------
-    sweep : DataFrame with columns k, silhouette, davies_bouldin, inertia
+    sweep : DataFrame with columns k, silhouette, davies_bouldin, inertia[, stability]
         (from ``cluster.k_sweep``)
     configured_k : int, optional; drawn as a dashed vertical line in each panel
+    auto_k : int, optional; what ``k = auto`` picks, drawn as a dotted red line (when it differs from the
+        configured k; otherwise the configured line's legend says so)
+    k_rule : str, optional; how the configured k was chosen, shown in its legend
     """
     missing = {"k", "silhouette", "davies_bouldin", "inertia"} - set(sweep.columns)
     if missing:
@@ -452,14 +457,19 @@ def k_sweep_figure(sweep: pd.DataFrame, *, configured_k: int | None = None, titl
         ("davies_bouldin", "Davies-Bouldin (lower is better)", "tab:orange"),
         ("inertia", "inertia (within-cluster SS)", "tab:green"),
     ]
+    if "stability" in sweep.columns:
+        panels.append(("stability", "stability: ARI between seeds (higher is better)", "tab:purple"))
     with matplotlib.rc_context({"font.size": FONT_SIZE}):
-        fig = _new_figure(12.0, 3.8)
-        axes = fig.subplots(1, 3)
+        fig = _new_figure(4.0 * len(panels), 3.8)
+        axes = fig.subplots(1, len(panels))
         for ax, (col, label, color) in zip(axes, panels):
             ax.plot(ks, sweep[col].to_numpy(), marker="o", color=color)
             if configured_k is not None:
-                ax.axvline(configured_k, color="black", linestyle="--", linewidth=1,
-                           label=f"configured k={configured_k}")
+                text = f"configured k={configured_k}" + (f" ({k_rule})" if k_rule else "")
+                ax.axvline(configured_k, color="black", linestyle="--", linewidth=1, label=text)
+            if auto_k is not None and auto_k != configured_k:
+                ax.axvline(auto_k, color="tab:red", linestyle=":", linewidth=1.5, label=f"auto would pick k={auto_k}")
+            if configured_k is not None or auto_k is not None:
                 ax.legend(loc="best", frameon=False)
             ax.set_xlabel("k (number of clusters)")
             ax.set_title(label)
@@ -470,9 +480,11 @@ def k_sweep_figure(sweep: pd.DataFrame, *, configured_k: int | None = None, titl
 
 
 def k_sweep_plot(sweep: pd.DataFrame, path: PathLike, *, configured_k: int | None = None,
-                 title: str = "k-means sweep") -> str:
+                 title: str = "k-means sweep", auto_k: int | None = None, k_rule: str | None = None) -> str:
     """Write :func:`k_sweep_figure` as a PNG; return the path."""
-    return save_figure(k_sweep_figure(sweep, configured_k=configured_k, title=title), path)
+    return save_figure(
+        k_sweep_figure(sweep, configured_k=configured_k, title=title, auto_k=auto_k, k_rule=k_rule), path
+    )
 
 
 # --------------------------------------------------------------------------- thumbnails

@@ -15,7 +15,7 @@ import pandas as pd
 
 from seis_assets.core.anomaly import roc_auc
 from seis_assets.core.cluster import apply_mapping
-from seis_assets.core.evaluate import classification_table, clustering_scores, confusion
+from seis_assets.core.evaluate import classification_table, clustering_scores, confusion, label_free_scores
 
 MAPPINGS = ("majority", "hungarian")
 
@@ -68,6 +68,58 @@ def cluster_labels(mapping: pd.DataFrame, column: str = "majority") -> dict[int,
     return dict(zip(mapping["cluster"].astype(int), mapping[column]))
 
 
+def has_labels(labels) -> bool:
+    """Whether a label column names a category for every patch (``False`` for unlabelled data: all null)."""
+    labels = pd.Series(labels, dtype=object)
+    return len(labels) > 0 and bool(labels.notna().all())
+
+
+def mapping_has_labels(mapping: pd.DataFrame | None) -> bool:
+    """Whether a ``cluster_mapping`` table maps clusters to categories (it does not on unlabelled data)."""
+    return mapping is not None and len(mapping) > 0 and has_labels(mapping["majority"])
+
+
+ASSIGNMENT_COLUMNS = ["split", "cluster", "category", "mapped_category", "anomaly_score", "anomaly_rank"]
+
+
+def assignment_rows(
+    scored: pd.DataFrame, mapping: pd.DataFrame | None = None, id_columns: tuple[str, ...] = ("path",)
+) -> pd.DataFrame:
+    """One row per patch: where it is, its split, cluster, label, mapped category, anomaly score and rank.
+
+    The one place that joins clusters, the cluster -> category mapping and the anomaly table.
+
+    Parameters
+    ----------
+    scored : the ``anomalies`` table (every patch, train and test): ``id_columns``, split, category (null on
+        unlabelled data), cluster, ``score``, ``rank`` (whatever score the anomaly step publishes)
+    mapping : the ``cluster_mapping`` table, or None; its majority category becomes ``mapped_category`` when it
+        maps to categories (labelled data or a model fitted on labelled data), else ``mapped_category`` is null
+    id_columns : what locates a patch: ``("path",)`` for files, e.g. ``("inline", "xline", "sample")`` for windows
+
+    Returns
+    -------
+    DataFrame with ``id_columns`` then ASSIGNMENT_COLUMNS, sorted by split then the id columns.
+    """
+    clusters = scored["cluster"].astype(int)
+    if mapping_has_labels(mapping):
+        lookup = cluster_labels(mapping, "majority")
+        mapped = pd.Series(apply_mapping(clusters.to_numpy(), lookup), index=scored.index, dtype=object)
+    else:
+        mapped = pd.Series([None] * len(scored), index=scored.index, dtype=object)
+    category = scored["category"] if "category" in scored else pd.Series([None] * len(scored), index=scored.index)
+    out = scored[list(id_columns)].copy()
+    out["split"] = scored["split"].astype(str)
+    out["cluster"] = clusters.to_numpy()
+    out["category"] = category.astype(object).where(category.notna(), None)
+    out["mapped_category"] = mapped
+    out["anomaly_score"] = scored["score"].astype(float)
+    out["anomaly_rank"] = scored["rank"].astype("int64")
+    if "kind" in scored:  # artefact | novel | normal (seis_assets.core.anomaly.score_anomalies)
+        out["anomaly_kind"] = scored["kind"].astype(str)
+    return out.sort_values(["split", *id_columns], kind="stable").reset_index(drop=True)
+
+
 def predict_test_set(scored: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
     """Predictions for the test patches, with the seed's columns first.
 
@@ -75,8 +127,17 @@ def predict_test_set(scored: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFram
     predicted_hungarian, anomaly_score, anomaly_rank, injected_anomaly (bool), anomaly_kind.
     """
     test = scored[scored["split"] == "test"].sort_values("path", kind="stable").reset_index(drop=True)
-    majority, hungarian = cluster_labels(mapping, "majority"), cluster_labels(mapping, "hungarian")
     clusters = test["cluster"].astype(int).to_numpy()
+    if not mapping_has_labels(mapping):  # unlabelled: no category to predict
+        none = [None] * len(test)
+        return pd.DataFrame(
+            {
+                "file": test["path"], "true_label": none, "cluster": clusters, "predicted_label": none,
+                "predicted_hungarian": none, "anomaly_score": test["score"], "anomaly_rank": test["rank"],
+                "injected_anomaly": test["known_anomaly"] != "", "anomaly_kind": test["known_anomaly"],
+            }
+        )
+    majority, hungarian = cluster_labels(mapping, "majority"), cluster_labels(mapping, "hungarian")
     return pd.DataFrame(
         {
             "file": test["path"],
@@ -98,7 +159,7 @@ def classification_metrics(predictions: pd.DataFrame, classes) -> pd.DataFrame:
     Injected anomalies are left out (they are not examples of their folder's class). Columns: mapping, class,
     precision, recall, f1, support (the rows of :func:`seis_assets.core.evaluate.classification_table`).
     """
-    clean = predictions[~predictions["injected_anomaly"]]
+    clean = predictions[~predictions["injected_anomaly"] & predictions["true_label"].notna()]
     parts = []
     for mapping, column in (("majority", "predicted_label"), ("hungarian", "predicted_hungarian")):
         if clean.empty:
@@ -129,13 +190,24 @@ def summarise(
     n_quarantined: int,
     n_files: int,
     random_state: int,
+    stability_runs: int = 5,
+    k_rule: str | None = None,
 ) -> dict:
-    """The metrics.json document: clustering agreement on train, accuracy on test, anomaly ROC AUC.
+    """The metrics.json document: clustering agreement on train, accuracy on test, anomaly ROC AUC, and the
+    label-free quality of the clustering (silhouette, Davies-Bouldin, stability across seeds).
 
-    Values that are undefined on the data (no test set, no known anomalies) are ``None``, never a made-up number.
+    Values that are undefined on the data (no test set, no known anomalies, no labels: ARI and the other label
+    metrics) are ``None``, never a made-up number.
     """
-    scores = clustering_scores(train_labels, train_clusters, Z_train, random_state=random_state)
-    clean = predictions[~predictions["injected_anomaly"]]
+    labelled = has_labels(train_labels)
+    if labelled:
+        scores = clustering_scores(train_labels, train_clusters, Z_train, random_state=random_state)
+    else:
+        scores = dict.fromkeys(["ari", "ami", "nmi", "homogeneity", "completeness", "v_measure"], float("nan"))
+    scores.update(
+        label_free_scores(Z_train, train_clusters, stability_runs=stability_runs, random_state=random_state)
+    )
+    clean = predictions[~predictions["injected_anomaly"] & predictions["true_label"].notna()]
     accuracy = {
         m: (float((clean["true_label"] == clean[col]).mean()) if len(clean) else None)
         for m, col in (("majority", "predicted_label"), ("hungarian", "predicted_hungarian"))
@@ -159,7 +231,9 @@ def summarise(
             "n_quarantined": int(n_quarantined),
             "quarantine_share": (n_quarantined / n_files) if n_files else 0.0,
             "k": int(k),
-            "categories": sorted(map(str, set(train_labels))),
+            "k_rule": k_rule,
+            "labelled": labelled,
+            "categories": sorted(map(str, set(train_labels))) if labelled else [],
         }
     )
     return doc

@@ -11,6 +11,7 @@ from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
 
 INGEST_KEYS = ["raw_mat_index", "quarantine", "resnet_features", "qc_attributes"]
 ANALYSIS_KEYS = ["umap_50d", "umap_2d", "k_sweep", "kmeans_model", "cluster_mapping", "anomalies", "predictions",
+                 "assignments",
                  "metrics", "plots", "model_generation"]
 
 

@@ -28,7 +28,7 @@ def test_train_folder_sensor_adds_partitions_and_requests_one_run_per_changed_ca
         assert add.partitions_def_name == CATEGORY_PARTITIONS_NAME
         assert sorted(add.partition_keys) == ["chaotic", "fault", "horizon", "salt dome"]
         assert sorted(r.partition_key for r in first.run_requests) == ["chaotic", "fault", "horizon", "salt dome"]
-        cursor = json.loads(first.cursor)
+        cursor = json.loads(first.cursor)["fingerprints"]
         assert set(cursor) == {"chaotic", "fault", "horizon", "salt dome"}
         instance.add_dynamic_partitions(CATEGORY_PARTITIONS_NAME, add.partition_keys)
 
