@@ -106,9 +106,9 @@ def scan(folder: PathLike, now: float, stable_s: float, previous: dict | None = 
                     continue
                 found.append(Dropped(e.name, int(st.st_size), float(st.st_mtime)))
     else:
-        from seis_assets.core.matfiles import _remote_mtime
+        from seis_assets.core.matfiles import _fresh_listing, _remote_mtime
 
-        for info in upath.fs.ls(upath.path, detail=True):
+        for info in _fresh_listing(upath):  # asked of the server each tick, not s3fs's listing cache
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
             if info.get("type") == "file" and _is_mat(name):
                 found.append(Dropped(name, int(info.get("size") or 0), _remote_mtime(info)))

@@ -176,7 +176,7 @@ def predict_files(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     predictor = None
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
     parts, rejected = [], []
     files = [str(f) for f in files]
     for start in range(0, len(files), batch_size):

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from seis_assets.core.matfiles import (
-    DEFAULT_KEY, INDEX_COLUMNS, QUARANTINE_COLUMNS, FileInfo, _empty_frame, _is_mat_name, _remote_mtime, scan_files,
+    DEFAULT_KEY, INDEX_COLUMNS, QUARANTINE_COLUMNS, FileInfo, _empty_frame, _fresh_listing, _is_mat_name, _remote_mtime, scan_files,
 )
 from seis_assets.core.storage import PathLike, is_local, path_str, to_upath
 
@@ -182,7 +182,7 @@ def _entries(folder: PathLike) -> tuple[list[FileInfo], list[str]]:
                     st = e.stat()
                     files.append(FileInfo(os.path.join(root, e.name), int(st.st_size), float(st.st_mtime)))
     else:
-        for info in upath.fs.ls(upath.path, detail=True):
+        for info in _fresh_listing(upath):  # asked of the server: a sensor must see files other clients added
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
             if name.startswith("."):
                 continue

@@ -75,5 +75,6 @@ def test_flat_unlabelled_folder_runs_end_to_end(small_dataset_master, tmp_path):
     joined = table.set_index("path")
     assert (joined["anomaly_score"] == anomalies.loc[joined.index, "score"]).all()
     assert (joined["cluster"] == anomalies.loc[joined.index, "cluster"]).all()
+    assert (joined["anomaly_kind"] == anomalies.loc[joined.index, "kind"]).all()
     assert list(csv.columns) == ["path", "split", "cluster", "category", "mapped_category", "anomaly_score",
-                                 "anomaly_rank"]
+                                 "anomaly_rank", "anomaly_kind"]

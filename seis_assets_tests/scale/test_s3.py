@@ -4,6 +4,7 @@ instance."""
 
 import io
 import json
+import time
 
 import dagster as dg
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from upath import UPath
 
 from seis_assets.assets.incoming import read_new_file_predictions
+from seis_assets.core.generations import CURRENT_FILE, serving_generation
 from seis_assets.core.storage import load_npy, read_parquet
 from seis_assets.definitions import ALL_ASSETS
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
@@ -26,11 +28,16 @@ pytestmark = pytest.mark.slow
 CATEGORIES = ["chaotic", "fault", "horizon", "salt dome"]
 
 
-def _s3_paths(root: str) -> SeisPaths:
+def _s3_paths(root: str, stable_s: float = 0.5) -> SeisPaths:
+    # incoming_stable_s: an object's mtime is its upload time, so dropped files become eligible after stable_s
     return SeisPaths(
         train_dir=f"{root}/train", test_dir=f"{root}/test", output_dir=f"{root}/outputs", data_dir=root,
-        incoming_dir=f"{root}/incoming",
+        incoming_dir=f"{root}/incoming", incoming_stable_s=stable_s,
     )
+
+
+def _files(result) -> list[str]:
+    return [f for r in result.run_requests for f in r.run_config["ops"]["new_file_predictions"]["config"]["files"]]
 
 
 def _tick(sensor, instance, paths, cursor=None):
@@ -71,17 +78,18 @@ def test_whole_graph_runs_on_s3(s3, small_dataset):
         assert set(mapping.tolist()) <= set(CATEGORIES) and len(mapping) == 4
         metrics = json.loads(fs.cat(f"{root}/outputs/metrics.json"))
         assert metrics["n_train"] == 64 and metrics["ari"] > 0.3
-        assert (paths.models / "kmeans_model.joblib").exists()
+        assert serving_generation(paths.models).file("kmeans_model.joblib").exists()
         predictions_csv = pd.read_csv(io.BytesIO(fs.cat(f"{root}/outputs/predictions.csv")))
         assert len(predictions_csv) == 4 * 6
 
         # a file dropped into the bucket's incoming folder is predicted and moved to processed/
         fs.put(str(sorted((small_dataset / "test" / "fault").glob("*.mat"))[0]), f"{root}/incoming/dropped.mat")
         fs.pipe(f"{root}/incoming/broken.mat", b"not a MATLAB file")
-        request = _tick(incoming_files_sensor, instance, paths)
-        assert isinstance(request, dg.RunRequest)
-        assert sorted(request.run_config["ops"]["new_file_predictions"]["config"]["files"]) == [
-            f"{root}/incoming/broken.mat", f"{root}/incoming/dropped.mat"]
+        time.sleep(2 * paths.incoming_stable_s)
+        [request] = _tick(incoming_files_sensor, instance, paths).run_requests  # both claimed by one run
+        files = request.run_config["ops"]["new_file_predictions"]["config"]["files"]
+        assert sorted(f.rsplit("/", 1)[-1] for f in files) == ["broken.mat", "dropped.mat"]
+        assert all(f.startswith(f"{root}/incoming/.claims/") for f in files)
         predicted = dg.materialize(ALL_ASSETS, selection=["new_file_predictions"], resources=resources,
                                    instance=instance, run_config=request.run_config)
         assert predicted.success
@@ -108,25 +116,31 @@ def test_sensors_list_the_bucket_without_a_request_per_file(s3, small_dataset):
         for f in sorted((small_dataset / "train" / category).glob("*.mat"))[:4]:
             fs.put(str(f), f"{root}/train/{category}/{f.name}")
     fs.put(one, f"{root}/incoming/a.mat")
-    fs.pipe(f"{root}/models/anomaly_scorer.joblib", b"stands for fitted models")
+    # a serving model generation, as far as the incoming sensor looks
+    fs.pipe(f"{root}/models/generations/g1/backbone.json", b"{}")
+    fs.pipe(f"{root}/models/{CURRENT_FILE}", b"g1\n")
+    paths_waiting = _s3_paths(root, stable_s=3600)  # counted ticks only list: nothing is stable long enough
     with dg.instance_for_test() as instance:
         small, small_counts = _requests_per_tick(train_folder_sensor, instance, paths)
         instance.add_dynamic_partitions(CATEGORY_PARTITIONS_NAME, CATEGORIES)
-        _, small_incoming = _requests_per_tick(incoming_files_sensor, instance, paths)
+        _, small_incoming = _requests_per_tick(incoming_files_sensor, instance, paths_waiting)
 
         for category in CATEGORIES:  # four times the files
             fs.put(f"{small_dataset}/train/{category}/", f"{root}/train/{category}/", recursive=True)
         for i in range(1, 16):
             fs.put(one, f"{root}/incoming/b{i:02d}.mat")
         big, big_counts = _requests_per_tick(train_folder_sensor, instance, paths, cursor=small.cursor)
-        incoming, big_incoming = _requests_per_tick(incoming_files_sensor, instance, paths)
+        _, big_incoming = _requests_per_tick(incoming_files_sensor, instance, paths_waiting)
+        time.sleep(2 * paths.incoming_stable_s)
+        incoming = _tick(incoming_files_sensor, instance, paths)  # now every file is eligible and claimed
 
     # the new files were seen: every category changed, and all 16 dropped files are in the run request
     assert sorted(r.partition_key for r in big.run_requests) == CATEGORIES
-    assert len(incoming.run_config["ops"]["new_file_predictions"]["config"]["files"]) == 16
+    assert len(_files(incoming)) == 16
     # with 4x the files a tick makes no more requests of any kind (the first tick also warms a few exists()
     # answers, so it may make more): nothing is asked per file
     for small_c, big_c in ((small_counts, big_counts), (small_incoming, big_incoming)):
         assert all(big_c[kind] <= small_c[kind] for kind in big_c | small_c), (small_c, big_c)
-    assert big_counts["get_object"] == 0 and big_incoming["get_object"] == 0
+    # no file is read; the incoming sensor reads one object a tick, the models' CURRENT pointer
+    assert big_counts["get_object"] == 0 and big_incoming["get_object"] <= 1
     assert sum(big_counts.values()) <= 4 * len(CATEGORIES) + 4
