@@ -46,12 +46,11 @@ def score_patches(
 
     train = (embedding["split"] == "train").to_numpy()
     qc_attrs = qc_attrs.reset_index(drop=True)
-    parts = [
-        score_anomalies(model, Z[train], X[train], qc_attrs[train], training=True),
-        score_anomalies(model, Z[~train], X[~train], qc_attrs[~train]),
-    ]
-    for part, mask in zip(parts, (train, ~train)):
-        part.index = np.flatnonzero(mask)
+    parts = [score_anomalies(model, Z[train], X[train], qc_attrs[train], training=True)]
+    parts[0].index = np.flatnonzero(train)
+    if (~train).any():  # a survey without a test folder (real LANDMASS, F3) has only training patches
+        parts.append(score_anomalies(model, Z[~train], X[~train], qc_attrs[~train]))
+        parts[1].index = np.flatnonzero(~train)
     scores = pd.concat(parts).sort_index()
     scores.loc[train, "cluster"] = np.asarray(kmeans.labels_, dtype=int)
     out = pd.concat([embedding[["path", "category", "split"]].reset_index(drop=True), scores], axis=1)

@@ -261,3 +261,23 @@ def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters
     old = anomaly.fit_anomaly_scorer(Z, km)
     with pytest.raises(TypeError, match="re-run the recluster job"):
         anomaly.score_anomalies(old, Z[:2], Z[:2], None)
+
+
+def test_score_patches_without_a_test_split():
+    """Real surveys (LANDMASS, F3) have no test folder: every patch is a training patch, and all get ranked."""
+    import pandas as pd
+
+    from seis_assets.core import qc, report, synthetic
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 20))
+    Z = X[:, :4]
+    km = fit_kmeans(Z, 3, random_state=0)
+    patches = [synthetic.generate_patch("chaotic", rng, (32, 32)) for _ in range(60)]
+    names = [f"p{i}" for i in range(60)]
+    table = qc.qc_table(names, patches)
+    model = anomaly.fit_anomaly_model(Z, km, X, table, names)
+    embedding = pd.DataFrame({"path": names, "category": ["chaotic"] * 60, "split": ["train"] * 60})
+    scored = report.score_patches(embedding, Z, model, km, pd.Series([""] * 60), X, table)
+    assert sorted(scored["path"]) == sorted(names) and scored["rank"].tolist() == list(range(1, 61))
+    assert (scored["split"] == "train").all() and scored["anomaly_score"].is_monotonic_decreasing
