@@ -60,7 +60,9 @@ class FittedModels:
         )
 
 
-def _backbone_for(identity: dict, weights_path, device: str, logger):
+def backbone_for_models(identity: dict, weights_path, device: str, logger):
+    """The backbone the fitted models' features were made with (their ``backbone.json``), or BackboneMismatchError
+    naming what differs: patches, dropped files and SEG-Y windows are embedded only with it."""
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.features import BackboneMismatchError
 
@@ -96,7 +98,7 @@ class _Predictor:
         from seis_assets.core.features import resolve_precision
 
         identity = models.identity
-        backbone = _backbone_for(identity, weights_path, device, logger)
+        backbone = backbone_for_models(identity, weights_path, device, logger)
         precision = identity["precision"]
         if precision == "auto":
             precision = resolve_precision(precision, backbone.device)

@@ -12,13 +12,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from seis_assets.core.backbones import load_backbone
 from seis_assets.core.features import BackboneMismatchError, embed, resolve_precision
 from seis_assets.core.report import cluster_labels
 
 __all__ = ["window_features", "classify_windows", "survey_features"]
-
-_IDENTITY_KEYS = ("backbone", "weights", "weights_sha256")
 
 
 def window_features(
@@ -39,21 +36,9 @@ def window_features(
     BackboneMismatchError
         When the backbone available now differs from the one the models were fitted with.
     """
-    name = identity["backbone"]
-    backbone = load_backbone(
-        name, weights=identity["weights"] if name == "resnet50" else "IMAGENET1K_V1",
-        weights_path=weights_path, device=device, logger=logger,
-    )
-    diffs = [
-        f"{key} {identity[key]!r} (models) != {backbone.identity.get(key)!r} (now)"
-        for key in _IDENTITY_KEYS
-        if identity.get(key) is not None and str(identity[key]) != str(backbone.identity.get(key))
-    ]
-    if diffs:
-        raise BackboneMismatchError(
-            "the fitted models do not match the backbone available now: " + "; ".join(diffs)
-            + ". Re-cluster with the current backbone, or supply the original weights (weights_path)."
-        )
+    from seis_assets.core.predict import backbone_for_models
+
+    backbone = backbone_for_models(identity, weights_path, device, logger)
     precision = identity.get("precision", "fp32")
     if precision == "auto":
         precision = resolve_precision(precision, backbone.device)

@@ -9,7 +9,7 @@ from seis_assets.core.dataset import (
     combine_feature_tables, embedding_frame, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
 from seis_assets.core.features import BackboneMismatchError
-from seis_assets.core.predict import _backbone_for, archive_files
+from seis_assets.core.predict import archive_files, backbone_for_models
 from seis_assets.core.report import classification_metrics, summarise, predict_test_set
 
 
@@ -99,9 +99,9 @@ def test_summary_reports_undefined_values_as_none_not_numbers():
 
 def test_prediction_refuses_a_backbone_other_than_the_models_one():
     recorded = dict(load_backbone("efficientnet_lite0").identity)
-    assert _backbone_for(recorded, None, "cpu", None).identity["backbone"] == "efficientnet_lite0"
+    assert backbone_for_models(recorded, None, "cpu", None).identity["backbone"] == "efficientnet_lite0"
     with pytest.raises(BackboneMismatchError, match="weights_sha256 'deadbeef0000'"):
-        _backbone_for(dict(recorded, weights_sha256="deadbeef0000"), None, "cpu", None)
+        backbone_for_models(dict(recorded, weights_sha256="deadbeef0000"), None, "cpu", None)
 
 
 def test_archive_never_overwrites(tmp_path):
