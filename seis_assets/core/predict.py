@@ -84,36 +84,44 @@ def backbone_for_models(identity: dict, weights_path, device: str, logger):
 
 
 @dataclasses.dataclass
-class _Predictor:
-    """The models and the backbone of one run, set up once."""
+class Embedder:
+    """The fitted models' backbone, set up once, embedding arrays exactly as the models' training features were
+    made: same backbone (checked), input size label (``native`` or ``<side>:<resize>``), precision and engine.
+    Dropped files and SEG-Y windows both go through it."""
 
-    models: FittedModels
+    identity: dict
     backbone: object
     input_size: str
     precision: str
     engine: str
 
     @classmethod
-    def build(cls, models: FittedModels, weights_path, device: str, logger) -> "_Predictor":
+    def build(cls, identity: dict, weights_path, device: str, logger) -> "Embedder":
         from seis_assets.core.features import resolve_precision
 
-        identity = models.identity
         backbone = backbone_for_models(identity, weights_path, device, logger)
-        precision = identity["precision"]
+        precision = identity.get("precision", "fp32")
         if precision == "auto":
             precision = resolve_precision(precision, backbone.device)
-        # the input size label ("native" or "<side>:<resize>") and the engine the training features were made with
-        return cls(models, backbone, identity["input_size"], precision, identity.get("engine", "torch"))
+        return cls(identity, backbone, identity.get("input_size", 224), precision, identity.get("engine", "torch"))
 
-    def features(self, patches: list[np.ndarray]) -> np.ndarray:
-        from seis_assets.core.features import embed
+    def features(self, patches) -> np.ndarray:
+        """Features (n, dim) of patches in [-1, 1] (a list of 2-D arrays, sizes may differ, or one 3-D stack).
 
-        X = np.zeros((len(patches), int(self.models.identity["dim"])), dtype=np.float32)
+        Raises BackboneMismatchError when the features do not have the models' dimension.
+        """
+        from seis_assets.core.features import BackboneMismatchError, embed
+
+        dim = int(self.identity["dim"])
+        X = np.zeros((len(patches), dim), dtype=np.float32)
         shapes = [p.shape for p in patches]
         for shape in sorted(set(shapes)):
             rows = [i for i, s in enumerate(shapes) if s == shape]
-            X[rows] = embed(self.backbone, np.stack([patches[i] for i in rows]), self.input_size, self.precision,
-                            engine=self.engine)
+            Y = embed(self.backbone, np.stack([patches[i] for i in rows]), self.input_size, self.precision,
+                      engine=self.engine)
+            if Y.shape[1] != dim:
+                raise BackboneMismatchError(f"features of dimension {Y.shape[1]}, the models expect {dim}")
+            X[rows] = Y
         return X
 
 
@@ -201,7 +209,7 @@ def predict_files(
         if not ok:
             continue
         if predictor is None:
-            predictor = _Predictor.build(models, weights_path, device, logger)
+            predictor = Embedder.build(models.identity, weights_path, device, logger)
         parts.append(prediction_rows(models, ok, hashes, predictor.features(patches), claim, now, qc_table(ok, raws)))
         if logger is not None:
             logger.info(f"predicted {min(start + batch_size, len(files))}/{len(files)} file(s)")

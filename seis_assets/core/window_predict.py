@@ -12,10 +12,13 @@ import logging
 import numpy as np
 import pandas as pd
 
-from seis_assets.core.features import BackboneMismatchError, embed, resolve_precision
 from seis_assets.core.report import cluster_labels
 
 __all__ = ["window_features", "classify_windows", "survey_features"]
+
+
+#: windows per forward pass (window_features' default batch_size)
+WINDOW_BATCH = 16
 
 
 def window_features(
@@ -24,7 +27,7 @@ def window_features(
     *,
     weights_path=None,
     device: str = "auto",
-    batch_size: int = 16,
+    batch_size: int = WINDOW_BATCH,
     logger: logging.Logger | None = None,
 ) -> np.ndarray:
     """Backbone features of windows (n, H, W) in [-1, 1], made exactly as the models' training features were.
@@ -36,21 +39,15 @@ def window_features(
     BackboneMismatchError
         When the backbone available now differs from the one the models were fitted with.
     """
-    from seis_assets.core.predict import backbone_for_models
+    from seis_assets.core.predict import Embedder
 
-    backbone = backbone_for_models(identity, weights_path, device, logger)
-    precision = identity.get("precision", "fp32")
-    if precision == "auto":
-        precision = resolve_precision(precision, backbone.device)
-    input_size = identity.get("input_size", 224)  # a label: "native" or "<side>:<resize>" (features.input_spec)
+    return _embed_in_batches(Embedder.build(identity, weights_path, device, logger), patches, batch_size)
+
+
+def _embed_in_batches(embedder, patches: np.ndarray, batch_size: int) -> np.ndarray:
     patches = np.asarray(patches, dtype=np.float32)
-    step = batch_size if backbone.takes_images else max(len(patches), 1)
-    engine = identity.get("engine", "torch")  # the engine the training features were made with
-    X = np.concatenate([embed(backbone, patches[i : i + step], input_size, precision, engine=engine)
-                        for i in range(0, len(patches), step)])
-    if X.shape[1] != int(identity["dim"]):
-        raise BackboneMismatchError(f"features of dimension {X.shape[1]}, the models expect {identity['dim']}")
-    return X
+    step = batch_size if embedder.backbone.takes_images else max(len(patches), 1)
+    return np.concatenate([embedder.features(patches[i : i + step]) for i in range(0, len(patches), step)])
 
 
 def classify_windows(X: np.ndarray, models, qc_attrs: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -135,10 +132,13 @@ def survey_features(
     feats: list[np.ndarray] = []
     pending: list[np.ndarray] = []
 
+    from seis_assets.core.predict import Embedder
+
+    embedder = Embedder.build(identity, weights_path, device, logger)  # once per survey, not per batch
+
     def flush():
         if pending:
-            feats.append(window_features(np.stack(pending), identity, weights_path=weights_path, device=device,
-                                         logger=logger))
+            feats.append(_embed_in_batches(embedder, np.stack(pending), WINDOW_BATCH))
             qcs.append(qc_table(names[-len(raws):], raws))  # QC from the amplitudes before any scaling
             pending.clear()
             raws.clear()
