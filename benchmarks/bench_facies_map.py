@@ -35,7 +35,7 @@ from seis_assets.core.anomaly import fit_anomaly_scorer  # noqa: E402
 from seis_assets.core.backbones import load_backbone  # noqa: E402
 from seis_assets.core.cluster import fit_kmeans, hungarian_mapping, majority_mapping  # noqa: E402
 from seis_assets.core.facies import region_share, vote_line  # noqa: E402
-from seis_assets.core.features import embed, resolve_precision, table_identity  # noqa: E402
+from seis_assets.core.features import embed, table_identity  # noqa: E402
 from seis_assets.core.matfiles import load_patch  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.segy import cut_windows, open_survey  # noqa: E402
@@ -56,13 +56,13 @@ def patch_features(backbone_name: str, cache: str):
     labels = np.array([os.path.basename(os.path.dirname(f)) for f in files])
     backbone = load_backbone(backbone_name)
     identity = table_identity(backbone, 224, "auto")
-    identity["precision"] = resolve_precision("auto", backbone.device)
-    path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['precision']}.npy")
+    path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['engine']}_{identity['precision']}.npy")
     if os.path.exists(path):
         X = np.load(path)
     else:
         patches = np.stack([load_patch(f) for f in files])
-        X = np.concatenate([embed(backbone, patches[i : i + 16], 224, identity["precision"]) for i in range(0, len(patches), 16)])
+        X = np.concatenate([embed(backbone, patches[i : i + 16], 224, identity["precision"], engine=identity["engine"])
+                            for i in range(0, len(patches), 16)])
         os.makedirs(cache, exist_ok=True)
         np.save(path, X)
     return X, labels, identity

@@ -133,6 +133,7 @@ def run_pipeline(root: Path, train: Path, input_size: str, backbone: str, engine
     """Ingest every category partition, then re-cluster; returns wall times and the steps' own durations."""
     import dagster as dg
 
+    from seis_assets.assets import CLUSTERING, EMBEDDING, EVALUATION, INGEST
     from seis_assets.checks import ALL_CHECKS
     from seis_assets.core.matfiles import list_categories
     from seis_assets.definitions import ALL_ASSETS, build_resources
@@ -153,7 +154,7 @@ def run_pipeline(root: Path, train: Path, input_size: str, backbone: str, engine
     engine_used = precision = ""
     t0 = time.perf_counter()
     for c in categories:
-        r = dg.materialize(ALL_ASSETS, selection=["raw_mat_index", "quarantine", "resnet_features"], partition_key=c,
+        r = dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.groups(INGEST), partition_key=c,
                            resources=resources, instance=instance)
         assert r.success, f"ingest of {c} failed"
         for k, v in step_seconds(r).items():
@@ -164,9 +165,9 @@ def run_pipeline(root: Path, train: Path, input_size: str, backbone: str, engine
         log(f"  ingest {c}: {int(mat['n_extracted'].value)} extracted, {int(mat['n_reused'].value)} reused, "
             f"{mat['img_per_s'].value} img/s ({engine_used} {precision})")
     t_ingest = time.perf_counter() - t0
-    keys = ["umap_50d", "umap_2d", "k_sweep", "kmeans_model", "cluster_mapping", "anomalies", "predictions",
-            "metrics", "plots"]
-    r = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=dg.AssetSelection.assets(*keys), resources=resources,
+    # the same groups as the ingest and re-cluster jobs (seis_assets/jobs.py), so the benchmark follows the graph
+    r = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=dg.AssetSelection.groups(EMBEDDING, CLUSTERING, EVALUATION),
+                       resources=resources,
                        instance=instance, raise_on_error=False)
     assert r.success, "re-cluster failed"
     steps.update(step_seconds(r))
@@ -312,6 +313,8 @@ def main(argv=None) -> None:
     log(f"machine: {len(os.sched_getaffinity(0))} cores, thread budget {thread_budget()}, flags "
         f"{' '.join(sorted(shown & cpu_flags()))}, native bf16 {has_native_bf16(cpu_flags())}, "
         f"load average {os.getloadavg()[0]:.1f}")
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_", dir=args.workdir))
     if args.f3_ari == "only":
         try:
