@@ -228,6 +228,8 @@ def print_profile(label: str, run: dict, per_patch: dict[str, float], n_files: i
     log(f"profile {label} (s): index {index_step:.1f} | read {read:.1f}, preprocess {pre:.1f}, forward {fwd:.1f}, "
         f"rest of feature step (model load, ONNX session, hash, Parquet) {max(feature_step - read - pre - fwd, 0):.1f} | UMAP {umap:.1f} | "
         f"KMeans {km:.1f} | other analysis {other:.1f} | Dagster overhead {overhead:.1f} | total {run['total']:.1f}")
+    steps = {k: v for k, v in s.items() if not k.startswith(("raw_mat_index", "resnet_features"))}
+    log(f"  steps {label} (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1])))
 
 
 def resnet50_throughput(tmp: Path, train: Path, n: int) -> tuple[float, str]:

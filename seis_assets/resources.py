@@ -170,7 +170,9 @@ class FeatureSettings(dg.ConfigurableResource):
     input_size: str = "224"
     resize: str = "stretch"  # benchmarks/README.md "Clustering quality": chosen from measured ARI
     precision: str = "auto"
-    batch_size: int = 16  # patches per forward pass: 16 is fastest on a CPU (cache); raise it on a GPU
+    # patches per forward pass; unset: the engine's measured default (16 for torch on a CPU, 64 for ONNX Runtime and
+    # OpenVINO: seis_assets/core/engines.py); raise it on a GPU
+    batch_size: Optional[int] = None
     device: str = "auto"
     engine: str = "auto"
     engine_cache_dir: Optional[str] = None

@@ -12,7 +12,9 @@ import pandas as pd
 from seis_assets.assets import INGEST
 from seis_assets.assets._metadata import markdown_preview
 from seis_assets.core.matfiles import read_mat_array
-from seis_assets.core.qc import QC_ATTRIBUTES, qc_table
+from seis_assets.core.qc import QC_ATTRIBUTES, qc_table_reusing
+from seis_assets.core.sources import previous_keys
+from seis_assets.core.storage import read_parquet
 from seis_assets.partitions import category_partitions
 from seis_assets.resources import SeisPaths
 
@@ -29,13 +31,18 @@ from seis_assets.resources import SeisPaths
     ),
 )
 def qc_attributes(context: dg.AssetExecutionContext, raw_mat_index: pd.DataFrame, paths: SeisPaths) -> pd.DataFrame:
-    files = raw_mat_index["path"].tolist()
-    table = qc_table(files, (read_mat_array(p, paths.mat_key) for p in files))
-    table.insert(1, "split", raw_mat_index["split"].to_numpy())
-    table.insert(2, "sha256", raw_mat_index["sha256"].to_numpy())
+    # the cache, as for resnet_features: this partition's earlier table (or the shard it was split from)
+    category = context.partition_key
+    previous = next((p for p in (paths.table("qc_attributes", k) for k in previous_keys(category)) if p.exists()), None)
+    table, n_reused = qc_table_reusing(
+        raw_mat_index, lambda p: read_mat_array(p, paths.mat_key), read_parquet(previous) if previous else None
+    )
+    context.log.info(f"[{category}] QC attributes: {len(table) - n_reused} computed, {n_reused} reused (same sha256)")
     context.add_output_metadata(
         {
             "n_patches": len(table),
+            "n_computed": len(table) - n_reused,
+            "n_reused": n_reused,
             "medians": dg.MetadataValue.md(
                 markdown_preview(table[list(QC_ATTRIBUTES)].median().rename("median").reset_index(), n=10)
             ),

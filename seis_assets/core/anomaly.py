@@ -596,7 +596,8 @@ class AnomalyModel:
 def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_paths, *,
                       n_neighbors=DEFAULT_N_NEIGHBORS, novelty_terms=DEFAULT_NOVELTY_TERMS,
                       feature_pca_components=DEFAULT_FEATURE_PCA_COMPONENTS,
-                      quantile=DEFAULT_THRESHOLD_QUANTILE, random_state=DEFAULT_RANDOM_STATE) -> AnomalyModel:
+                      quantile=DEFAULT_THRESHOLD_QUANTILE, random_state=DEFAULT_RANDOM_STATE,
+                      feature_blocks: list | None = None) -> AnomalyModel:
     """Fit the QC calibration, the novelty scorer and the embedding scorer on the training patches.
 
     Parameters
@@ -607,10 +608,16 @@ def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_pa
     train_paths : the same rows' paths
     quantile : training quantile of the novelty threshold (default 0.99); the QC threshold is
         :func:`seis_assets.core.qc.fit_qc`'s (99.5th percentile of the training ``qc_score``)
+    feature_blocks : list of (start, stop, mode) or None
+        CNN + texture features: the blocks of :class:`seis_assets.core.reduce.BlockScaler`, fitted on ``X_train``
+        and applied to every ``X`` before the feature-space scores (the attributes' mixed units would otherwise
+        dominate the PCA and the distances).
     """
     from seis_assets.core.qc import fit_qc
+    from seis_assets.core.reduce import BlockScaler
 
-    X_train = np.asarray(X_train, dtype=np.float64)
+    feature_scaler = BlockScaler(feature_blocks).fit(X_train) if feature_blocks else None
+    X_train = np.asarray(X_train if feature_scaler is None else feature_scaler.transform(X_train), dtype=np.float64)
     n = len(X_train)
     if len(qc_train) != n or len(train_paths) != n:
         raise ValueError(f"X_train ({n}), qc_train ({len(qc_train)}) and train_paths ({len(train_paths)}) must "
@@ -622,11 +629,13 @@ def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_pa
                             terms=novelty_terms, random_state=random_state)
     qc_train = qc_train.reset_index(drop=True)
     model = AnomalyModel(scorer, novelty, fit_qc(qc_train), train_paths, quantile)
-    model.training_scores_ = score_anomalies(model, Z_train, X_train, qc_train, training=True)
+    model.training_scores_ = score_anomalies(model, Z_train, X_train, qc_train, training=True, scaled=True)
+    model.feature_scaler_ = feature_scaler
     return model
 
 
-def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, training: bool = False) -> pd.DataFrame:
+def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, training: bool = False,
+                    scaled: bool = False) -> pd.DataFrame:
     """The one place where patches get their QC, novelty and combined anomaly scores (pipeline and prediction).
 
     Parameters
@@ -635,6 +644,7 @@ def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, traini
     Z : (n, d) clustering embedding; X : (n, dim) backbone features; qc_attrs : QC attribute rows; all aligned
     training : True when the rows are the model's training patches in fit order (then kNN terms leave each patch
         out and ``novelty_neighbours`` never lists the patch itself)
+    scaled : True when ``X`` already went through the model's feature scaler (CNN + texture features)
 
     Returns
     -------
@@ -650,6 +660,9 @@ def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, traini
             f"expected an AnomalyModel (fit_anomaly_model), got {type(model).__name__}: anomaly_scorer.joblib was "
             "written before QC and novelty scores existed; re-run the recluster job to refit it"
         )
+    scaler = getattr(model, "feature_scaler_", None)
+    if scaler is not None and not scaled:
+        X = scaler.transform(X)
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
     if len(qc_attrs) != n or len(Z) != n:

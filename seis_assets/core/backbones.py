@@ -37,6 +37,8 @@ from typing import Any
 
 __all__ = [
     "BACKBONES",
+    "FUSION_SUFFIX",
+    "fuse_texture",
     "DEFAULT_BACKBONE",
     "DEFAULT_WEIGHTS",
     "RESNET50_WEIGHTS",
@@ -53,6 +55,9 @@ _LOG = logging.getLogger(__name__)
 
 #: Names accepted by :func:`load_backbone`.
 BACKBONES: tuple[str, ...] = ("auto", "resnet50", "efficientnet_lite0", "texture")
+#: Appended to a CNN backbone's name (``auto+texture``, ``resnet50+texture``, ...): its features followed by the
+#: texture attributes of the same patch (:func:`fuse_texture`; CNN + texture fusion, benchmarks/README.md).
+FUSION_SUFFIX = "+texture"
 DEFAULT_BACKBONE = "auto"
 #: torchvision weight enums accepted for ResNet50; the first is the default (the seed's choice).
 RESNET50_WEIGHTS: tuple[str, ...] = ("IMAGENET1K_V1", "IMAGENET1K_V2")
@@ -87,6 +92,9 @@ class Backbone:
         patches (``texture``).
     n_forward : int
         Number of batches run through :meth:`forward` (a cache test counts these).
+    fusion : str
+        ``""``, or ``"texture"`` for a CNN whose features are followed by the patch's texture attributes
+        (:func:`fuse_texture`; :func:`seis_assets.core.features.embed` appends them).
     """
 
     name: str
@@ -97,6 +105,7 @@ class Backbone:
     std: tuple[float, float, float] | None = None
     build: Callable[[], Any] = field(default=None, repr=False)
     n_forward: int = 0
+    fusion: str = ""
     _model: Any = field(default=None, repr=False)
     #: Exported-engine runners built for this backbone (see ``seis_assets.core.engines.runner``).
     runners: dict = field(default_factory=dict, repr=False)
@@ -344,8 +353,11 @@ def load_backbone(
         names the file and where to put it.
     """
     log = logger or _LOG
+    if name.endswith(FUSION_SUFFIX) and name[: -len(FUSION_SUFFIX)] in BACKBONES:
+        base = name[: -len(FUSION_SUFFIX)]
+        return fuse_texture(load_backbone(base, weights, weights_path, device, logger), requested=name)
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES} (a CNN may take {FUSION_SUFFIX!r})")
     if name == "texture":  # no torch needed (saves ~0.5 GB of RSS and the import time)
         return _texture(weights, weights_path, "cpu", log, name)
     device = resolve_device(device)
@@ -382,3 +394,26 @@ def save_feature_extractor(backbone: Backbone, path) -> str | None:
     buf = io.BytesIO()
     torch.save({"identity": dict(backbone.identity), "state_dict": module.state_dict()}, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def fuse_texture(cnn: Backbone, requested: str | None = None) -> Backbone:
+    """``cnn`` whose feature vector is followed by the patch's texture attributes (``attributes.ATTRIBUTE_DIM``).
+
+    The network, its normalisation and weights are ``cnn``'s; the name gets :data:`FUSION_SUFFIX`, the identity
+    records ``fusion="texture"`` and ``cnn_dim`` (where the texture block starts), so the reducer can put the two
+    blocks on one footing (``reduce.BlockScaler``) and predictions rebuild the same backbone.
+
+    Raises
+    ------
+    ValueError
+        ``cnn`` takes no images (the texture backbone itself) or is already fused.
+    """
+    from seis_assets.core.attributes import ATTRIBUTE_DIM
+
+    if not cnn.takes_images or cnn.fusion:
+        raise ValueError(f"only a CNN backbone can be fused with the texture attributes, got {cnn.name!r}")
+    name = cnn.name + FUSION_SUFFIX
+    ident = dict(cnn.identity)
+    ident.update(backbone=name, requested=requested or ident.get("requested", cnn.name) + FUSION_SUFFIX,
+                 dim=cnn.dim + ATTRIBUTE_DIM, fusion="texture", cnn_dim=cnn.dim)
+    return Backbone(name, cnn.dim + ATTRIBUTE_DIM, ident, cnn.device, cnn.mean, cnn.std, cnn.build, fusion="texture")

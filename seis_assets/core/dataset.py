@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 from upath import UPath
 
+from seis_assets.core.attributes import ATTRIBUTE_DIM
+from seis_assets.core.backbones import FUSION_SUFFIX
+
 META_COLUMNS = ["path", "category", "split", "sha256", "height", "width"]
 IDENTITY_COLUMNS = ["backbone", "weights", "input_size", "precision"]
 ANOMALY_MANIFEST = "anomalies.csv"
@@ -33,9 +36,14 @@ class FeatureSet:
     identity: dict
 
     @property
-    def standardize(self) -> bool:
-        """Whether columns should be z-scored before UMAP: hand-crafted attributes (``texture``) mix units
-        (degrees, ratios, amplitudes); CNN features share one scale and are left as they are."""
+    def standardize(self) -> bool | list:
+        """How columns are scaled before UMAP (``reduce.fit_reducer``'s ``standardize``): hand-crafted attributes
+        (``texture``) mix units (degrees, ratios, amplitudes) and are z-scored (True); CNN features share one scale
+        and are left as they are (False); CNN + texture features (``fusion="texture"``) are two blocks put on one
+        footing (``reduce.BlockScaler``)."""
+        if str(self.identity.get("backbone", "")).endswith(FUSION_SUFFIX):
+            dim = int(self.X.shape[1])
+            return [(0, dim - ATTRIBUTE_DIM, "rms"), (dim - ATTRIBUTE_DIM, dim, "zscore")]
         return self.identity.get("backbone") == "texture"
 
     def split(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:

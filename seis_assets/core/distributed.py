@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from seis_assets.core.backbones import Backbone, load_backbone
+from seis_assets.core.engines import batch_size_for
 from seis_assets.core.features import CACHE_KEYS, BackboneMismatchError, embed, table_identity
 from seis_assets.core.matfiles import PatchLoadError, read_patch_bytes
 from seis_assets.core.storage import read_bytes
@@ -106,7 +107,7 @@ def _worker_threads() -> int | None:
 
 
 def embed_shard(
-    rows: pd.DataFrame, spec: BackboneSpec, identity: dict, key: str | None, batch_size: int
+    rows: pd.DataFrame, spec: BackboneSpec, identity: dict, key: str | None, batch_size: int | None = None
 ) -> ShardResult:
     """Load and embed one shard (runs on a worker).
 
@@ -119,8 +120,8 @@ def embed_shard(
         match on :data:`~seis_assets.core.features.CACHE_KEYS`.
     key : str or None
         MATLAB variable holding the patch.
-    batch_size : int
-        Patches per forward pass.
+    batch_size : int or None
+        Patches per forward pass (None: the engine's default, ``engines.batch_size_for``).
 
     Returns
     -------
@@ -142,6 +143,7 @@ def embed_shard(
             f"Dask worker {os.uname().nodename} (pid {os.getpid()}) would make different features ("
             + "; ".join(diffs) + "): give every worker the same weights (weights_path) and package versions"
         )
+    batch_size = batch_size_for(engine, batch_size)
     threads = _worker_threads()
     if threads and backbone.takes_images and backbone.device == "cpu":
         import torch
@@ -175,7 +177,7 @@ def dask_shard_runner(
     spec: BackboneSpec,
     *,
     key: str | None,
-    batch_size: int,
+    batch_size: int | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     max_in_flight: int | None = None,
 ) -> ShardRunner:

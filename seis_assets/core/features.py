@@ -104,9 +104,10 @@ DEFAULT_INPUT_SIZE = 224
 RESIZE_MODES: tuple[str, ...] = ("stretch", "pad", "crop")
 DEFAULT_RESIZE = "stretch"
 DEFAULT_PRECISION = "auto"
-#: Patches per forward pass. Small batches keep ResNet50's activations in the CPU caches: measured on the 2-core
-#: CPU, bf16 + channels_last at 224, 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md). Raise it on a GPU.
-DEFAULT_BATCH_SIZE = 16
+#: Patches per forward pass of the torch engine (the exported engines take 64: ``engines.batch_size_for``). Small
+#: batches keep ResNet50's activations in the CPU caches: measured on the 2-core CPU, bf16 + channels_last at 224,
+#: 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md). Raise it on a GPU.
+DEFAULT_BATCH_SIZE = engines.BATCH_SIZES["torch"]
 #: Rows per Parquet row group (and patches buffered per patch size): bounded, independent of the partition size.
 ROW_GROUP_ROWS = 256
 DEFAULT_PROGRESS_EVERY_S = 10.0
@@ -408,6 +409,15 @@ def embed(
     """
     if not backbone.takes_images:
         return np.asarray(backbone.forward(patches), dtype=np.float32)
+    y = _cnn_features(backbone, patches, input_size, precision, engine, engine_cache_dir, threads)
+    if backbone.fusion == "texture":  # CNN + texture fusion: the attributes of the same [-1, 1] patches
+        from seis_assets.core.attributes import attribute_vectors
+
+        y = np.hstack([y, attribute_vectors(np.asarray(patches, dtype=np.float32))]).astype(np.float32)
+    return y
+
+
+def _cnn_features(backbone, patches, input_size, precision, engine, engine_cache_dir, threads) -> np.ndarray:
     import torch
 
     x = preprocess(patches, input_size, backbone.mean, backbone.std, backbone.device)
@@ -618,7 +628,7 @@ def extract_features(
     precision: str = DEFAULT_PRECISION,
     engine: str = engines.DEFAULT_ENGINE,
     engine_cache_dir: str | os.PathLike | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     previous_path: str | os.PathLike | None = None,
     key: str | None = "img",
     progress: Callable[[Progress], None] | None = None,
@@ -646,8 +656,9 @@ def extract_features(
         Inference engine (``seis_assets.core.engines``); the concrete one is recorded in the identity.
     engine_cache_dir : path-like or None
         Where exported ONNX models are cached (default ``engines.default_cache_dir()``).
-    batch_size : int
-        Patches per forward pass and per streamed row group (bounds memory).
+    batch_size : int or None
+        Patches per forward pass (bounds memory); None: the engine's measured default
+        (``engines.batch_size_for``: 16 for torch, 64 for ONNX Runtime and OpenVINO).
     previous_path : path-like or None
         An earlier feature table (may equal ``out_path``) whose matching rows are copied.
     key : str or None
@@ -674,12 +685,13 @@ def extract_features(
     """
     t_start = time.perf_counter()
     log = logger or _LOG
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, logger=log)
     rows = _check_index(index)
     identity = table_identity(backbone, input_size, precision, engine)
+    batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size)
     schema = feature_schema(identity)
     dim = int(identity["dim"])
     threads = 0

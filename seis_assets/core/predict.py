@@ -67,7 +67,8 @@ def backbone_for_models(identity: dict, weights_path, device: str, logger):
     from seis_assets.core.features import BackboneMismatchError
 
     backbone = load_backbone(
-        identity["backbone"], weights=identity["weights"] if identity["backbone"] == "resnet50" else "IMAGENET1K_V1",
+        identity["backbone"],
+        weights=identity["weights"] if identity["backbone"].startswith("resnet50") else "IMAGENET1K_V1",
         weights_path=weights_path, device=device, logger=logger,
     )
     diffs = [
@@ -172,17 +173,18 @@ def predict_files(
     key: str | None = "img",
     weights_path=None,
     device: str = "auto",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     claim: str = "",
     logger: logging.Logger | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict category and anomaly score for each file, ``batch_size`` files at a time.
+    """Predict category and anomaly score for each file, ``batch_size`` files at a time (None: 16).
 
     Returns
     -------
     predictions : DataFrame with PREDICTION_COLUMNS, one row per readable file
     rejected : DataFrame with path, reason, one row per file that could not be read (never given made-up pixels)
     """
+    batch_size = 16 if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     predictor = None

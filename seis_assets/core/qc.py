@@ -42,7 +42,7 @@ threshold is the 99.5th percentile of the training ``qc_score`` (at least 1), se
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,8 @@ __all__ = [
     "QCCalibration",
     "qc_attributes",
     "qc_table",
+    "qc_table_reusing",
+    "QC_VERSION",
     "fit_qc",
     "describe",
 ]
@@ -189,6 +191,39 @@ def qc_attributes(raw) -> dict:
         "noise_burst": _noise_burst(a),
         "polarity_boundary": boundary,
     }
+
+
+#: Version of the attribute definitions above: a table written by another version is recomputed, never reused.
+QC_VERSION = 1
+
+
+def qc_table_reusing(
+    index: pd.DataFrame, read: Callable[[str], np.ndarray], previous: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, int]:
+    """QC rows of every row of ``index`` (``path``, ``split``, ``sha256``), reading only files not in ``previous``.
+
+    A file whose ``sha256`` has a row in ``previous`` (an earlier table of this function, same :data:`QC_VERSION`)
+    gets that row's attributes, with its current path and split; the others are read with ``read(path)`` (the raw
+    array) and computed. Returns ``(table, n_reused)``; the table's rows follow ``index``.
+    """
+    columns = [*QC_ATTRIBUTES, "polarity_boundary"]
+    cached: dict[str, dict] = {}
+    if previous is not None and len(previous) and {"sha256", "qc_version", *columns} <= set(previous.columns):
+        usable = previous[previous["qc_version"] == QC_VERSION].drop_duplicates("sha256")
+        cached = dict(zip(usable["sha256"].astype(str), usable[columns].to_dict("records")))
+    rows, n_reused = [], 0
+    for path, sha in zip(index["path"], index["sha256"].astype(str)):
+        values = cached.get(sha)
+        if values is None:
+            values = qc_attributes(read(path))
+        else:
+            n_reused += 1
+        rows.append({"path": str(path), **values})
+    table = pd.DataFrame(rows, columns=["path", *columns]) if rows else qc_table([], [])
+    table.insert(1, "split", index["split"].to_numpy())
+    table.insert(2, "sha256", index["sha256"].astype(str).to_numpy())
+    table["qc_version"] = QC_VERSION
+    return table, n_reused
 
 
 def qc_table(paths: Sequence[str], raws: Iterable) -> pd.DataFrame:

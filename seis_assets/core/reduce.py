@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_RANDOM_STATE",
     "Reducer",
     "fit_reducer",
+    "BlockScaler",
 ]
 
 DEFAULT_N_COMPONENTS = 50
@@ -74,6 +75,46 @@ LARGE_N = 5000
 LARGE_PCA_COMPONENTS = 100
 
 _log = logging.getLogger(__name__)
+
+
+class BlockScaler:
+    """Puts blocks of columns with different units on one footing: CNN features next to texture attributes.
+
+    Each block is scaled on its own and divided by the square root of its width, so every block carries the same
+    total variance whatever its width (1280 CNN columns against 56 attributes):
+
+    - ``rms``: divided by one number, the root mean square of the block's column standard deviations on the fitting
+      data (the CNN block: its columns share one scale, and per-column z-scores would blow up rare activations);
+    - ``zscore``: each column z-scored (the texture attributes: degrees, ratios, wavenumbers, amplitudes).
+
+    Measured (benchmarks/README.md, "Clustering quality"): this ``fusion-raw w=1`` weighting gave the best few-label
+    ARI on the real F3 patches. ``blocks`` is a list of ``(start, stop, mode)``.
+    """
+
+    def __init__(self, blocks):
+        self.blocks = [(int(a), int(b), str(m)) for a, b, m in blocks]
+        for a, b, m in self.blocks:
+            if m not in ("rms", "zscore") or not 0 <= a < b:
+                raise ValueError(f"a block is (start, stop, 'rms' | 'zscore') with start < stop, got {(a, b, m)}")
+
+    def fit(self, X: np.ndarray) -> "BlockScaler":
+        X = np.asarray(X, dtype=np.float64)
+        if self.blocks[-1][1] != X.shape[1]:
+            raise ValueError(f"blocks end at column {self.blocks[-1][1]}, the matrix has {X.shape[1]}")
+        self.params_ = []
+        for a, b, mode in self.blocks:
+            sd = X[:, a:b].std(axis=0)
+            width = np.sqrt(b - a)
+            if mode == "rms":
+                self.params_.append((0.0, (float(np.sqrt(np.mean(sd**2))) or 1.0) * width))
+            else:
+                self.params_.append((X[:, a:b].mean(axis=0), np.where(sd > 0, sd, 1.0) * width))
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        out = [(X[:, a:b] - shift) / scale for (a, b, _), (shift, scale) in zip(self.blocks, self.params_)]
+        return np.hstack(out).astype(np.float32)
 
 
 class Reducer:
@@ -170,7 +211,7 @@ def fit_reducer(
     min_dist: float = DEFAULT_MIN_DIST,
     metric: str = DEFAULT_METRIC,
     pca_components: int | None = None,
-    standardize: bool = False,
+    standardize: bool | list = False,
     parallel: bool = False,
     n_jobs: int = -1,
     random_state: int | None = DEFAULT_RANDOM_STATE,
@@ -193,9 +234,9 @@ def fit_reducer(
     pca_components : int or None, default None
         PCA to this many components before UMAP (e.g. 100: ~6x faster on 2048-d
         features). Capped at ``min(n_samples, n_features)``.
-    standardize : bool, default False
-        Z-score each feature column first. Off for CNN features, on for
-        hand-crafted attributes with mixed units (see module docstring).
+    standardize : bool or list of (start, stop, mode), default False
+        True: z-score each feature column first (hand-crafted attributes with mixed units, see module
+        docstring); off for CNN features. A list of blocks: :class:`BlockScaler` (CNN + texture fusion).
     parallel : bool, default False
         Run UMAP unseeded on ``n_jobs`` threads: faster, not bit-reproducible.
     n_jobs : int, default -1
@@ -280,7 +321,10 @@ def fit_reducer(
 
     scaler = None
     Xp = X
-    if standardize:
+    if isinstance(standardize, (list, tuple)):
+        scaler = BlockScaler(standardize).fit(Xp)
+        Xp = scaler.transform(Xp)
+    elif standardize:
         scaler = StandardScaler().fit(Xp)
         Xp = scaler.transform(Xp)
     pca = None
@@ -319,7 +363,7 @@ def fit_reducer(
         "min_dist": float(min_dist),
         "metric": str(metric),
         "init": init,
-        "standardize": bool(standardize),
+        "standardize": [list(b) for b in scaler.blocks] if isinstance(scaler, BlockScaler) else bool(standardize),
         "pca_components": None if used_pca is None else int(used_pca),
         "pca_explained_variance": explained,
         "random_state": None if random_state is None else int(random_state),

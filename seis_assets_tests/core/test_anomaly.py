@@ -256,6 +256,41 @@ def test_score_anomalies_tells_artefacts_from_novelty():
                                                               s["novelty_score"] / model.novelty_threshold))
 
 
+def test_feature_blocks_make_novelty_scores_independent_of_the_attributes_units():
+    """CNN + texture features: the anomaly model scales the two blocks, so the attributes' units cannot dominate."""
+    from seis_assets.core import qc, synthetic
+
+    rng = np.random.default_rng(2)
+    X = np.hstack([rng.normal(size=(100, 30)), rng.normal(size=(100, 4))])
+    Z = X[:, :5]
+    km = fit_kmeans(Z, 3, random_state=0)
+    patches = [synthetic.generate_patch("horizon", rng, (32, 32)) for _ in range(100)]
+    names = [f"p{i}" for i in range(100)]
+    table = qc.qc_table(names, patches)
+    blocks = [(0, 30, "rms"), (30, 34, "zscore")]
+    X_new = np.vstack([X[:3], X[3:4] + 5.0])
+    scores = []
+    for unit in (1.0, 1000.0):
+        Xu = X.copy()
+        Xu[:, 30:] *= unit
+        Xn = X_new.copy()
+        Xn[:, 30:] *= unit
+        model = anomaly.fit_anomaly_model(Z, km, Xu, table, names, feature_blocks=blocks)
+        scores.append(anomaly.score_anomalies(model, Xn[:, :5], Xn, table.iloc[:4])["novelty_score"].to_numpy())
+        # the training rows scored again from raw features equal the fitted training scores
+        again = anomaly.score_anomalies(model, Z[:4], Xu[:4], table.iloc[:4])
+        assert list(again["novelty_neighbours"].iloc[0][:1]) == ["p0"]
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
+    # without the blocks, attributes in large units swamp the features and the scores change
+    Xu = X.copy()
+    Xu[:, 30:] *= 1000.0
+    Xn = X_new.copy()
+    Xn[:, 30:] *= 1000.0
+    raw = anomaly.fit_anomaly_model(Z, km, Xu, table, names)
+    assert not np.allclose(anomaly.score_anomalies(raw, Xn[:, :5], Xn, table.iloc[:4])["novelty_score"], scores[0],
+                           rtol=1e-3)
+
+
 def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters):
     Z, km = two_clusters
     old = anomaly.fit_anomaly_scorer(Z, km)

@@ -8,7 +8,14 @@ from scipy import ndimage
 
 from seis_assets.core import engines
 from seis_assets.core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
-from seis_assets.core.engines import choose_engine, cpu_flags, has_native_bf16, onnx_model_path, thread_budget
+from seis_assets.core.engines import (
+    batch_size_for,
+    choose_engine,
+    cpu_flags,
+    has_native_bf16,
+    onnx_model_path,
+    thread_budget,
+)
 from seis_assets.core.features import embed, extract_features, read_identity, table_identity
 from seis_assets_tests.core.test_features import _dataset
 
@@ -99,6 +106,23 @@ def test_extraction_uses_the_thread_budget(tmp_path, monkeypatch):
     r = extract_features(index, tmp_path / "f.parquet", _small_backbone(), input_size="native", engine="torch")
     assert r.threads == 1 and torch.get_num_threads() == 1
     assert r.metadata()["threads"] == 1
+
+
+@pytest.mark.parametrize("engine", ["torch", *EXPORTED])
+def test_extraction_batches_by_the_engines_measured_batch_size(engine, tmp_path):
+    index = _dataset(tmp_path / "a", 70)
+    bb = _small_backbone()
+    r = extract_features(index, tmp_path / "f.parquet", bb, input_size="native", precision="fp32", engine=engine,
+                         engine_cache_dir=tmp_path / "cache")
+    assert r.n_extracted == 70
+    assert bb.n_forward == -(-70 // batch_size_for(engine))  # 5 passes of 16 (torch), 2 of 64 (exported)
+    assert batch_size_for("torch") == 16 and batch_size_for("onnxruntime") == batch_size_for("openvino") == 64
+    bb = _small_backbone()
+    extract_features(index, tmp_path / "g.parquet", bb, input_size="native", precision="fp32", engine=engine,
+                     engine_cache_dir=tmp_path / "cache", batch_size=7)
+    assert bb.n_forward == 10  # an explicit batch size wins
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        batch_size_for(engine, 0)
 
 
 # --------------------------------------------------------------------------- exported model cache
@@ -205,3 +229,26 @@ def test_auto_identity_names_the_engine_the_rule_picks(monkeypatch):
     ident = table_identity(_small_backbone(), 224, "auto", "auto")
     assert (ident["engine"], ident["precision"]) == ("onnxruntime", "fp32")
     assert table_identity(load_backbone("texture"), 224, "auto", "auto")["engine"] == "numpy"
+
+
+def test_texture_fusion_appends_the_attributes_to_the_cnn_features():
+    from seis_assets.core.attributes import ATTRIBUTE_DIM, attribute_vectors
+    from seis_assets.core.backbones import fuse_texture, load_backbone
+
+    P = _patches(5, 40)
+    fused = fuse_texture(_small_backbone())
+    assert fused.name == "small+texture" and fused.dim == 8 + ATTRIBUTE_DIM
+    assert fused.identity["fusion"] == "texture" and fused.identity["cnn_dim"] == 8
+    Y = embed(fused, P, "native", "fp32", "torch")
+    assert Y.shape == (5, 8 + ATTRIBUTE_DIM)
+    assert np.allclose(Y[:, :8], embed(_small_backbone(), P, "native", "fp32", "torch"), atol=1e-6)
+    assert np.allclose(Y[:, 8:], attribute_vectors(P), atol=1e-6)
+    # by name: the CNN's identity (weights, fingerprint) with the fused name; the texture backbone cannot be fused
+    lite = load_backbone("efficientnet_lite0+texture", device="cpu")
+    assert (lite.name, lite.dim, lite.identity["requested"]) == ("efficientnet_lite0+texture", 1280 + ATTRIBUTE_DIM,
+                                                               "efficientnet_lite0+texture")
+    assert lite.identity["weights"] == load_backbone("efficientnet_lite0", device="cpu").identity["weights"]
+    with pytest.raises(ValueError, match="only a CNN backbone"):
+        load_backbone("texture+texture")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        load_backbone("vgg16+texture")

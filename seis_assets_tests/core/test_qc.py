@@ -114,3 +114,37 @@ def test_bad_input_is_refused():
 def test_constant_patch_is_all_dead():
     attrs = qc.qc_attributes(np.ones((20, 20)))
     assert attrs["dead_traces"] == 1.0
+
+
+def test_qc_table_reuses_rows_of_unchanged_files_only():
+    rng = np.random.default_rng(3)
+    raws = {f"/d/p{i}.mat": rng.standard_normal((40, 30)) for i in range(5)}
+    raws["/d/p4.mat"][:, :6] = 0.0  # dead traces: a row that differs from the others
+    index = pd.DataFrame({"path": list(raws), "split": "train", "sha256": [f"h{i}" for i in range(5)]})
+    reads = []
+
+    def read(path):
+        reads.append(path)
+        return raws[path]
+
+    first, n_reused = qc.qc_table_reusing(index, read)
+    assert n_reused == 0 and reads == list(raws)
+    expected = qc.qc_table(list(raws), list(raws.values()))
+    pd.testing.assert_frame_equal(first[["path", *qc.QC_ATTRIBUTES]], expected[["path", *qc.QC_ATTRIBUTES]])
+    assert first["dead_traces"].iloc[4] == pytest.approx(6 / 30)
+
+    # one file changed (new hash), one renamed (same hash, new path), one new: only the changed and the new are read
+    raws["/d/new.mat"] = rng.standard_normal((40, 30))
+    index2 = pd.DataFrame({"path": ["/d/p0.mat", "/d/moved.mat", "/d/p2.mat", "/d/new.mat"], "split": "test",
+                           "sha256": ["h0", "h1", "h2-changed", "h9"]})
+    raws["/d/moved.mat"] = raws["/d/p1.mat"]
+    reads.clear()
+    second, n_reused = qc.qc_table_reusing(index2, read, previous=first)
+    assert n_reused == 2 and reads == ["/d/p2.mat", "/d/new.mat"]
+    assert second["path"].tolist() == index2["path"].tolist() and (second["split"] == "test").all()
+    assert second["noise_burst"].iloc[1] == first["noise_burst"].iloc[1]
+
+    # a table of another QC version is never reused
+    reads.clear()
+    _, n_reused = qc.qc_table_reusing(index, read, previous=first.assign(qc_version=qc.QC_VERSION - 1))
+    assert n_reused == 0 and len(reads) == 5

@@ -109,3 +109,34 @@ def test_a_rows_embedding_does_not_depend_on_its_batch(features):
     alone = np.vstack([r.transform(batch[i : i + 1]) for i in (0, 7, 29)])
     assert np.array_equal(together[[0, 7, 29]], alone)
     assert np.array_equal(r.transform(batch[::-1])[::-1], together)  # order does not matter either
+
+
+def test_block_scaler_gives_each_block_the_same_weight_whatever_its_units():
+    from seis_assets.core.reduce import BlockScaler
+
+    rng = np.random.default_rng(0)
+    cnn = rng.gamma(0.5, 2.0, (300, 40))  # one shared scale, a few large rare activations
+    tex = rng.normal(size=(300, 6)) * [1, 10, 100, 0.01, 5, 90]  # mixed units
+    X = np.hstack([cnn, tex])
+    blocks = [(0, 40, "rms"), (40, 46, "zscore")]
+    Y = BlockScaler(blocks).fit(X).transform(X)
+    assert Y[:, :40].var(axis=0).sum() == pytest.approx(1.0, rel=1e-3)  # total variance 1 per block
+    assert Y[:, 40:].var(axis=0).sum() == pytest.approx(1.0, rel=1e-3)
+    assert np.allclose(Y[:, 40:].var(axis=0), 1 / 6, rtol=1e-3)
+    # the CNN block keeps its columns' relative scale (one divisor), unlike per-column z-scores
+    assert np.allclose(Y[:, :40].std(axis=0) / Y[:, 0].std(), cnn.std(axis=0) / cnn[:, 0].std(), rtol=1e-4)
+    # changing the attributes' units changes nothing
+    X2 = X.copy()
+    X2[:, 40:] *= 1000.0
+    assert np.allclose(BlockScaler(blocks).fit(X2).transform(X2), Y, atol=1e-5)
+    with pytest.raises(ValueError, match="blocks end at column 46"):
+        BlockScaler([(0, 40, "rms"), (40, 46, "zscore")]).fit(X[:, :45])
+
+
+def test_fit_reducer_with_blocks_records_them_and_transforms_alike():
+    rng = np.random.default_rng(1)
+    X = np.hstack([rng.normal(size=(60, 20)), 50 * rng.normal(size=(60, 4))]).astype(np.float32)
+    blocks = [(0, 20, "rms"), (20, 24, "zscore")]
+    reducer, Z = reduce.fit_reducer(X, 3, standardize=blocks, random_state=0)
+    assert reducer.settings["standardize"] == [[0, 20, "rms"], [20, 24, "zscore"]]
+    assert reducer.transform(X[:2]).shape == (2, 3)

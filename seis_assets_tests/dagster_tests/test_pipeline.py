@@ -231,3 +231,37 @@ def test_checks_fail_on_nan_features_and_unreachable_ari_floor(small_dataset):
     assert check.metadata["n_bad_rows"].value == 1
     assert table["path"].iloc[3] in check.description
     assert features_finite(resnet_features={"horizon": read_parquet(path)}).passed
+
+
+def test_cnn_and_texture_fusion_runs_through_the_graph_and_predictions(small_dataset):
+    """``backbone=efficientnet_lite0+texture``: features are the CNN's followed by the texture attributes, the
+    reducer and the anomaly model scale the two blocks (so the attributes' units do not matter), and a dropped copy
+    of a test patch gets the same cluster and novelty score as in the anomalies table."""
+    from seis_assets.core.attributes import ATTRIBUTE_DIM
+    from seis_assets.core.storage import load_joblib
+
+    resources = resources_for(small_dataset, backbone="efficientnet_lite0+texture")
+    categories = list_categories(small_dataset / "train")
+    with dg.instance_for_test() as instance:
+        assert materialize_all(small_dataset, instance, categories, resources).success
+        table = read_parquet(small_dataset / "warehouse" / "resnet_features" / "fault.parquet")
+        assert set(table["backbone"]) == {"efficientnet_lite0+texture"}
+        assert {len(v) for v in table["features"]} == {1280 + ATTRIBUTE_DIM}
+        reducer = load_joblib(small_dataset / "outputs" / "umap_reducer.joblib")  # the served generation's copy
+        assert reducer.settings["standardize"] == [[0, 1280, "rms"], [1280, 1280 + ATTRIBUTE_DIM, "zscore"]]
+
+        incoming = small_dataset / "incoming"
+        incoming.mkdir(exist_ok=True)
+        source = sorted((small_dataset / "test" / "fault").glob("*.mat"))[0]
+        shutil.copy(source, incoming / f"new_{source.name}")
+        result = dg.materialize(
+            ALL_ASSETS, selection=["new_file_predictions"], resources=resources, instance=instance,
+            run_config=dg.RunConfig(ops={"new_file_predictions": IncomingFiles(files=[str(incoming / f"new_{source.name}")])}),
+        )
+        assert result.success
+        [part] = (small_dataset / "warehouse" / "new_file_predictions").glob("*.parquet")
+        [row] = read_parquet(part).itertuples()
+        same = read_parquet(small_dataset / "warehouse" / "anomalies.parquet").set_index("path").loc[str(source)]
+        assert row.backbone == "efficientnet_lite0+texture"
+        assert row.cluster == same["cluster"]
+        assert row.novelty_score == pytest.approx(same["novelty_score"], rel=1e-4)
