@@ -171,7 +171,7 @@ class FeatureSettings(dg.ConfigurableResource):
     resize: str = "stretch"  # benchmarks/README.md "Clustering quality": chosen from measured ARI
     precision: str = "auto"
     # patches per forward pass; unset: the engine's measured default (16 for torch on a CPU, 64 for ONNX Runtime and
-    # OpenVINO: seis_assets/core/engines.py); raise it on a GPU
+    # OpenVINO, 256 on a CUDA GPU: seis_assets/core/engines.py)
     batch_size: Optional[int] = None
     device: str = "auto"
     engine: str = "auto"

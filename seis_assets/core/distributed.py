@@ -143,7 +143,7 @@ def embed_shard(
             f"Dask worker {os.uname().nodename} (pid {os.getpid()}) would make different features ("
             + "; ".join(diffs) + "): give every worker the same weights (weights_path) and package versions"
         )
-    batch_size = batch_size_for(engine, batch_size)
+    batch_size = batch_size_for(engine, batch_size, backbone.device)
     threads = _worker_threads()
     if threads and backbone.takes_images and backbone.device == "cpu":
         import torch

@@ -19,9 +19,11 @@ The ``auto`` rule (:func:`choose_engine`), documented and measured (benchmarks/R
 1. CUDA device -> ``torch`` (fp16/bf16 autocast on the GPU).
 2. A CPU with native bf16 (``amx_bf16`` or ``avx512_bf16`` in the ``/proc/cpuinfo`` flags) -> ``torch`` with bf16
    autocast and channels_last, except (a) when ``precision="fp32"`` was asked for and (b) for the backbones in
-   :data:`BF16_BELOW_GATE`, whose bf16 features fall below cosine 0.999 to fp32 (measured: EfficientNet-Lite0
-   0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster than torch bf16 on the same 2-core
-   AVX512-BF16 CPU); both go to rule 3.
+   :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included), whose bf16 features fall below cosine 0.999 to
+   fp32 (measured: EfficientNet-Lite0 0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster
+   than torch bf16 on the same 2-core AVX512-BF16 CPU); both go to rule 3. Those backbones never get bf16 from
+   ``precision="auto"`` with torch either: fp16 on CUDA (cosine 0.99992 on an H200, bf16 0.992), fp32 on a CPU
+   (:func:`engine_precision`).
 3. Any other CPU -> ``onnxruntime`` fp32.
 If ``onnxruntime`` cannot be imported, rule 3 falls back to ``torch``; the reason is logged and recorded in the
 feature table's identity (``engine_note``).
@@ -174,7 +176,7 @@ def choose_engine(
     if device != "cpu" or precision in ("bf16", "fp16"):
         return EngineChoice("torch")
     flags = cpu_flags() if flags is None else frozenset(flags)
-    if has_native_bf16(flags) and precision != "fp32" and backbone not in BF16_BELOW_GATE:
+    if has_native_bf16(flags) and precision != "fp32" and _base_name(backbone) not in BF16_BELOW_GATE:
         return EngineChoice("torch")
     if available("onnxruntime"):
         return EngineChoice("onnxruntime")
@@ -183,27 +185,45 @@ def choose_engine(
     return EngineChoice("torch", note)
 
 
-def engine_precision(engine: str, precision: str, device: str) -> str:
-    """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``."""
+def _base_name(backbone: str | None) -> str | None:
+    """The CNN's own name (``efficientnet_lite0+texture`` -> ``efficientnet_lite0``): fusion does not change the
+    network's numerics."""
+    return None if backbone is None else str(backbone).split("+", 1)[0]
+
+
+def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
+    """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``.
+
+    ``auto`` never gives bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (EfficientNet-Lite0 on
+    an H200: bf16 cosine 0.992 to CPU fp32, fp16 0.99992, at the same speed; benchmarks/bench_gpu.py), on a CPU fp32.
+    """
     if engine in ("onnxruntime", "openvino"):
         if precision in ("bf16", "fp16"):
             raise ValueError(f"engine {engine!r} runs fp32 only, got precision={precision!r}")
         return "fp32"
+    if precision == "auto" and _base_name(backbone) in BF16_BELOW_GATE:
+        return "fp16" if device == "cuda" else "fp32"
     from seis_assets.core.features import resolve_precision
 
     return resolve_precision(precision, device)
 
 
-#: Patches per forward pass of each concrete engine when no batch size is set (module docstring: measured).
+#: Patches per forward pass of each concrete engine on a CPU when no batch size is set (module docstring: measured).
 BATCH_SIZES: dict[str, int] = {"torch": 16, "onnxruntime": 64, "openvino": 64}
+#: On a CUDA GPU (torch): measured on an H200, EfficientNet-Lite0 at 224 px, 3,552 img/s at 16, 13,262 at 64,
+#: 16,956 at 256 (benchmarks/README.md, "GPU").
+CUDA_BATCH_SIZE = 256
 
 
-def batch_size_for(engine: str, requested: int | None = None) -> int:
-    """``requested`` when set (must be >= 1), else the measured default of the concrete ``engine`` (16 otherwise)."""
+def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu") -> int:
+    """``requested`` when set (must be >= 1), else the measured default of the concrete ``engine`` on ``device``
+    (:data:`CUDA_BATCH_SIZE` on CUDA; :data:`BATCH_SIZES` on a CPU, 16 for an engine not listed)."""
     if requested is not None:
         if int(requested) < 1:
             raise ValueError(f"batch_size must be >= 1, got {requested}")
         return int(requested)
+    if device == "cuda":
+        return CUDA_BATCH_SIZE
     return BATCH_SIZES.get(engine, 16)
 
 

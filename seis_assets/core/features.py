@@ -106,7 +106,7 @@ DEFAULT_RESIZE = "stretch"
 DEFAULT_PRECISION = "auto"
 #: Patches per forward pass of the torch engine (the exported engines take 64: ``engines.batch_size_for``). Small
 #: batches keep ResNet50's activations in the CPU caches: measured on the 2-core CPU, bf16 + channels_last at 224,
-#: 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md). Raise it on a GPU.
+#: 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md); on CUDA ``engines.CUDA_BATCH_SIZE``.
 DEFAULT_BATCH_SIZE = engines.BATCH_SIZES["torch"]
 #: Rows per Parquet row group (and patches buffered per patch size): bounded, independent of the partition size.
 ROW_GROUP_ROWS = 256
@@ -330,7 +330,7 @@ def table_identity(
         ident["engine"] = choice.engine
         if choice.note:
             ident["engine_note"] = choice.note
-        ident["precision"] = engines.engine_precision(choice.engine, precision, backbone.device)
+        ident["precision"] = engines.engine_precision(choice.engine, precision, backbone.device, backbone.name)
     else:
         ident["input_size"] = "native"
         ident["precision"] = "fp32"
@@ -691,7 +691,7 @@ def extract_features(
         backbone = load_backbone(backbone, logger=log)
     rows = _check_index(index)
     identity = table_identity(backbone, input_size, precision, engine)
-    batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size)
+    batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device)
     schema = feature_schema(identity)
     dim = int(identity["dim"])
     threads = 0

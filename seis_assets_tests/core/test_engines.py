@@ -252,3 +252,16 @@ def test_texture_fusion_appends_the_attributes_to_the_cnn_features():
         load_backbone("texture+texture")
     with pytest.raises(ValueError, match="unknown backbone"):
         load_backbone("vgg16+texture")
+
+
+def test_backbones_below_the_bf16_gate_never_get_bf16_from_auto():
+    from seis_assets.core.engines import engine_precision
+
+    # the fused variant is the same network: it follows the gate too (it ran torch bf16 before this was fixed)
+    choice = choose_engine("auto", "cpu", "auto", flags=AVX512_BF16, available=_installed,
+                           backbone="efficientnet_lite0+texture")
+    assert choice.engine == "onnxruntime"
+    assert engine_precision("torch", "auto", "cpu", "efficientnet_lite0") == "fp32"
+    assert engine_precision("torch", "auto", "cuda", "efficientnet_lite0+texture") == "fp16"  # measured on an H200
+    assert engine_precision("torch", "bf16", "cpu", "efficientnet_lite0") == "bf16"  # asked for explicitly: kept
+    assert batch_size_for("torch", None, "cuda") == 256 and batch_size_for("torch", 8, "cuda") == 8
