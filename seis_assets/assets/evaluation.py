@@ -67,10 +67,9 @@ def anomalies(
     X = features_for(features, umap_50d["path"])
     qc = qc_rows_for(qc_attributes, umap_50d["path"])
     train = (umap_50d["split"] == "train").to_numpy()
-    blocks = features.standardize if isinstance(features.standardize, list) else None  # CNN + texture features
     model = fit_anomaly_model(
         Z[train], kmeans_model, X[train], qc[train], umap_50d["path"].to_numpy()[train],
-        n_neighbors=analysis.anomaly_neighbors, random_state=analysis.seed, feature_blocks=blocks,
+        n_neighbors=analysis.anomaly_neighbors, random_state=analysis.seed, feature_blocks=features.blocks,
     )
     save_joblib_atomic(model, paths.model("anomaly_scorer.joblib"))
     kinds = known_anomaly_kinds(umap_50d, read_known_anomalies(paths.test))

@@ -572,8 +572,10 @@ class AnomalyModel:
     training_scores_ : DataFrame, :func:`score_anomalies` of the training patches (kNN terms leave each one out)
     """
 
-    def __init__(self, scorer, novelty, qc, train_paths, quantile):
+    def __init__(self, scorer, novelty, qc, train_paths, quantile, feature_scaler=None):
         self.scorer, self.novelty, self.qc = scorer, novelty, qc
+        #: ``reduce.BlockScaler`` of CNN + texture features (applied to every ``X`` by :func:`score_anomalies`), or None
+        self.feature_scaler_ = feature_scaler
         self.train_paths = np.asarray(train_paths, dtype=str)
         self.quantile = float(quantile)
         self.novelty_threshold = float(np.quantile(novelty.training_scores_["novelty_score"], quantile))
@@ -616,8 +618,9 @@ def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_pa
     from seis_assets.core.qc import fit_qc
     from seis_assets.core.reduce import BlockScaler
 
-    feature_scaler = BlockScaler(feature_blocks).fit(X_train) if feature_blocks else None
-    X_train = np.asarray(X_train if feature_scaler is None else feature_scaler.transform(X_train), dtype=np.float64)
+    X_raw = X_train
+    feature_scaler = BlockScaler(feature_blocks).fit(X_raw) if feature_blocks else None
+    X_train = np.asarray(X_raw if feature_scaler is None else feature_scaler.transform(X_raw), dtype=np.float64)
     n = len(X_train)
     if len(qc_train) != n or len(train_paths) != n:
         raise ValueError(f"X_train ({n}), qc_train ({len(qc_train)}) and train_paths ({len(train_paths)}) must "
@@ -628,14 +631,12 @@ def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_pa
     novelty = NoveltyScorer(X_train, n_components=feature_pca_components, n_neighbors=n_neighbors, n_clusters=k,
                             terms=novelty_terms, random_state=random_state)
     qc_train = qc_train.reset_index(drop=True)
-    model = AnomalyModel(scorer, novelty, fit_qc(qc_train), train_paths, quantile)
-    model.training_scores_ = score_anomalies(model, Z_train, X_train, qc_train, training=True, scaled=True)
-    model.feature_scaler_ = feature_scaler
+    model = AnomalyModel(scorer, novelty, fit_qc(qc_train), train_paths, quantile, feature_scaler)
+    model.training_scores_ = score_anomalies(model, Z_train, X_raw, qc_train, training=True)
     return model
 
 
-def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, training: bool = False,
-                    scaled: bool = False) -> pd.DataFrame:
+def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, training: bool = False) -> pd.DataFrame:
     """The one place where patches get their QC, novelty and combined anomaly scores (pipeline and prediction).
 
     Parameters
@@ -644,7 +645,6 @@ def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, traini
     Z : (n, d) clustering embedding; X : (n, dim) backbone features; qc_attrs : QC attribute rows; all aligned
     training : True when the rows are the model's training patches in fit order (then kNN terms leave each patch
         out and ``novelty_neighbours`` never lists the patch itself)
-    scaled : True when ``X`` already went through the model's feature scaler (CNN + texture features)
 
     Returns
     -------
@@ -660,8 +660,8 @@ def score_anomalies(model: AnomalyModel, Z, X, qc_attrs: pd.DataFrame, *, traini
             f"expected an AnomalyModel (fit_anomaly_model), got {type(model).__name__}: anomaly_scorer.joblib was "
             "written before QC and novelty scores existed; re-run the recluster job to refit it"
         )
-    scaler = getattr(model, "feature_scaler_", None)
-    if scaler is not None and not scaled:
+    scaler = getattr(model, "feature_scaler_", None)  # None: CNN features alone, or a model pickled before fusion
+    if scaler is not None:
         X = scaler.transform(X)
     X = np.asarray(X, dtype=np.float64)
     n = len(X)

@@ -36,15 +36,20 @@ class FeatureSet:
     identity: dict
 
     @property
+    def blocks(self) -> list | None:
+        """CNN + texture features (a ``<cnn>+texture`` backbone): the CNN block and the attribute block, as
+        ``reduce.BlockScaler`` takes them; None for any other backbone."""
+        if not str(self.identity.get("backbone", "")).endswith(FUSION_SUFFIX):
+            return None
+        dim = int(self.X.shape[1])
+        return [(0, dim - ATTRIBUTE_DIM, "rms"), (dim - ATTRIBUTE_DIM, dim, "zscore")]
+
+    @property
     def standardize(self) -> bool | list:
         """How columns are scaled before UMAP (``reduce.fit_reducer``'s ``standardize``): hand-crafted attributes
         (``texture``) mix units (degrees, ratios, amplitudes) and are z-scored (True); CNN features share one scale
-        and are left as they are (False); CNN + texture features (``fusion="texture"``) are two blocks put on one
-        footing (``reduce.BlockScaler``)."""
-        if str(self.identity.get("backbone", "")).endswith(FUSION_SUFFIX):
-            dim = int(self.X.shape[1])
-            return [(0, dim - ATTRIBUTE_DIM, "rms"), (dim - ATTRIBUTE_DIM, dim, "zscore")]
-        return self.identity.get("backbone") == "texture"
+        and are left as they are (False); CNN + texture features are two blocks put on one footing (:attr:`blocks`)."""
+        return self.blocks or self.identity.get("backbone") == "texture"
 
     def split(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
         mask = (self.meta["split"] == name).to_numpy()

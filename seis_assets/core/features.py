@@ -685,8 +685,6 @@ def extract_features(
     """
     t_start = time.perf_counter()
     log = logger or _LOG
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, logger=log)
     rows = _check_index(index)
