@@ -228,16 +228,25 @@ def test_leave_one_class_out_uses_the_features_behind_the_embedding():
     assert without["auc"] < 0.8 and np.isnan(without["auc_feature_knn"])
 
 
+def _training_set(n, dim, z_dim, category, seed):
+    """Random features X, an embedding Z (X's first columns), KMeans k=3 on Z, n generated patches of ``category``,
+    their names and QC table: the inputs of ``fit_anomaly_model``."""
+    from seis_assets.core import qc, synthetic
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim))
+    Z = X[:, :z_dim]
+    km = fit_kmeans(Z, 3, random_state=0)
+    patches = [synthetic.generate_patch(category, rng, (32, 32)) for _ in range(n)]
+    names = [f"p{i}" for i in range(n)]
+    return X, Z, km, patches, names, qc.qc_table(names, patches), rng
+
+
 def test_score_anomalies_tells_artefacts_from_novelty():
     from seis_assets.core import qc, synthetic
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 30))
-    Z = X[:, :5]
-    km = fit_kmeans(Z, 3, random_state=0)
-    patches = [synthetic.generate_patch("horizon", rng, (32, 32)) for _ in range(120)]
-    names = [f"p{i}" for i in range(120)]
-    model = anomaly.fit_anomaly_model(Z, km, X, qc.qc_table(names, patches), names)
+    X, Z, km, patches, names, table, rng = _training_set(120, 30, 5, "horizon", 0)
+    model = anomaly.fit_anomaly_model(Z, km, X, table, names)
     train = model.training_scores_
     assert (train["kind"] == "normal").mean() >= 0.97
     # training rows never list themselves as their own neighbour
@@ -258,15 +267,7 @@ def test_score_anomalies_tells_artefacts_from_novelty():
 
 def test_feature_blocks_make_novelty_scores_independent_of_the_attributes_units():
     """CNN + texture features: the anomaly model scales the two blocks, so the attributes' units cannot dominate."""
-    from seis_assets.core import qc, synthetic
-
-    rng = np.random.default_rng(2)
-    X = np.hstack([rng.normal(size=(100, 30)), rng.normal(size=(100, 4))])
-    Z = X[:, :5]
-    km = fit_kmeans(Z, 3, random_state=0)
-    patches = [synthetic.generate_patch("horizon", rng, (32, 32)) for _ in range(100)]
-    names = [f"p{i}" for i in range(100)]
-    table = qc.qc_table(names, patches)
+    X, Z, km, patches, names, table, rng = _training_set(100, 34, 5, "horizon", 2)
     blocks = [(0, 30, "rms"), (30, 34, "zscore")]
     X_new = np.vstack([X[:3], X[3:4] + 5.0])
     scores = []
@@ -302,15 +303,9 @@ def test_score_patches_without_a_test_split():
     """Real surveys (LANDMASS, F3) have no test folder: every patch is a training patch, and all get ranked."""
     import pandas as pd
 
-    from seis_assets.core import qc, report, synthetic
+    from seis_assets.core import report
 
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(60, 20))
-    Z = X[:, :4]
-    km = fit_kmeans(Z, 3, random_state=0)
-    patches = [synthetic.generate_patch("chaotic", rng, (32, 32)) for _ in range(60)]
-    names = [f"p{i}" for i in range(60)]
-    table = qc.qc_table(names, patches)
+    X, Z, km, patches, names, table, rng = _training_set(60, 20, 4, "chaotic", 1)
     model = anomaly.fit_anomaly_model(Z, km, X, table, names)
     embedding = pd.DataFrame({"path": names, "category": ["chaotic"] * 60, "split": ["train"] * 60})
     scored = report.score_patches(embedding, Z, model, km, pd.Series([""] * 60), X, table)
