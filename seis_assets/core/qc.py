@@ -195,6 +195,8 @@ def qc_attributes(raw) -> dict:
 
 #: Version of the attribute definitions above: a table written by another version is recomputed, never reused.
 QC_VERSION = 1
+#: What :func:`qc_attributes` returns per patch, in table order.
+_VALUE_COLUMNS = [*QC_ATTRIBUTES, "polarity_boundary"]
 
 
 def qc_table_reusing(
@@ -206,7 +208,7 @@ def qc_table_reusing(
     gets that row's attributes, with its current path and split; the others are read with ``read(path)`` (the raw
     array) and computed. Returns ``(table, n_reused)``; the table's rows follow ``index``.
     """
-    columns = [*QC_ATTRIBUTES, "polarity_boundary"]
+    columns = _VALUE_COLUMNS
     cached: dict[str, dict] = {}
     if previous is not None and len(previous) and {"sha256", "qc_version", *columns} <= set(previous.columns):
         usable = previous[previous["qc_version"] == QC_VERSION].drop_duplicates("sha256")
@@ -229,7 +231,7 @@ def qc_table_reusing(
 def qc_table(paths: Sequence[str], raws: Iterable) -> pd.DataFrame:
     """One row per patch: ``path`` and its :func:`qc_attributes` (raws aligned with paths)."""
     rows = [{"path": str(p), **qc_attributes(r)} for p, r in zip(paths, raws)]
-    cols = ["path", *QC_ATTRIBUTES, "polarity_boundary"]
+    cols = ["path", *_VALUE_COLUMNS]
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype="str" if c == "path" else "float64") for c in cols})
     return pd.DataFrame(rows, columns=cols)
