@@ -68,10 +68,11 @@ def patch_features(backbone_name: str, cache: str):
     return X, labels, identity
 
 
-def fit_models(X, labels, k: int, seed: int = 42, cache: str | None = None):
+def fit_models(X, labels, k: int, seed: int = 42, cache: str | None = None, tag: str = ""):
+    """``tag`` names the features' backbone in the cache file (two backbones can share n and dim)."""
     import joblib
 
-    path = os.path.join(cache, f"models_k{k}_n{len(X)}_d{X.shape[1]}.joblib") if cache else None
+    path = os.path.join(cache, f"models_{tag}_k{k}_n{len(X)}_d{X.shape[1]}.joblib") if cache else None
     if path and os.path.exists(path):
         return joblib.load(path)
     reducer, Z = fit_reducer(X, 50, n_neighbors=15, min_dist=0.1, random_state=seed)
@@ -157,7 +158,7 @@ def main(argv=None) -> int:
     rows, fitted = [], {}
     for scaling, k, (traces, samples) in variants:
         if k not in fitted:
-            fitted[k] = fit_models(X, labels, k, cache=args.cache)
+            fitted[k] = fit_models(X, labels, k, cache=args.cache, tag=identity["backbone"])
         r = shares(fitted[k], identity, scaling=scaling, traces=traces, samples=samples, stride=args.stride, segy=args.segy)
         rows.append({"scaling": scaling, "k": k, "window": f"{traces}x{samples}", "stride": args.stride, **r})
         rows[-1]["goal"] = _goal(r)

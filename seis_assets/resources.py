@@ -147,11 +147,20 @@ class SeisPaths(dg.ConfigurableResource):
         return self.outputs / name
 
 
+#: The backbone ``FeatureSettings.from_env`` picks when ``SEIS_SEGY`` is set and ``SEIS_BACKBONE`` is not: models
+#: fitted on patches map a survey of other processing far better with per-image instance normalisation (inline 362:
+#: continuous layers -> ``other`` 0.108 -> 0.773, the three other regions >= 0.8), while on patches alone plain
+#: ``auto`` scores higher (demo ARI 0.789 vs 0.724, anomaly AUC 0.966 vs 0.872): benchmarks/README.md, facies map.
+SURVEY_MAPPING_BACKBONE = "auto+instnorm"
+
+
 class FeatureSettings(dg.ConfigurableResource):
     """How ``resnet_features`` turns patches into vectors.
 
     backbone: ``auto`` (ResNet50 if its ImageNet weights resolve, else the packaged EfficientNet-Lite0, logged and
-    recorded), ``resnet50``, ``efficientnet_lite0`` or ``texture`` (hand-crafted seismic attributes).
+    recorded), ``resnet50``, ``efficientnet_lite0`` or ``texture`` (hand-crafted seismic attributes); a CNN may take
+    ``+instnorm`` and then ``+texture`` (``seis_assets.core.backbones``). From the environment: ``SEIS_BACKBONE``,
+    else :data:`SURVEY_MAPPING_BACKBONE` when ``SEIS_SEGY`` names surveys to map, else ``auto``.
     weights: torchvision weights name for ResNet50 (``IMAGENET1K_V1`` as the seed used, or ``IMAGENET1K_V2``).
     weights_path: a ResNet50 state-dict file to use instead of the torch cache / a download.
     input_size: ``224`` (the seed's choice) or ``native`` (the patch's own size, ~1/5 of the compute at 99x99).
@@ -182,6 +191,8 @@ class FeatureSettings(dg.ConfigurableResource):
         values = {}
         if os.environ.get("SEIS_BACKBONE"):
             values["backbone"] = os.environ["SEIS_BACKBONE"]
+        elif os.environ.get("SEIS_SEGY"):
+            values["backbone"] = SURVEY_MAPPING_BACKBONE
         if os.environ.get("SEIS_WEIGHTS_PATH"):
             values["weights_path"] = _resolve(os.environ["SEIS_WEIGHTS_PATH"])
         if os.environ.get("SEIS_INPUT_SIZE"):

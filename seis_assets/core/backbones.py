@@ -18,6 +18,17 @@ Registry (:data:`BACKBONES`)
     ``resnet50`` when its weights resolve, else ``efficientnet_lite0`` with a logged
     WARNING; the reason is kept in ``identity["fallback_reason"]``.
 
+A CNN's name may carry modifiers, in this order: ``<cnn>[+instnorm][+texture]``.
+
+``+instnorm`` (:func:`instance_normalised`)
+    Each image is normalised by its own statistics in the network's shallow layers (the stem and every block
+    whose output is at stride <= 4): those BatchNorm layers keep their learnt scale and shift but use the
+    image's per-channel mean and variance instead of ImageNet's running ones. What the shallow layers see of an
+    image's "style" (contrast, gain, noise level, wavelet brightness) is removed; its structure is kept. It is
+    meant for mapping a survey with models trained on patches from other data or processing (issue 8).
+``+texture`` (:func:`fuse_texture`)
+    The CNN's features followed by the patch's texture attributes.
+
 A :class:`Backbone` is cheap to create: the network is built on first use
 (:attr:`Backbone.model`), so a run whose features all come from the cache never
 builds it. Its :attr:`Backbone.identity` says exactly which features it makes;
@@ -38,7 +49,9 @@ from typing import Any
 __all__ = [
     "BACKBONES",
     "FUSION_SUFFIX",
+    "INSTNORM_SUFFIX",
     "fuse_texture",
+    "instance_normalised",
     "DEFAULT_BACKBONE",
     "DEFAULT_WEIGHTS",
     "RESNET50_WEIGHTS",
@@ -58,6 +71,11 @@ BACKBONES: tuple[str, ...] = ("auto", "resnet50", "efficientnet_lite0", "texture
 #: Appended to a CNN backbone's name (``auto+texture``, ``resnet50+texture``, ...): its features followed by the
 #: texture attributes of the same patch (:func:`fuse_texture`; CNN + texture fusion, benchmarks/README.md).
 FUSION_SUFFIX = "+texture"
+#: Appended to a CNN backbone's name (``auto+instnorm``, ``resnet50+instnorm+texture``): per-image instance
+#: normalisation in the shallow layers (:func:`instance_normalised`; benchmarks/README.md, facies map).
+INSTNORM_SUFFIX = "+instnorm"
+#: Blocks whose output is at this stride or finer get instance normalisation under ``+instnorm``.
+INSTNORM_MAX_STRIDE = 4
 DEFAULT_BACKBONE = "auto"
 #: torchvision weight enums accepted for ResNet50; the first is the default (the seed's choice).
 RESNET50_WEIGHTS: tuple[str, ...] = ("IMAGENET1K_V1", "IMAGENET1K_V2")
@@ -353,11 +371,17 @@ def load_backbone(
         names the file and where to put it.
     """
     log = logger or _LOG
-    if name.endswith(FUSION_SUFFIX) and name[: -len(FUSION_SUFFIX)] in BACKBONES:
+    if name.endswith(FUSION_SUFFIX) and _is_known_name(name[: -len(FUSION_SUFFIX)]):
         base = name[: -len(FUSION_SUFFIX)]
         return fuse_texture(load_backbone(base, weights, weights_path, device, logger), requested=name)
+    if name.endswith(INSTNORM_SUFFIX) and name[: -len(INSTNORM_SUFFIX)] in BACKBONES:
+        base = name[: -len(INSTNORM_SUFFIX)]
+        return instance_normalised(load_backbone(base, weights, weights_path, device, logger), requested=name)
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES} (a CNN may take {FUSION_SUFFIX!r})")
+        raise ValueError(
+            f"unknown backbone {name!r}; choose one of {BACKBONES} (a CNN may take {INSTNORM_SUFFIX!r} and then "
+            f"{FUSION_SUFFIX!r}, e.g. 'auto{INSTNORM_SUFFIX}{FUSION_SUFFIX}')"
+        )
     if name == "texture":  # no torch needed (saves ~0.5 GB of RSS and the import time)
         return _texture(weights, weights_path, "cpu", log, name)
     device = resolve_device(device)
@@ -373,6 +397,14 @@ def load_backbone(
         _how_to_get_resnet50(weights),
     )
     return _efficientnet_lite0(weights, weights_path, device, log, "auto", fallback_reason=reason)
+
+
+def _is_known_name(name: str) -> bool:
+    """``name`` is a registered backbone, possibly with ``+instnorm`` (what ``+texture`` may follow; whether it is a
+    CNN is :func:`fuse_texture`'s check, which names the problem)."""
+    if name.endswith(INSTNORM_SUFFIX):
+        name = name[: -len(INSTNORM_SUFFIX)]
+    return name in BACKBONES
 
 
 def save_feature_extractor(backbone: Backbone, path) -> str | None:
@@ -417,3 +449,103 @@ def fuse_texture(cnn: Backbone, requested: str | None = None) -> Backbone:
     ident.update(backbone=name, requested=requested or ident.get("requested", cnn.name) + FUSION_SUFFIX,
                  dim=cnn.dim + ATTRIBUTE_DIM, fusion="texture", cnn_dim=cnn.dim)
     return Backbone(name, cnn.dim + ATTRIBUTE_DIM, ident, cnn.device, cnn.mean, cnn.std, cnn.build, fusion="texture")
+
+
+def _instance_norm_module(bn):
+    """A module that normalises each image by its own per-channel mean and variance, then applies ``bn``'s affine.
+
+    ``F.instance_norm`` (exported to ONNX as InstanceNormalization, so the ONNX Runtime / OpenVINO engines run it).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class InstanceNormFromBN(torch.nn.Module):
+        def __init__(self, bn):
+            super().__init__()
+            self.weight = bn.weight
+            self.bias = bn.bias
+            self.eps = bn.eps
+
+        def forward(self, x):
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+    return InstanceNormFromBN(bn)
+
+
+def _units(net) -> list:
+    """The network's stem and blocks in forward order (torchvision ResNet or EfficientNet-Lite trunk)."""
+    if hasattr(net, "_blocks"):  # efficientnet_lite_pytorch.EfficientNet
+        return [net._bn0, *net._blocks]
+    if hasattr(net, "layer1"):  # torchvision ResNet
+        return [net.bn1, *(block for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for block in layer)]
+    raise TypeError(f"instance normalisation: unknown network {type(net).__name__}")
+
+
+def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MAX_STRIDE) -> list[str]:
+    """Names (in ``net.named_modules()``) of the BatchNorm layers of the stem and of every block whose output is
+    at stride ``max_stride`` or finer, found by running one ``input_size`` image through ``net``."""
+    import torch
+
+    units = _units(net)
+    sizes: dict[int, int] = {}
+
+    def recorder(j):
+        def hook(module, inputs, output):  # returns None: the output is left as it is
+            sizes.setdefault(j, output.shape[-1])
+        return hook
+
+    hooks = [u.register_forward_hook(recorder(j)) for j, u in enumerate(units)]
+    try:
+        with torch.inference_mode():
+            x = torch.zeros(1, 3, input_size, input_size, device=next(net.parameters()).device)
+            (net.extract_features if hasattr(net, "extract_features") else net)(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    shallow = {id(u) for j, u in enumerate(units) if input_size / sizes[j] <= max_stride}
+    names = []
+    for name, module in net.named_modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            owner = next((u for u in units if u is module or any(m is module for m in u.modules())), None)
+            if owner is not None and id(owner) in shallow:
+                names.append(name)
+    return names
+
+
+def apply_instance_norm(net, names: list[str]):
+    """``net`` with each BatchNorm named in ``names`` replaced by per-image instance normalisation (in place)."""
+    for name in names:
+        parent = net
+        *path, last = name.split(".")
+        for part in path:
+            parent = getattr(parent, part)
+        setattr(parent, last, _instance_norm_module(getattr(parent, last)))
+    return net
+
+
+def instance_normalised(cnn: Backbone, requested: str | None = None) -> Backbone:
+    """``cnn`` whose shallow BatchNorm layers normalise each image by its own statistics (``+instnorm``).
+
+    The layers are those of :func:`shallow_batchnorms` (stem and blocks at stride <= 4: 9 of EfficientNet-Lite0's
+    49, ResNet50's stem and ``layer1``). Weights are ``cnn``'s; the identity records ``instance_norm`` (the layer
+    names), and the name, hence the feature cache and the exported ONNX file, differ from the plain network's.
+
+    Raises
+    ------
+    ValueError
+        ``cnn`` takes no images, is fused, or is already instance-normalised.
+    """
+    if not cnn.takes_images or cnn.fusion or cnn.name.endswith(INSTNORM_SUFFIX):
+        raise ValueError(f"only a plain CNN backbone can be instance-normalised, got {cnn.name!r}")
+    name = cnn.name + INSTNORM_SUFFIX
+
+    def build():
+        model = cnn.build()
+        net = getattr(model, "net", model)  # EfficientNet-Lite is wrapped for pooling
+        apply_instance_norm(net, shallow_batchnorms(net))
+        return model
+
+    ident = dict(cnn.identity)
+    ident.update(backbone=name, requested=requested or ident.get("requested", cnn.name) + INSTNORM_SUFFIX,
+                 instance_norm=f"stem and blocks at stride <= {INSTNORM_MAX_STRIDE}")
+    return Backbone(name, cnn.dim, ident, cnn.device, cnn.mean, cnn.std, build)

@@ -19,7 +19,8 @@ The ``auto`` rule (:func:`choose_engine`), documented and measured (benchmarks/R
 1. CUDA device -> ``torch`` (fp16/bf16 autocast on the GPU).
 2. A CPU with native bf16 (``amx_bf16`` or ``avx512_bf16`` in the ``/proc/cpuinfo`` flags) -> ``torch`` with bf16
    autocast and channels_last, except (a) when ``precision="fp32"`` was asked for and (b) for the backbones in
-   :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included), whose bf16 features fall below cosine 0.999 to
+   :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included) and the ``+instnorm`` variants (their bf16
+   features are not measured: ResNet50's weights cannot be had on the development machine), whose bf16 features fall below cosine 0.999 to
    fp32 (measured: EfficientNet-Lite0 0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster
    than torch bf16 on the same 2-core AVX512-BF16 CPU); both go to rule 3. Those backbones never get bf16 from
    ``precision="auto"`` with torch either: fp16 on CUDA (cosine 0.99992 on an H200, bf16 0.992), fp32 on a CPU
@@ -151,7 +152,8 @@ def choose_engine(
     available : callable(module name) -> bool, or None
         Whether an engine's package imports (default: ``importlib.util.find_spec``).
     backbone : str or None
-        The backbone's name; those in :data:`BF16_BELOW_GATE` are never given torch bf16 by ``auto``.
+        The backbone's name; those in :data:`BF16_BELOW_GATE` and ``+instnorm`` variants are never given torch
+        bf16 by ``auto``.
 
     Raises
     ------
@@ -176,7 +178,7 @@ def choose_engine(
     if device != "cpu" or precision in ("bf16", "fp16"):
         return EngineChoice("torch")
     flags = cpu_flags() if flags is None else frozenset(flags)
-    if has_native_bf16(flags) and precision != "fp32" and _base_name(backbone) not in BF16_BELOW_GATE:
+    if has_native_bf16(flags) and precision != "fp32" and not _below_bf16_gate(backbone):
         return EngineChoice("torch")
     if available("onnxruntime"):
         return EngineChoice("onnxruntime")
@@ -191,6 +193,11 @@ def _base_name(backbone: str | None) -> str | None:
     return None if backbone is None else str(backbone).split("+", 1)[0]
 
 
+def _below_bf16_gate(backbone: str | None) -> bool:
+    """``auto`` must not give this backbone bf16: measured below the gate, or (``+instnorm``) not measured."""
+    return _base_name(backbone) in BF16_BELOW_GATE or "+instnorm" in str(backbone or "")
+
+
 def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
     """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``.
 
@@ -201,7 +208,7 @@ def engine_precision(engine: str, precision: str, device: str, backbone: str | N
         if precision in ("bf16", "fp16"):
             raise ValueError(f"engine {engine!r} runs fp32 only, got precision={precision!r}")
         return "fp32"
-    if precision == "auto" and _base_name(backbone) in BF16_BELOW_GATE:
+    if precision == "auto" and _below_bf16_gate(backbone):
         return "fp16" if device == "cuda" else "fp32"
     from seis_assets.core.features import resolve_precision
 

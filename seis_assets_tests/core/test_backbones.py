@@ -153,3 +153,62 @@ def test_texture_shape_and_determinism():
     a = embed(bb, x)
     np.testing.assert_array_equal(a, embed(bb, x))
     assert a.shape == (4, attributes.ATTRIBUTE_DIM) and a.dtype == np.float32
+
+
+def _layered(n=4, size=64, seed=0):
+    """Dipping sinusoidal layers with a little noise, scaled to [-1, 1] (seismic-like structure)."""
+    rng = np.random.default_rng(seed)
+    t, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = []
+    for i in range(n):
+        p = np.sin(2 * np.pi * (t + (0.1 + 0.1 * i) * x) / (6 + 2 * i)) + 0.2 * rng.standard_normal((size, size))
+        out.append(p / np.abs(p).max())
+    return np.stack(out).astype(np.float32)
+
+
+def _cosine(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_instnorm_normalises_exactly_the_shallow_batchnorms(random_resnet_file):
+    from seis_assets.core.backbones import shallow_batchnorms
+
+    lite = load_backbone("efficientnet_lite0+instnorm", device="cpu")
+    assert lite.name == "efficientnet_lite0+instnorm" and lite.dim == 1280
+    assert lite.identity["requested"] == "efficientnet_lite0+instnorm" and "stride <= 4" in lite.identity["instance_norm"]
+    assert not lite.loaded
+    # EfficientNet-Lite0: the stem and blocks 0-2 (stride 2 and 4); block 3 downsamples to 8 and keeps its BatchNorm
+    replaced = [n for n, m in lite.model.net.named_modules() if type(m).__name__ == "InstanceNormFromBN"]
+    assert replaced == ["_bn0", "_blocks.0._bn1", "_blocks.0._bn2", "_blocks.1._bn0", "_blocks.1._bn1",
+                        "_blocks.1._bn2", "_blocks.2._bn0", "_blocks.2._bn1", "_blocks.2._bn2"]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in lite.model.net.modules()) == 49 - 9
+    # ResNet50: the stem and layer1 (stride 4), not layer2 (stride 8)
+    names = shallow_batchnorms(torchvision.models.resnet50(weights=None).eval())
+    assert names[0] == "bn1" and all(n.startswith("layer1.") for n in names[1:]) and len(names) == 1 + 3 * 3 + 1
+    res = load_backbone("resnet50+instnorm", weights_path=random_resnet_file, device="cpu")
+    assert res.identity["weights_sha256"] == load_backbone("resnet50", weights_path=random_resnet_file).identity[
+        "weights_sha256"]
+    assert embed(res, _layered(2, 32), input_size="native", precision="fp32").shape == (2, 2048)
+
+
+def test_instnorm_features_ignore_the_contrast_of_the_image():
+    """What +instnorm is for: a patch and the same patch at half the contrast give nearly the same features, where
+    the plain network's ImageNet statistics let the contrast move them."""
+    x = _layered()
+    plain, inorm = load_backbone("efficientnet_lite0", device="cpu"), load_backbone("efficientnet_lite0+instnorm")
+    cos_plain = _cosine(embed(plain, x, 224, "fp32", "torch"), embed(plain, 0.5 * x, 224, "fp32", "torch"))
+    cos_in = _cosine(embed(inorm, x, 224, "fp32", "torch"), embed(inorm, 0.5 * x, 224, "fp32", "torch"))
+    assert cos_in.min() > 0.99 and np.all(cos_in > cos_plain)
+    # and the structure still counts: two different layerings stay apart
+    f = embed(inorm, x, 224, "fp32", "torch")
+    assert _cosine(f[:1], f[3:4])[0] < cos_in.min()
+
+
+def test_instnorm_names_and_their_errors():
+    fused = load_backbone("efficientnet_lite0+instnorm+texture", device="cpu")
+    assert fused.name == "efficientnet_lite0+instnorm+texture" and fused.fusion == "texture"
+    assert fused.identity["instance_norm"]  # kept through the fusion
+    with pytest.raises(ValueError, match="only a plain CNN"):
+        load_backbone("texture+instnorm")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        load_backbone("efficientnet_lite0+texture+instnorm")  # the order is <cnn>[+instnorm][+texture]

@@ -265,3 +265,27 @@ def test_backbones_below_the_bf16_gate_never_get_bf16_from_auto():
     assert engine_precision("torch", "auto", "cuda", "efficientnet_lite0+texture") == "fp16"  # measured on an H200
     assert engine_precision("torch", "bf16", "cpu", "efficientnet_lite0") == "bf16"  # asked for explicitly: kept
     assert batch_size_for("torch", None, "cuda") == 256 and batch_size_for("torch", 8, "cuda") == 8
+
+
+def test_instnorm_variants_stay_off_bf16_and_export_to_onnx(tmp_path):
+    """``+instnorm`` is not measured in bf16: ``auto`` keeps it fp32 on a bf16 CPU; its ONNX Runtime export (the
+    InstanceNormalization op) gives the torch features."""
+    from seis_assets.core.engines import engine_precision
+
+    assert choose_engine("auto", "cpu", "auto", flags=AVX512_BF16, available=_installed,
+                         backbone="resnet50").engine == "torch"  # the plain network runs bf16 there
+    choice = choose_engine("auto", "cpu", "auto", flags=AVX512_BF16, available=_installed,
+                           backbone="resnet50+instnorm")
+    assert choice.engine == "onnxruntime"
+    assert engine_precision("torch", "auto", "cpu", "resnet50+instnorm") == "fp32"
+    assert engine_precision("torch", "auto", "cuda", "resnet50+instnorm") == "fp16"
+    bb = load_backbone("efficientnet_lite0+instnorm", device="cpu")
+    P = np.random.default_rng(0).uniform(-1, 1, (3, 40, 40)).astype(np.float32)
+    ref = embed(bb, P, 64, "fp32", "torch")
+    out = embed(bb, P, 64, "fp32", "onnxruntime", engine_cache_dir=str(tmp_path))
+    cos = (ref * out).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(out, axis=1)
+    assert cos.min() > 0.9999
+    # its own export, not the plain network's
+    plain = load_backbone("efficientnet_lite0", device="cpu")
+    assert [p.name for p in tmp_path.glob("*.onnx")] == [engines.onnx_model_name(bb.identity)]
+    assert engines.onnx_model_name(bb.identity) != engines.onnx_model_name(plain.identity)
