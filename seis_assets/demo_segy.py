@@ -24,6 +24,7 @@ def sync_survey_partitions(instance: dg.DagsterInstance, surveys: list[str]) -> 
 def run_surveys(defs: dg.Definitions, instance: dg.DagsterInstance, run_config: dict) -> list[str]:
     """Materialize ``survey_windows`` and ``facies_map`` for every configured survey; print the class shares."""
     settings = defs.resources["segy_settings"]
+    backbone = defs.resources["feature_settings"].backbone
     paths = defs.resources["paths"]
     files = list_segy_files(settings.segy)
     surveys = [survey_name(f) for f in files]
@@ -36,7 +37,7 @@ def run_surveys(defs: dg.Definitions, instance: dg.DagsterInstance, run_config: 
         table = pd.read_csv(str(folder / "section_assignments.csv"))
         legend = pd.read_csv(str(folder / "facies_legend.csv"))
         print(f"\n=== {key}: {len(table)} windows ({settings.window_traces} x {settings.window_samples}, stride "
-              f"{settings.stride}, scaling {settings.scaling}), k = {len(legend)} ===")
+              f"{settings.stride}, scaling {settings.scaling}), k = {len(legend)}, backbone {backbone} ===")
         print("  windows per predicted class: " + ", ".join(
             f"{c} {n}" for c, n in table["predicted_label"].fillna("").replace("", "(cluster only)").value_counts().items()))
         print(f"  outputs in {folder}:")
