@@ -502,13 +502,9 @@ def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MA
     finally:
         for h in hooks:
             h.remove()
-    shallow = {id(u) for j, u in enumerate(units) if input_size / sizes[j] <= max_stride}
-    names = []
-    for name, module in net.named_modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            owner = next((u for u in units if u is module or any(m is module for m in u.modules())), None)
-            if owner is not None and id(owner) in shallow:
-                names.append(name)
+    shallow = {id(m) for j, u in enumerate(units) if input_size / sizes[j] <= max_stride for m in u.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    names = [name for name, module in net.named_modules() if id(module) in shallow]
     return names
 
 
@@ -527,8 +523,8 @@ def instance_normalised(cnn: Backbone, requested: str | None = None) -> Backbone
     """``cnn`` whose shallow BatchNorm layers normalise each image by its own statistics (``+instnorm``).
 
     The layers are those of :func:`shallow_batchnorms` (stem and blocks at stride <= 4: 9 of EfficientNet-Lite0's
-    49, ResNet50's stem and ``layer1``). Weights are ``cnn``'s; the identity records ``instance_norm`` (the layer
-    names), and the name, hence the feature cache and the exported ONNX file, differ from the plain network's.
+    49, ResNet50's stem and ``layer1``). Weights are ``cnn``'s; the identity records ``instance_norm`` (which layers,
+    in words), and the name, hence the feature cache and the exported ONNX file, differ from the plain network's.
 
     Raises
     ------

@@ -19,12 +19,12 @@ The ``auto`` rule (:func:`choose_engine`), documented and measured (benchmarks/R
 1. CUDA device -> ``torch`` (fp16/bf16 autocast on the GPU).
 2. A CPU with native bf16 (``amx_bf16`` or ``avx512_bf16`` in the ``/proc/cpuinfo`` flags) -> ``torch`` with bf16
    autocast and channels_last, except (a) when ``precision="fp32"`` was asked for and (b) for the backbones in
-   :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included) and the ``+instnorm`` variants (their bf16
-   features are not measured: ResNet50's weights cannot be had on the development machine), whose bf16 features fall below cosine 0.999 to
+   :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included), whose bf16 features fall below cosine 0.999 to
    fp32 (measured: EfficientNet-Lite0 0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster
    than torch bf16 on the same 2-core AVX512-BF16 CPU); both go to rule 3. Those backbones never get bf16 from
    ``precision="auto"`` with torch either: fp16 on CUDA (cosine 0.99992 on an H200, bf16 0.992), fp32 on a CPU
-   (:func:`engine_precision`).
+   (:func:`engine_precision`). The ``+instnorm`` variants are treated the same way: their bf16 features are not
+   measured (ResNet50's weights cannot be had on the development machine).
 3. Any other CPU -> ``onnxruntime`` fp32.
 If ``onnxruntime`` cannot be imported, rule 3 falls back to ``torch``; the reason is logged and recorded in the
 feature table's identity (``engine_note``).
@@ -65,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seis_assets.core.backbones import INSTNORM_SUFFIX
 from seis_assets.core.storage import atomic_write_bytes, read_bytes, to_upath
 
 __all__ = [
@@ -195,7 +196,7 @@ def _base_name(backbone: str | None) -> str | None:
 
 def _below_bf16_gate(backbone: str | None) -> bool:
     """``auto`` must not give this backbone bf16: measured below the gate, or (``+instnorm``) not measured."""
-    return _base_name(backbone) in BF16_BELOW_GATE or "+instnorm" in str(backbone or "")
+    return _base_name(backbone) in BF16_BELOW_GATE or INSTNORM_SUFFIX in str(backbone or "")
 
 
 def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
