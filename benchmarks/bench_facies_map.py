@@ -11,7 +11,7 @@ The models are fitted here with the pipeline's own functions and settings (UMAP 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py                      # the default settings
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --grid               # every variant tried
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --scaling per_window --k 4
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --backbone auto+instnorm --perturb  # robustness
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --backbone auto+instnorm --scaling per_window --perturb  # robustness
 
 ``--perturb`` is a proxy for an inline we do not have: the same models map inline 362 with the window grid shifted
 (by 16 traces and/or 16 samples, or 8 and 24) and mirrored left-right; a map that holds only on the default grid
@@ -43,7 +43,7 @@ from seis_assets.core.facies import region_share, vote_line  # noqa: E402
 from seis_assets.core.features import embed, table_identity  # noqa: E402
 from seis_assets.core.matfiles import load_patch  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
-from seis_assets.core.segy import cut_windows, open_survey  # noqa: E402
+from seis_assets.core.segy import cut_windows, open_survey, window_starts  # noqa: E402
 from seis_assets.core.window_predict import classify_windows, window_features  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -54,6 +54,11 @@ REGIONS = [
     ("faulted lower left", "fault", (300, 700), (1500, 1848)),
     ("continuous layers", "other", None, (200, 1000)),
 ]
+
+
+def _region_shares(categories: np.ndarray, xl: np.ndarray, times: np.ndarray) -> dict:
+    """Share of each region of :data:`REGIONS` in its expected category; ``categories`` is (traces, samples)."""
+    return {name: region_share(categories, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
 
 
 def patch_features(backbone_name: str, cache: str):
@@ -105,7 +110,7 @@ def shares(models, identity, *, scaling: str, traces: int, samples: int, stride:
         lut = dict(zip(models.mapping["cluster"], models.mapping["majority"]))
         cat = np.vectorize(lut.get)(cmap)
         times = survey.info.time_ms(np.arange(survey.info.n_samples))
-    out = {name: region_share(cat, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
+    out = _region_shares(cat, xl, times)
     out["n_windows"] = len(pos)
     return out
 
@@ -115,8 +120,13 @@ GRID_OFFSETS = [(0, 0), (16, 0), (0, 16), (16, 16), (8, 24)]
 
 
 def _starts(n: int, size: int, stride: int, offset: int) -> list[int]:
-    """Window starts every ``stride`` from ``offset``, plus one at each end so every sample is covered."""
-    return sorted({0, n - size, *range(offset, n - size + 1, stride)})
+    """The pipeline's window starts on a grid shifted by ``offset``, plus one at 0 so every sample is covered."""
+    return sorted({0, *(offset + s for s in window_starts(n - offset, size, stride))})
+
+
+
+def _line(row: dict) -> str:
+    return "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
 
 def perturbed_shares(models, identity, *, scaling: str, traces: int, samples: int, stride: int, segy: str):
@@ -146,10 +156,9 @@ def perturbed_shares(models, identity, *, scaling: str, traces: int, samples: in
             cmap, _ = vote_line(pd.DataFrame(pos, columns=WINDOW_COLUMNS), pred["cluster"].to_numpy(), None, k,
                                 len(xl), len(times), "inline", number, xl)
             cat = np.vectorize(lut.get)(cmap[::-1] if mirror else cmap)
-            r = {name: region_share(cat, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
+            r = _region_shares(cat, xl, times)
             rows.append({"mirror": mirror, "offset": f"{off_t},{off_s}", **r, "goal": _goal(r)})
-            print("  ".join(f"{k_}={v:.3f}" if isinstance(v, float) else f"{k_}={v}" for k_, v in rows[-1].items()),
-                  flush=True)
+            print(_line(rows[-1]), flush=True)
     return rows
 
 
@@ -163,7 +172,7 @@ def shares_from_outputs(folder: str) -> dict:
         xl = survey.trace_xline[idx]
         times = survey.info.time_ms(np.arange(survey.info.n_samples))
     cat = np.vectorize(lut.get)(labels.astype(int))
-    return {name: region_share(cat, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
+    return _region_shares(cat, xl, times)
 
 
 def _goal(r: dict) -> str:
@@ -174,7 +183,8 @@ def _goal(r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default="auto")
-    ap.add_argument("--scaling", default="survey", choices=["per_window", "survey"])
+    ap.add_argument("--scaling", default="per_window", choices=["per_window", "survey"],
+                    help="window scaling (default: the pipeline's, per_window)")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--traces", type=int, default=99, help="window width in traces")
     ap.add_argument("--samples", type=int, default=99, help="window height in samples")
@@ -221,7 +231,7 @@ def main(argv=None) -> int:
         r = shares(fitted[k], identity, scaling=scaling, traces=traces, samples=samples, stride=args.stride, segy=args.segy)
         rows.append({"scaling": scaling, "k": k, "window": f"{traces}x{samples}", "stride": args.stride, **r})
         rows[-1]["goal"] = _goal(r)
-        print("  ".join(f"{k_}={v:.3f}" if isinstance(v, float) else f"{k_}={v}" for k_, v in rows[-1].items()), flush=True)
+        print(_line(rows[-1]), flush=True)
     print(pd.DataFrame(rows).to_string(index=False, float_format="%.3f"))
     print(f"{time.perf_counter() - t0:.0f} s")
     return 0
