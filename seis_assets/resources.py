@@ -316,7 +316,7 @@ class SegySettings(dg.ConfigurableResource):
     xline_byte: int = 193
     window_traces: int = 99
     window_samples: int = 99
-    stride: int = 33
+    stride: int = 11  # segy.DEFAULT_STRIDE (why 11: there)
     scaling: str = "per_window"
     directions: str = "inline"
     map_xlines: bool = False

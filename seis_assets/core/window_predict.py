@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from seis_assets.core.report import cluster_labels
+from seis_assets.core.segy import DEFAULT_STRIDE
 
 __all__ = ["window_features", "classify_windows", "survey_features"]
 
@@ -103,7 +104,7 @@ def survey_features(
     scaling: str = "survey",
     n_traces: int = 99,
     n_samples: int = 99,
-    stride: int = 33,
+    stride: int = DEFAULT_STRIDE,
     directions=("inline",),
     batch: int = 256,
     weights_path=None,
