@@ -68,7 +68,7 @@ DEFAULT_XLINE_BYTE = 193
 DEFAULT_WINDOW_TRACES = 99
 DEFAULT_WINDOW_SAMPLES = 99
 #: Step between windows, in traces and samples. 11, not 33: the thin chaotic band of F3 inline 362 held >= 0.80 on
-#: every shifted or mirrored window grid at 11 and only on 3 of 10 at 33 (benchmarks/README.md, facies map), at 9x
+#: every shifted or mirrored window grid at 11 and only on 3 of 10 at 33 (benchmarks/README.md, facies map), at ~8x
 #: the windows (a 2-D line of 951 x 463: 2,765 windows, 33 s on 2 cores; set 33 for large cubes).
 DEFAULT_STRIDE = 11
 SCALINGS = ("per_window", "survey")
