@@ -149,8 +149,8 @@ class SeisPaths(dg.ConfigurableResource):
 
 #: The backbone ``FeatureSettings.from_env`` picks when ``SEIS_SEGY`` is set and ``SEIS_BACKBONE`` is not: models
 #: fitted on patches map a survey of other processing far better with per-image instance normalisation (inline 362:
-#: continuous layers -> ``other`` 0.108 -> 0.773, the three other regions >= 0.8 on the default window grid; the
-#: thin chaotic band is fragile on shifted grids), while on patches alone plain
+#: continuous layers -> ``other`` 0.108 -> 0.840 at the default stride 11, the three other regions >= 0.8; 7 of 10
+#: shifted or mirrored window grids meet the goal), while on patches alone plain
 #: ``auto`` scores higher (demo ARI 0.789 vs 0.724, anomaly AUC 0.966 vs 0.872): benchmarks/README.md, facies map.
 SURVEY_MAPPING_BACKBONE = "auto+instnorm"
 

@@ -511,10 +511,8 @@ def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MA
 def apply_instance_norm(net, names: list[str]):
     """``net`` with each BatchNorm named in ``names`` replaced by per-image instance normalisation (in place)."""
     for name in names:
-        parent = net
-        *path, last = name.split(".")
-        for part in path:
-            parent = getattr(parent, part)
+        parent_name, _, last = name.rpartition(".")
+        parent = net.get_submodule(parent_name)  # "" is net itself
         setattr(parent, last, _instance_norm_module(getattr(parent, last)))
     return net
 
