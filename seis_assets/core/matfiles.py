@@ -43,7 +43,9 @@ import io
 import logging
 from collections.abc import Sequence
 
+import h5py
 import numpy as np
+import scipy.io
 
 from seis_assets.core.storage import PathLike, path_str, read_bytes
 
@@ -162,8 +164,6 @@ def _checked(arr: object, var: str, name: str) -> np.ndarray:
 
 
 def _read_scipy(data: bytes, key: str | None, name: str) -> np.ndarray:
-    import scipy.io
-
     try:
         if key is not None:
             mat = scipy.io.loadmat(io.BytesIO(data), variable_names=[key])
@@ -185,8 +185,6 @@ def _read_scipy(data: bytes, key: str | None, name: str) -> np.ndarray:
 
 def _h5_entry(obj) -> tuple[tuple[int, ...], str]:
     """MATLAB-order shape and MATLAB class of an HDF5 object."""
-    import h5py
-
     cls = obj.attrs.get("MATLAB_class")
     if isinstance(cls, bytes):
         cls = cls.decode(errors="replace")
@@ -220,8 +218,6 @@ def _check_declared_size(shape: tuple[int, ...], name: str, var: str) -> None:
 
 
 def _read_hdf5(data: bytes, key: str | None, name: str) -> np.ndarray:
-    import h5py
-
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             names = [n for n in f.keys() if not n.startswith("#")]
