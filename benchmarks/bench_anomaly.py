@@ -83,7 +83,8 @@ def features_for(index: pd.DataFrame, out: Path, backbone) -> pd.DataFrame:
 
 
 def scan(root: Path, split: str) -> pd.DataFrame:
-    from seis_assets.core.matfiles import list_categories, scan_category
+    from seis_assets.core.listing import list_categories
+    from seis_assets.core.mat_index import scan_category
 
     frames = []
     for cat in list_categories(root):

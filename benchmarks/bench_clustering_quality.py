@@ -45,7 +45,9 @@ from seis_assets.core import synthetic
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.cluster import fit_kmeans
 from seis_assets.core.features import embed, extract_features, feature_matrix
-from seis_assets.core.matfiles import list_categories, load_patch, scan_category
+from seis_assets.core.listing import list_categories
+from seis_assets.core.mat_index import scan_category
+from seis_assets.core.patches import load_patch
 from seis_assets.core.reduce import fit_reducer
 
 F3 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "f3_patches"

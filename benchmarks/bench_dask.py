@@ -35,7 +35,8 @@ def main() -> None:
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.distributed import BackboneSpec, dask_shard_runner
     from seis_assets.core.features import extract_features, feature_matrix
-    from seis_assets.core.matfiles import index_category, list_categories
+    from seis_assets.core.listing import list_categories
+    from seis_assets.core.mat_index import index_category
     from seis_assets.core.synthetic import write_dataset
 
     size = args.input_size if args.input_size == "native" else int(args.input_size)

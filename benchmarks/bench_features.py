@@ -146,7 +146,7 @@ def throughput(args, tmp: Path) -> dict:
     import torch
 
     from seis_assets.core.features import embed, extract_features, feature_matrix, resolve_precision
-    from seis_assets.core.matfiles import load_patch
+    from seis_assets.core.patches import load_patch
 
     index = write_patches(tmp / "throughput", args.n, seed=1)
     bb, note = resnet50_backbone(tmp)
@@ -308,7 +308,8 @@ def ari_table(args, tmp: Path) -> None:
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.cluster import fit_kmeans
     from seis_assets.core.features import extract_features, feature_matrix
-    from seis_assets.core.matfiles import list_categories, scan_category
+    from seis_assets.core.listing import list_categories
+    from seis_assets.core.mat_index import scan_category
     from seis_assets.core.reduce import fit_reducer
 
     synth_root = tmp / "synthetic"

@@ -135,7 +135,7 @@ def run_pipeline(root: Path, train: Path, input_size: str, backbone: str, engine
 
     from seis_assets.assets import CLUSTERING, EMBEDDING, EVALUATION, INGEST
     from seis_assets.checks import ALL_CHECKS
-    from seis_assets.core.matfiles import list_categories
+    from seis_assets.core.listing import list_categories
     from seis_assets.definitions import ALL_ASSETS, build_resources
     from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
     from seis_assets.resources import AnalysisSettings, FeatureSettings, SeisPaths
@@ -184,7 +184,7 @@ def profile_forward(train: Path, backbone: str, input_size: str, engine: str, n:
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.engines import thread_budget
     from seis_assets.core.features import embed, preprocess, table_identity
-    from seis_assets.core.matfiles import read_patch_bytes
+    from seis_assets.core.patches import read_patch_bytes
     from seis_assets.core.storage import read_bytes
 
     files = sorted(train.rglob("*.mat"))[:: max(1, len(list(train.rglob("*.mat"))) // n)][:n]
@@ -239,7 +239,8 @@ def resnet50_throughput(tmp: Path, train: Path, n: int) -> tuple[float, str]:
 
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.features import extract_features
-    from seis_assets.core.matfiles import list_categories, scan_category
+    from seis_assets.core.listing import list_categories
+    from seis_assets.core.mat_index import scan_category
 
     try:
         bb, note = load_backbone("resnet50", device="cpu"), "ImageNet weights"
@@ -267,7 +268,8 @@ def f3_large_path_ari(tmp: Path, log, seeds=(42, 43, 44)) -> None:
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.cluster import fit_kmeans
     from seis_assets.core.features import extract_features, feature_matrix
-    from seis_assets.core.matfiles import list_categories, scan_category
+    from seis_assets.core.listing import list_categories
+    from seis_assets.core.mat_index import scan_category
     from seis_assets.core.reduce import fit_reducer
 
     if not F3_ROOT.is_dir():

@@ -17,7 +17,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from seis_assets.core.matfiles import list_categories
+from seis_assets.core.listing import list_categories
 from seis_assets.core.sources import current_partition_keys, list_groups
 from seis_assets.core.synthetic import write_dataset
 from seis_assets.definitions import defs

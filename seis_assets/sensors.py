@@ -21,7 +21,7 @@ import dagster as dg
 from seis_assets.assets.incoming import CLAIM_TAG
 from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, scan
 from seis_assets.core.generations import serving_generation
-from seis_assets.core.matfiles import FileInfo, list_categories, list_mat_files_detailed
+from seis_assets.core.listing import FileInfo, list_categories, list_mat_files_detailed
 from seis_assets.core.sources import list_groups, parse_partition_key, plan_partitions
 from seis_assets.jobs import ingest_job, predict_incoming_job
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME

@@ -16,7 +16,7 @@ from seis_assets.core.anomaly import fit_anomaly_model
 from seis_assets.core.dataset import (
     combine_feature_tables, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
-from seis_assets.core.matfiles import load_patch
+from seis_assets.core.patches import load_patch
 from seis_assets.core.report import (
     assignment_rows, classification_metrics, cluster_labels, confusion_table, has_labels, mapping_has_labels,
     predict_test_set, score_patches, summarise,

@@ -27,6 +27,7 @@ import uuid
 
 from upath import UPath
 
+from seis_assets.core.listing import fresh_listing as _fresh_listing, remote_mtime as _remote_mtime
 from seis_assets.core.storage import PathLike, atomic_write_bytes, is_local, path_str, to_upath
 
 CLAIMS_DIR = ".claims"
@@ -106,8 +107,6 @@ def scan(folder: PathLike, now: float, stable_s: float, previous: dict | None = 
                     continue
                 found.append(Dropped(e.name, int(st.st_size), float(st.st_mtime)))
     else:
-        from seis_assets.core.matfiles import _fresh_listing, _remote_mtime
-
         for info in _fresh_listing(upath):  # asked of the server each tick, not s3fs's listing cache
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
             if info.get("type") == "file" and _is_mat(name):

@@ -36,7 +36,8 @@ import pandas as pd
 from seis_assets.core.backbones import Backbone, load_backbone
 from seis_assets.core.engines import batch_size_for
 from seis_assets.core.features import CACHE_KEYS, BackboneMismatchError, embed, table_identity
-from seis_assets.core.matfiles import PatchLoadError, read_patch_bytes
+from seis_assets.core.matfiles import PatchLoadError
+from seis_assets.core.patches import read_patch_bytes
 from seis_assets.core.storage import read_bytes
 
 __all__ = ["BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "load_checked_patch", "embed_shard",

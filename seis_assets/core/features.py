@@ -56,7 +56,8 @@ import pyarrow.parquet as pq
 
 from seis_assets.core import engines
 from seis_assets.core.backbones import Backbone, load_backbone
-from seis_assets.core.matfiles import PatchLoadError, read_patch_bytes
+from seis_assets.core.matfiles import PatchLoadError
+from seis_assets.core.patches import read_patch_bytes
 from seis_assets.core.storage import atomic_path, is_local, path_str, read_bytes, to_upath
 
 __all__ = [

@@ -1,4 +1,7 @@
-"""Read seismic image patches from MATLAB ``.mat`` files, and index category folders.
+"""Read MATLAB ``.mat`` files: one numeric variable as stored, or a :class:`PatchLoadError` saying why not.
+
+Turning the array into a patch (checks, scaling to [-1, 1]) is :mod:`seis_assets.core.patches`; indexing a
+category folder is :mod:`seis_assets.core.mat_index`; listing folders is :mod:`seis_assets.core.listing`.
 
 Formats
 -------
@@ -23,10 +26,11 @@ raises :class:`PatchLoadError` listing the variables present.
 
 Failures
 --------
-A file that cannot be read, is corrupt or truncated, lacks the key, holds
-char/cell/struct content, NaN/Inf, a constant patch or an unexpected shape
-raises :class:`PatchLoadError` (path + reason). :func:`scan_category` turns
-those into quarantine rows; no file is ever replaced by made-up pixels.
+A file that cannot be read, is corrupt or truncated, lacks the key or holds
+char/cell/struct content raises :class:`PatchLoadError` (path + reason); so do
+NaN/Inf, a constant patch or an unexpected shape when the array becomes a patch
+(:func:`seis_assets.core.patches.normalise_patch`). ``mat_index.scan_category``
+turns those into quarantine rows; no file is ever replaced by made-up pixels.
 
 Paths are str / :class:`pathlib.Path` / :class:`upath.UPath`; URLs (``s3://``,
 ``memory://``) work where folders do. Each file is read once: the same bytes
@@ -35,25 +39,22 @@ are hashed and parsed.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import logging
 import io
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import logging
+from collections.abc import Sequence
 
+import h5py
 import numpy as np
-import pandas as pd
+import scipy.io
 
-from seis_assets.core.storage import PathLike, is_local, path_str, read_bytes, to_upath
+from seis_assets.core.storage import PathLike, path_str, read_bytes
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_KEY = "img"
+#: Smallest and largest side of a patch, in pixels (:func:`seis_assets.core.patches.normalise_patch` checks both;
+#: the v7.3 reader refuses a larger declared array before decompressing it).
 MIN_SIDE = 8
 MAX_SIDE = 4096
-INDEX_COLUMNS = ("path", "category", "split", "sha256", "height", "width")
-QUARANTINE_COLUMNS = ("path", "category", "split", "reason")
 
 #: MATLAB classes that hold numbers (``whosmat`` / v7.3 ``MATLAB_class`` names).
 NUMERIC_CLASSES = frozenset(
@@ -62,7 +63,6 @@ NUMERIC_CLASSES = frozenset(
 )
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_REMOTE_WORKERS = 16
 _MAX_DETAIL = 200
 
 
@@ -138,7 +138,7 @@ def _choose_key(
     raise PatchLoadError(name, f"{lead}, {why}; {_describe(listing)}")
 
 
-def _content_kind(arr: object) -> str | None:
+def content_kind(arr: object) -> str | None:
     """Name of non-numeric MATLAB content (char/cell/struct/...), or None if numeric."""
     if not isinstance(arr, np.ndarray):
         return type(arr).__name__  # e.g. a scipy sparse matrix
@@ -155,7 +155,7 @@ def _content_kind(arr: object) -> str | None:
 
 
 def _checked(arr: object, var: str, name: str) -> np.ndarray:
-    kind = _content_kind(arr)
+    kind = content_kind(arr)
     if kind is not None:
         raise PatchLoadError(name, f"variable {var!r} holds {kind} content, not a numeric array")
     if arr.size == 0:
@@ -164,8 +164,6 @@ def _checked(arr: object, var: str, name: str) -> np.ndarray:
 
 
 def _read_scipy(data: bytes, key: str | None, name: str) -> np.ndarray:
-    import scipy.io
-
     try:
         if key is not None:
             mat = scipy.io.loadmat(io.BytesIO(data), variable_names=[key])
@@ -187,8 +185,6 @@ def _read_scipy(data: bytes, key: str | None, name: str) -> np.ndarray:
 
 def _h5_entry(obj) -> tuple[tuple[int, ...], str]:
     """MATLAB-order shape and MATLAB class of an HDF5 object."""
-    import h5py
-
     cls = obj.attrs.get("MATLAB_class")
     if isinstance(cls, bytes):
         cls = cls.decode(errors="replace")
@@ -222,8 +218,6 @@ def _check_declared_size(shape: tuple[int, ...], name: str, var: str) -> None:
 
 
 def _read_hdf5(data: bytes, key: str | None, name: str) -> np.ndarray:
-    import h5py
-
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             names = [n for n in f.keys() if not n.startswith("#")]
@@ -286,7 +280,9 @@ def read_mat_bytes(data: bytes, key: str | None = DEFAULT_KEY, name: str = "<byt
     return _read_scipy(data, key, name)
 
 
-def _read_file(path: PathLike) -> tuple[bytes, str]:
+def read_file(path: PathLike) -> tuple[bytes, str]:
+    """The bytes of a file and its canonical name (:func:`~seis_assets.core.storage.path_str`), read once so the
+    same bytes can be hashed and parsed. Raises :class:`PatchLoadError` when the file cannot be read."""
     name = path_str(path)
     try:
         return read_bytes(path), name
@@ -314,356 +310,5 @@ def read_mat_array(path: PathLike, key: str | None = DEFAULT_KEY) -> np.ndarray:
     PatchLoadError
         See :func:`read_mat_bytes`; also when the file cannot be opened.
     """
-    data, name = _read_file(path)
+    data, name = read_file(path)
     return read_mat_bytes(data, key, name)
-
-
-def normalise_patch(a: np.ndarray, name: str = "<array>") -> np.ndarray:
-    """Check a raw array and min-max scale it to [-1, 1].
-
-    LANDMASS patches are stored in -1..1, the F3 patches in 0..1; both come out
-    with min -1 and max 1.
-
-    Parameters
-    ----------
-    a : array-like of shape (H, W), (H, W, 1) or (H, W, 3)
-        Numeric. Three channels are averaged.
-    name : str, default="<array>"
-        Used in error messages (pass the path).
-
-    Returns
-    -------
-    patch : ndarray of shape (H, W), dtype float32, values in [-1, 1]
-
-    Raises
-    ------
-    PatchLoadError
-        Non-numeric or complex values, another ndim or channel count, a side
-        below ``MIN_SIDE`` (8) or above ``MAX_SIDE`` (4096), NaN or Inf, or a
-        constant patch (range below float32 resolution of its values).
-    """
-    if isinstance(a, (list, tuple)):
-        a = np.asarray(a)
-    kind = _content_kind(a)
-    if kind is not None:
-        raise PatchLoadError(name, f"{kind} content, not a numeric array")
-    if a.dtype.kind == "c":
-        raise PatchLoadError(name, "complex values, expected a real-valued image")
-    if a.ndim == 3 and a.shape[2] not in (1, 3):
-        raise PatchLoadError(
-            name, f"shape {a.shape}: a 3-D patch must be H x W x 1 or H x W x 3"
-        )
-    if a.ndim not in (2, 3):
-        raise PatchLoadError(
-            name, f"{a.ndim}-D array of shape {a.shape}, expected H x W, H x W x 1 or H x W x 3"
-        )
-    height, width = a.shape[:2]
-    if min(height, width) == 1:
-        raise PatchLoadError(name, f"shape {a.shape} is a vector, not a 2-D image")
-    if min(height, width) < MIN_SIDE:
-        reason = f"too small: {height}x{width}, each side must be >= {MIN_SIDE} px"
-        raise PatchLoadError(name, reason)
-    if max(height, width) > MAX_SIDE:
-        reason = f"too large: {height}x{width}, each side must be <= {MAX_SIDE} px"
-        raise PatchLoadError(name, reason)
-    x = a.astype(np.float64, copy=False)
-    if not np.isfinite(x).all():
-        n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
-        raise PatchLoadError(name, f"non-finite values: {n_nan} NaN, {n_inf} Inf")
-    if x.ndim == 3:
-        x = x.mean(axis=2)
-    lo, hi = float(x.min()), float(x.max())
-    spread = hi - lo
-    if not spread > np.finfo(np.float32).eps * max(abs(lo), abs(hi)):
-        what = "constant" if spread == 0 else "nearly constant"
-        raise PatchLoadError(name, f"{what} patch (values {lo:g} .. {hi:g})")
-    out = ((x - lo) * (2.0 / spread) - 1.0).astype(np.float32)
-    return np.clip(out, -1.0, 1.0, out=out)
-
-
-def read_patch_bytes(
-    data: bytes, key: str | None = DEFAULT_KEY, name: str = "<bytes>"
-) -> np.ndarray:
-    """Parse + normalise the bytes of a ``.mat`` file (read once, hash them too).
-
-    Returns
-    -------
-    patch : ndarray of shape (H, W), dtype float32, values in [-1, 1]
-
-    Raises
-    ------
-    PatchLoadError
-        Any failure of :func:`read_mat_bytes` or :func:`normalise_patch`.
-    """
-    return normalise_patch(read_mat_bytes(data, key, name), name=name)
-
-
-def load_patch(path: PathLike, key: str | None = DEFAULT_KEY) -> np.ndarray:
-    """Load one patch: read, check and scale to [-1, 1].
-
-    Parameters
-    ----------
-    path : str, Path or UPath
-    key : str or None, default="img"
-
-    Returns
-    -------
-    patch : ndarray of shape (H, W), dtype float32, values in [-1, 1]
-
-    Raises
-    ------
-    PatchLoadError
-        Every failure (unreadable, not a MAT-file, corrupt, truncated, missing
-        key, bad content), naming the file.
-    """
-    data, name = _read_file(path)
-    return read_patch_bytes(data, key, name)
-
-
-def load_patches(paths: Iterable[PathLike], key: str | None = DEFAULT_KEY) -> list[np.ndarray]:
-    """Load several patches with :func:`load_patch`.
-
-    Returns
-    -------
-    patches : list of ndarray of shape (H_i, W_i), float32 in [-1, 1]
-
-    Raises
-    ------
-    PatchLoadError
-        For the first file that fails (use :func:`scan_category` to sort good
-        from bad files instead).
-    """
-    return [load_patch(p, key) for p in paths]
-
-
-def file_sha256(path: PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (the feature cache key)."""
-    return hashlib.sha256(read_bytes(path)).hexdigest()
-
-
-def list_mat_files(folder: PathLike) -> list[str]:
-    """``.mat`` files directly in ``folder`` (not recursive).
-
-    The extension match is case-insensitive; hidden files (name starting with
-    ``.``, e.g. macOS ``._x.mat`` resource forks or our own temporary files) and
-    sub-folders are ignored.
-
-    Returns
-    -------
-    paths : list of str, sorted
-        Absolute local paths, or URLs for remote folders.
-    """
-    upath = to_upath(folder)
-    if is_local(upath):
-        with os.scandir(path_str(upath)) as entries:
-            return sorted(
-                os.path.join(path_str(upath), e.name)
-                for e in entries
-                if _is_mat_name(e.name) and e.is_file()
-            )
-    names = [
-        info["name"].rstrip("/").rsplit("/", 1)[-1]
-        for info in _fresh_listing(upath)
-        if info.get("type") == "file"
-    ]
-    return sorted(str(upath / n) for n in names if _is_mat_name(n))
-
-
-@dataclasses.dataclass(frozen=True)
-class FileInfo:
-    """One listed file: its path (absolute local path or URL), size in bytes and modification time (epoch s)."""
-
-    path: str
-    size: int
-    mtime: float
-
-
-def _remote_mtime(info: Mapping) -> float:
-    """Modification time from an fsspec listing entry (local: ``mtime``; S3: ``LastModified``; GCS: ``updated``)."""
-    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
-        value = info.get(key)
-        if value is None:
-            continue
-        if hasattr(value, "timestamp"):
-            return float(value.timestamp())
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return float(pd.Timestamp(value).timestamp())
-    return 0.0
-
-
-def list_mat_files_detailed(folder: PathLike) -> list[FileInfo]:
-    """``.mat`` files directly in ``folder`` with size and mtime, from ONE listing call.
-
-    The same selection as :func:`list_mat_files`. On an object store this is a single ``ls(detail=True)`` request
-    however many files the folder holds (sensors call it every tick); locally it is one ``os.scandir``.
-
-    Returns
-    -------
-    files : list of FileInfo, sorted by path
-    """
-    upath = to_upath(folder)
-    if is_local(upath):
-        root = path_str(upath)
-        out = []
-        with os.scandir(root) as entries:
-            for e in entries:
-                if _is_mat_name(e.name) and e.is_file():
-                    st = e.stat()
-                    out.append(FileInfo(os.path.join(root, e.name), int(st.st_size), float(st.st_mtime)))
-        return sorted(out, key=lambda f: f.path)
-    out = []
-    for info in _fresh_listing(upath):
-        name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-        if info.get("type") == "file" and _is_mat_name(name):
-            out.append(FileInfo(str(upath / name), int(info.get("size") or 0), _remote_mtime(info)))
-    return sorted(out, key=lambda f: f.path)
-
-
-def _fresh_listing(upath) -> list[dict]:
-    """``ls(detail=True)`` of a remote folder, asked of the server: fsspec file systems (s3fs, gcsfs) cache
-    listings per instance, and a long-lived process (the sensor daemon) would otherwise never see files that
-    another client added."""
-    upath.fs.invalidate_cache(upath.path)
-    return upath.fs.ls(upath.path, detail=True)
-
-
-def _is_mat_name(name: str) -> bool:
-    return name.lower().endswith(".mat") and not name.startswith(".")
-
-
-def list_categories(train_dir: PathLike) -> list[str]:
-    """Names of the sub-folders of ``train_dir`` holding at least one ``.mat``.
-
-    Returns
-    -------
-    categories : list of str, sorted (names may contain spaces, e.g. "salt dome")
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming ``train_dir`` when it is not a folder.
-    """
-    upath = to_upath(train_dir)
-    if not is_local(upath):
-        upath.fs.invalidate_cache(upath.path)  # see _fresh_listing: a new category folder must be seen
-    if not upath.is_dir():
-        raise FileNotFoundError(f"training folder {path_str(upath)} does not exist")
-    return sorted(
-        child.name
-        for child in upath.iterdir()
-        if not child.name.startswith(".") and child.is_dir() and list_mat_files(child)
-    )
-
-
-def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
-    for c in ("height", "width"):
-        if c in frame:
-            frame[c] = frame[c].astype("int64")
-    return frame
-
-
-def _scan_one(path: str, key: str | None) -> tuple[str, int, int] | PatchLoadError:
-    try:
-        data, name = _read_file(path)
-        patch = read_patch_bytes(data, key, name)
-    except PatchLoadError as exc:
-        return exc
-    return hashlib.sha256(data).hexdigest(), patch.shape[0], patch.shape[1]
-
-
-def scan_category(
-    root: PathLike,
-    category: str,
-    split: str,
-    key: str | None = DEFAULT_KEY,
-    *,
-    max_workers: int | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hash and validate every ``.mat`` file of ``<root>/<category>``.
-
-    Each file is read once; its bytes are hashed and fully loaded with
-    :func:`read_patch_bytes`, so a file in the index will load later.
-
-    Parameters
-    ----------
-    root : str, Path or UPath
-        The split folder, e.g. ``data/train`` (the category folder is
-        ``root / category``).
-    category : str
-        Folder name, also the ``category`` column (may contain spaces).
-    split : str
-        Written to the ``split`` column. For ``"train"`` a missing folder is an
-        error; for any other split it gives empty frames.
-    key : str or None, default="img"
-    max_workers : int, optional
-        Threads reading files. Default: 1 for local folders, 16 for remote
-        ones (latency bound).
-
-    Returns
-    -------
-    index : DataFrame with columns INDEX_COLUMNS
-        path (absolute str or URL), category, split, sha256 (hex), height, width (int64).
-    quarantine : DataFrame with columns QUARANTINE_COLUMNS
-        path, category, split, reason. Every listed file is in exactly one frame.
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the folder, when it is missing and ``split == "train"``.
-    """
-    folder = to_upath(root) / category
-    if not folder.is_dir():
-        if split == "train":
-            raise FileNotFoundError(
-                f"category folder {path_str(folder)} does not exist (split {split!r})"
-            )
-        return _empty_frame(INDEX_COLUMNS), _empty_frame(QUARANTINE_COLUMNS)
-    return scan_files(list_mat_files(folder), category, split, key, max_workers=max_workers,
-                      remote=not is_local(folder))
-
-
-def scan_files(
-    paths: Sequence[str],
-    category: str | None,
-    split: str,
-    key: str | None = DEFAULT_KEY,
-    *,
-    max_workers: int | None = None,
-    remote: bool = False,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hash and validate the listed ``.mat`` files (see :func:`scan_category`); ``category`` may be ``None``
-    (unlabelled). Returns ``(index, quarantine)``; every path is in exactly one frame."""
-    workers = max_workers or (_REMOTE_WORKERS if remote else 1)
-    if workers > 1 and len(paths) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda p: _scan_one(p, key), paths))
-    else:
-        results = [_scan_one(p, key) for p in paths]
-    good, bad = [], []
-    for path, result in zip(paths, results):
-        if isinstance(result, PatchLoadError):
-            bad.append((path, category, split, result.reason))
-        else:
-            good.append((path, category, split, *result))
-    index = pd.DataFrame(good, columns=list(INDEX_COLUMNS)) if good else _empty_frame(INDEX_COLUMNS)
-    index = index.astype({"height": "int64", "width": "int64"})
-    if bad:
-        quarantine = pd.DataFrame(bad, columns=list(QUARANTINE_COLUMNS))
-    else:
-        quarantine = _empty_frame(QUARANTINE_COLUMNS)
-    return index, quarantine
-
-
-def index_category(category: str, roots: Mapping[str, PathLike], key: str | None = DEFAULT_KEY) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`scan_category` over several splits, e.g. ``{"train": "data/train", "test": "data/test"}``.
-
-    Returns the concatenated index and quarantine frames (``split`` column tells them apart). Only the ``train``
-    folder must exist.
-    """
-    scans = [scan_category(root, category, split, key) for split, root in roots.items()]
-    index = pd.concat([s[0] for s in scans], ignore_index=True)
-    quarantine = pd.concat([s[1] for s in scans], ignore_index=True)
-    return index, quarantine

@@ -22,7 +22,8 @@ import pandas as pd
 from upath import UPath
 
 from seis_assets.core.generations import Generation
-from seis_assets.core.matfiles import PatchLoadError, normalise_patch, read_mat_bytes
+from seis_assets.core.matfiles import PatchLoadError, read_mat_bytes
+from seis_assets.core.patches import normalise_patch
 from seis_assets.core.qc import qc_table
 from seis_assets.core.storage import load_joblib, path_str, read_bytes, read_parquet
 

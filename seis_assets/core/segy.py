@@ -395,7 +395,7 @@ def scale_window(window: np.ndarray, scaling: str, scale: float | None = None, n
     ``survey``: ``window / scale`` clipped to [-1, 1].
     """
     if scaling == "per_window":
-        from seis_assets.core.matfiles import normalise_patch
+        from seis_assets.core.patches import normalise_patch
 
         return normalise_patch(window, name=name)
     if scaling == "survey":

@@ -36,9 +36,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from seis_assets.core.matfiles import (
-    DEFAULT_KEY, INDEX_COLUMNS, QUARANTINE_COLUMNS, FileInfo, _empty_frame, _fresh_listing, _is_mat_name, _remote_mtime, scan_files,
-)
+from seis_assets.core.listing import FileInfo, list_folder
+from seis_assets.core.mat_index import INDEX_COLUMNS, QUARANTINE_COLUMNS, empty_frame, scan_files
+from seis_assets.core.matfiles import DEFAULT_KEY
 from seis_assets.core.storage import PathLike, is_local, path_str, to_upath
 
 LABELS = ("folders", "none")
@@ -163,36 +163,6 @@ class GroupListing:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def _entries(folder: PathLike) -> tuple[list[FileInfo], list[str]]:
-    """``.mat`` files (with size, mtime) and visible sub-folder names directly in ``folder``, from one listing.
-
-    Raises ``FileNotFoundError`` / ``PermissionError`` / ``OSError`` as the file system does.
-    """
-    upath = to_upath(folder)
-    files, folders = [], []
-    if is_local(upath):
-        root = path_str(upath)
-        with os.scandir(root) as entries:
-            for e in entries:
-                if e.name.startswith("."):
-                    continue
-                if e.is_dir():
-                    folders.append(e.name)
-                elif _is_mat_name(e.name) and e.is_file():
-                    st = e.stat()
-                    files.append(FileInfo(os.path.join(root, e.name), int(st.st_size), float(st.st_mtime)))
-    else:
-        for info in _fresh_listing(upath):  # asked of the server: a sensor must see files other clients added
-            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith("."):
-                continue
-            if info.get("type") == "directory":
-                folders.append(name)
-            elif info.get("type") == "file" and _is_mat_name(name):
-                files.append(FileInfo(str(upath / name), int(info.get("size") or 0), _remote_mtime(info)))
-    return sorted(files, key=lambda f: f.path), sorted(folders)
-
-
 def _good_files(files: list[FileInfo], skipped: list) -> list[FileInfo]:
     out = []
     for f in files:
@@ -213,7 +183,7 @@ def list_groups(train_dir: PathLike, test_dir: PathLike | None, labels: str = "f
     """
     check_labels(labels)
     out = GroupListing()
-    root_files, folders = _entries(train_dir)
+    root_files, folders = list_folder(train_dir)
     test_root = to_upath(test_dir) if test_dir is not None else None
 
     def test_files(group: str) -> list[FileInfo]:
@@ -221,7 +191,7 @@ def list_groups(train_dir: PathLike, test_dir: PathLike | None, labels: str = "f
             return []
         folder = test_root if group == ROOT_GROUP else test_root / group
         try:
-            files = _entries(folder)[0]
+            files = list_folder(folder)[0]
         except FileNotFoundError:
             return []
         return _good_files(files, out.skipped)
@@ -236,7 +206,7 @@ def list_groups(train_dir: PathLike, test_dir: PathLike | None, labels: str = "f
             out.skipped.append((printable(path_str(to_upath(train_dir) / name)), problem))
             continue
         try:
-            files = _good_files(_entries(to_upath(train_dir) / name)[0], out.skipped)
+            files = _good_files(list_folder(to_upath(train_dir) / name)[0], out.skipped)
         except OSError as exc:
             out.unreadable[name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -285,7 +255,7 @@ def index_partition(
     ``category`` is the folder name with ``labels="folders"`` and null with ``labels="none"``. A file whose name
     is not valid UTF-8 goes to the quarantine with that reason (its path shown with ``\\xNN`` escapes).
 
-    Returns ``(index, quarantine)`` as :func:`seis_assets.core.matfiles.scan_files`. Raises ``FileNotFoundError``
+    Returns ``(index, quarantine)`` as :func:`seis_assets.core.mat_index.scan_files`. Raises ``FileNotFoundError``
     naming the folder when the train folder of the group does not exist.
     """
     check_labels(labels)
@@ -297,7 +267,7 @@ def index_partition(
     for split, root in roots.items():
         folder = to_upath(root) if spec.group == ROOT_GROUP else to_upath(root) / spec.group
         try:
-            files = _entries(folder)[0]
+            files = list_folder(folder)[0]
         except FileNotFoundError:
             if split == "train":
                 raise FileNotFoundError(f"folder {path_str(folder)} of partition {key!r} does not exist") from None
@@ -312,6 +282,6 @@ def index_partition(
         quarantines.append(quarantine)
         if bad:
             quarantines.append(pd.DataFrame(bad, columns=list(QUARANTINE_COLUMNS)))
-    index = pd.concat(indexes, ignore_index=True) if indexes else _empty_frame(INDEX_COLUMNS)
-    quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else _empty_frame(QUARANTINE_COLUMNS)
+    index = pd.concat(indexes, ignore_index=True) if indexes else empty_frame(INDEX_COLUMNS)
+    quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else empty_frame(QUARANTINE_COLUMNS)
     return index, quarantine

@@ -99,36 +99,49 @@ def atomic_path(path: PathLike) -> Iterator[Path | UPath]:
     """
     upath = to_upath(path)
     if upath.protocol in _LOCAL_PROTOCOLS:
-        final = Path(path_str(upath))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(_tmp_name(final.name))
-        try:
+        with _atomic_local(Path(path_str(upath))) as tmp:
             yield tmp
-            if not tmp.exists():
-                raise FileNotFoundError(f"nothing was written to the temporary file for {final}")
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     else:
-        fs = upath.fs
-        fs.makedirs(upath.parent.path, exist_ok=True)
-        tmp = upath.with_name(_tmp_name(upath.name))
-        try:
+        with _atomic_remote(upath) as tmp:
             yield tmp
-            if not fs.exists(tmp.path):
-                raise FileNotFoundError(f"nothing was written to the temporary file for {upath}")
-            fs.mv(tmp.path, upath.path)  # copy + delete on object stores
-        except BaseException:
-            with contextlib.suppress(Exception):
-                if fs.exists(tmp.path):
-                    fs.rm(tmp.path)
-            raise
+
+
+@contextlib.contextmanager
+def _atomic_local(final: Path) -> Iterator[Path]:
+    """:func:`atomic_path` on the local file system: fsync the temporary file, then ``os.replace`` it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(_tmp_name(final.name))
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to the temporary file for {final}")
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _atomic_remote(upath: UPath) -> Iterator[UPath]:
+    """:func:`atomic_path` on an fsspec file system: ``mv`` the temporary object (copy + delete on object stores)."""
+    fs = upath.fs
+    fs.makedirs(upath.parent.path, exist_ok=True)
+    tmp = upath.with_name(_tmp_name(upath.name))
+    try:
+        yield tmp
+        if not fs.exists(tmp.path):
+            raise FileNotFoundError(f"nothing was written to the temporary file for {upath}")
+        fs.mv(tmp.path, upath.path)  # copy + delete on object stores
+    except BaseException:
+        with contextlib.suppress(Exception):
+            if fs.exists(tmp.path):
+                fs.rm(tmp.path)
+        raise
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> str:

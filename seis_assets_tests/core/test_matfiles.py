@@ -1,4 +1,5 @@
-"""Tests for seis_assets.core.matfiles: formats, keys, bad files, folder scans."""
+"""Tests for the .mat path: matfiles (formats, keys, bad files), patches (checks, scaling), listing and
+mat_index (folder listings and scans)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 import scipy.io
 from upath import UPath
 
+from seis_assets.core import listing, mat_index
 from seis_assets.core import matfiles as mf
+from seis_assets.core import patches as pt
 from seis_assets.core.matfiles import PatchLoadError
 
 F3_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "f3_patches"
@@ -99,7 +102,7 @@ def test_v4_file(tmp_path):
     scipy.io.savemat(path, {"img": a}, format="4")
     assert path.read_bytes()[:4] == b"\x00\x00\x00\x00"  # v4: no text header
     np.testing.assert_array_equal(mf.read_mat_array(path), a)
-    assert mf.load_patch(path).shape == (10, 14)
+    assert pt.load_patch(path).shape == (10, 14)
 
 
 def test_v73_header_is_matlab_like(tmp_path):
@@ -116,7 +119,7 @@ def test_v73_orientation_non_square(tmp_path):
     got = mf.read_mat_array(path)
     assert got.shape == (12, 20)
     np.testing.assert_array_equal(got, a)
-    patch = mf.load_patch(path)
+    patch = pt.load_patch(path)
     assert patch[0, 0] == -1.0 and patch[-1, -1] == 1.0
     assert patch[0, 1] > patch[0, 0]  # increasing along a row, as in MATLAB
 
@@ -139,13 +142,13 @@ def test_v73_cell_refs_are_not_candidates(tmp_path):
 def test_hxwx1_and_hxwx3(tmp_path):
     a = _patch((12, 20, 1))
     p1 = save_v5(tmp_path / "one.mat", {"img": a})
-    out = mf.load_patch(p1)
+    out = pt.load_patch(p1)
     assert out.shape == (12, 20)
-    np.testing.assert_allclose(out, mf.normalise_patch(a[..., 0]))
+    np.testing.assert_allclose(out, pt.normalise_patch(a[..., 0]))
     rgb = _patch((12, 20, 3), lo=0, hi=255).astype(np.uint8)
     p3 = save_v5(tmp_path / "rgb.mat", {"img": rgb})
-    out = mf.load_patch(p3)
-    np.testing.assert_allclose(out, mf.normalise_patch(rgb.astype(float).mean(axis=2)), atol=1e-6)
+    out = pt.load_patch(p3)
+    np.testing.assert_allclose(out, pt.normalise_patch(rgb.astype(float).mean(axis=2)), atol=1e-6)
 
 
 # --------------------------------------------------------------------------- values
@@ -155,11 +158,11 @@ def test_normalise_ranges():
     f3 = _patch(lo=0.0, hi=1.0)
     landmass = _patch(lo=-1.0, hi=1.0, seed=1)
     for a in (f3, landmass, (f3 * 255).astype(np.uint8), f3.astype(np.float32) + 1000):
-        out = mf.normalise_patch(a)
+        out = pt.normalise_patch(a)
         assert out.dtype == np.float32 and out.shape == a.shape
         assert out.min() == -1.0 and out.max() == 1.0
     # affine map: order and relative spacing are kept
-    out = mf.normalise_patch(f3)
+    out = pt.normalise_patch(f3)
     expected = (f3 - f3.min()) / (f3.max() - f3.min()) * 2 - 1
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
@@ -167,7 +170,7 @@ def test_normalise_ranges():
 def test_normalise_does_not_modify_input():
     a = _patch()
     before = a.copy()
-    mf.normalise_patch(a)
+    pt.normalise_patch(a)
     np.testing.assert_array_equal(a, before)
 
 
@@ -190,7 +193,7 @@ def test_normalise_does_not_modify_input():
 )
 def test_normalise_rejects(array, reason):
     with pytest.raises(PatchLoadError) as info:
-        mf.normalise_patch(array, name="thing.mat")
+        pt.normalise_patch(array, name="thing.mat")
     assert reason in info.value.reason
     assert info.value.path == "thing.mat"
     assert "thing.mat" in str(info.value) and info.value.reason in str(info.value)
@@ -216,7 +219,7 @@ def test_key_auto_detect_single_array(tmp_path, caplog):
 def test_missing_key_lists_keys(tmp_path):
     path = save_v5(tmp_path / "two.mat", {"data": _patch(), "other": _patch(seed=2)})
     with pytest.raises(PatchLoadError) as info:
-        mf.load_patch(path, key="img")
+        pt.load_patch(path, key="img")
     msg = str(info.value)
     assert str(path) in msg
     assert "'img' not found" in msg and "'data' (double 12x20)" in msg and "'other'" in msg
@@ -225,7 +228,7 @@ def test_missing_key_lists_keys(tmp_path):
 def test_missing_key_without_candidate(tmp_path):
     path = save_v5(tmp_path / "text.mat", {"note": "hello", "dt": np.array([[0.004]])})
     with pytest.raises(PatchLoadError, match=r"'img' not found.*'note' \(char.*'dt' \(double 1x1\)"):
-        mf.load_patch(path)
+        pt.load_patch(path)
 
 
 def test_ambiguous_auto_detect(tmp_path):
@@ -311,7 +314,7 @@ def mixed_folder(tmp_path) -> Path:
 def test_bad_file_raises_naming_file_and_reason(mixed_folder, name):
     path = mixed_folder / name
     with pytest.raises(PatchLoadError) as info:
-        mf.load_patch(path)
+        pt.load_patch(path)
     err = info.value
     assert err.path == str(path)
     assert _BAD[name][1] in err.reason
@@ -319,7 +322,7 @@ def test_bad_file_raises_naming_file_and_reason(mixed_folder, name):
 
 
 def test_list_mat_files(mixed_folder):
-    listed = mf.list_mat_files(mixed_folder)
+    listed = listing.list_mat_files(mixed_folder)
     names = [os.path.basename(p) for p in listed]
     assert sorted(names) == sorted([*_GOOD, *_BAD])
     assert listed == sorted(listed)
@@ -328,14 +331,14 @@ def test_list_mat_files(mixed_folder):
 
 def test_scan_category_quarantines_bad_keeps_good(mixed_folder):
     root = mixed_folder.parent
-    index, quarantine = mf.scan_category(root, "salt dome", "train")
-    assert list(index.columns) == list(mf.INDEX_COLUMNS)
-    assert list(quarantine.columns) == list(mf.QUARANTINE_COLUMNS)
+    index, quarantine = mat_index.scan_category(root, "salt dome", "train")
+    assert list(index.columns) == list(mat_index.INDEX_COLUMNS)
+    assert list(quarantine.columns) == list(mat_index.QUARANTINE_COLUMNS)
     good = {os.path.basename(p) for p in index["path"]}
     bad = {os.path.basename(p): r for p, r in zip(quarantine["path"], quarantine["reason"])}
     assert good == set(_GOOD)
     assert set(bad) == set(_BAD)
-    assert len(index) + len(quarantine) == len(mf.list_mat_files(mixed_folder))
+    assert len(index) + len(quarantine) == len(listing.list_mat_files(mixed_folder))
     for name, (_, reason) in _BAD.items():
         assert reason in bad[name]
     assert (index["category"] == "salt dome").all() and (index["split"] == "train").all()
@@ -343,21 +346,21 @@ def test_scan_category_quarantines_bad_keeps_good(mixed_folder):
     for row in index.itertuples():
         assert os.path.isabs(row.path)
         assert row.sha256 == hashlib.sha256(Path(row.path).read_bytes()).hexdigest()
-        assert row.sha256 == mf.file_sha256(row.path)
-        assert (row.height, row.width) == mf.load_patch(row.path).shape
+        assert row.sha256 == mat_index.file_sha256(row.path)
+        assert (row.height, row.width) == pt.load_patch(row.path).shape
     assert index["height"].dtype == np.int64 and index["width"].dtype == np.int64
     # a scan is a pure function of the folder
-    again, _ = mf.scan_category(str(root), "salt dome", "train", max_workers=4)
+    again, _ = mat_index.scan_category(str(root), "salt dome", "train", max_workers=4)
     pd.testing.assert_frame_equal(index, again)
 
 
 def test_scan_category_missing_folder(tmp_path):
-    index, quarantine = mf.scan_category(tmp_path, "fault", "test")
+    index, quarantine = mat_index.scan_category(tmp_path, "fault", "test")
     assert index.empty and quarantine.empty
-    assert list(index.columns) == list(mf.INDEX_COLUMNS)
-    assert list(quarantine.columns) == list(mf.QUARANTINE_COLUMNS)
+    assert list(index.columns) == list(mat_index.INDEX_COLUMNS)
+    assert list(quarantine.columns) == list(mat_index.QUARANTINE_COLUMNS)
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "fault")):
-        mf.scan_category(tmp_path, "fault", "train")
+        mat_index.scan_category(tmp_path, "fault", "train")
 
 
 def test_list_categories(tmp_path):
@@ -369,33 +372,33 @@ def test_list_categories(tmp_path):
     save_v5(train / ".hidden" / "c.mat", {"img": _patch()})
     (train / "empty" / "readme.txt").write_text("x")
     save_v5(train / "stray.mat", {"img": _patch()})
-    assert mf.list_categories(train) == ["fault", "salt dome"]
+    assert listing.list_categories(train) == ["fault", "salt dome"]
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        mf.list_categories(tmp_path / "nowhere")
+        listing.list_categories(tmp_path / "nowhere")
 
 
 def test_load_patches(tmp_path):
     paths = [save_v5(tmp_path / f"{i}.mat", {"img": _patch(seed=i)}) for i in range(3)]
-    patches = mf.load_patches(paths)
+    patches = pt.load_patches(paths)
     assert [p.shape for p in patches] == [(12, 20)] * 3
     (tmp_path / "bad.mat").write_bytes(b"")
     with pytest.raises(PatchLoadError, match="bad.mat"):
-        mf.load_patches([*paths, tmp_path / "bad.mat"])
+        pt.load_patches([*paths, tmp_path / "bad.mat"])
 
 
 def test_missing_file_is_patch_load_error(tmp_path):
     with pytest.raises(PatchLoadError, match="cannot read file") as info:
-        mf.load_patch(tmp_path / "gone.mat")
+        pt.load_patch(tmp_path / "gone.mat")
     assert info.value.path == str(tmp_path / "gone.mat")
 
 
 def test_read_patch_bytes_matches_load_patch(tmp_path):
     path = save_v5(tmp_path / "a.mat", {"img": _patch()})
     np.testing.assert_array_equal(
-        mf.read_patch_bytes(path.read_bytes(), "img", str(path)), mf.load_patch(path)
+        pt.read_patch_bytes(path.read_bytes(), "img", str(path)), pt.load_patch(path)
     )
     with pytest.raises(PatchLoadError, match="^cannot load patch <bytes>: empty file"):
-        mf.read_patch_bytes(b"")
+        pt.read_patch_bytes(b"")
 
 
 # --------------------------------------------------------------------------- remote (fsspec memory://)
@@ -411,18 +414,18 @@ def test_memory_bucket_scan(tmp_path):
     (folder / "c.txt").write_bytes(b"ignored")
     (root / "empty").mkdir(parents=True, exist_ok=True)
 
-    assert mf.list_categories(root) == ["salt dome"]
-    assert mf.list_mat_files(folder) == [str(folder / "a.mat"), str(folder / "b.mat")]
-    detailed = mf.list_mat_files_detailed(folder)
-    assert [f.path for f in detailed] == mf.list_mat_files(folder)
+    assert listing.list_categories(root) == ["salt dome"]
+    assert listing.list_mat_files(folder) == [str(folder / "a.mat"), str(folder / "b.mat")]
+    detailed = listing.list_mat_files_detailed(folder)
+    assert [f.path for f in detailed] == listing.list_mat_files(folder)
     assert [f.size for f in detailed] == [len(local.read_bytes()), len(b"garbage bytes")]
-    index, quarantine = mf.scan_category(root, "salt dome", "train")
+    index, quarantine = mat_index.scan_category(root, "salt dome", "train")
     assert index["path"].tolist() == [str(folder / "a.mat")]
     assert index["path"][0].startswith("memory://")
     assert index["sha256"][0] == hashlib.sha256(local.read_bytes()).hexdigest()
     assert quarantine["path"].tolist() == [str(folder / "b.mat")]
-    np.testing.assert_array_equal(mf.load_patch(index["path"][0]), mf.load_patch(local))
-    np.testing.assert_array_equal(mf.load_patch(folder / "a.mat"), mf.load_patch(local))
+    np.testing.assert_array_equal(pt.load_patch(index["path"][0]), pt.load_patch(local))
+    np.testing.assert_array_equal(pt.load_patch(folder / "a.mat"), pt.load_patch(local))
 
 
 # --------------------------------------------------------------------------- real F3 subset
@@ -430,9 +433,9 @@ def test_memory_bucket_scan(tmp_path):
 
 @pytest.mark.skipif(not (F3_ROOT / "salt dome").is_dir(), reason="F3 patches not on this machine")
 def test_real_f3_salt_dome_subset():
-    paths = mf.list_mat_files(F3_ROOT / "salt dome")[:20]
+    paths = listing.list_mat_files(F3_ROOT / "salt dome")[:20]
     assert len(paths) == 20
-    for path, patch in zip(paths, mf.load_patches(paths)):
+    for path, patch in zip(paths, pt.load_patches(paths)):
         assert " " in path  # "salt dome": the folder name has a space
         assert patch.shape == (99, 99) and patch.dtype == np.float32
         assert patch.min() == -1.0 and patch.max() == 1.0
@@ -447,14 +450,14 @@ def test_index_category_over_splits_keeps_every_file_once(tmp_path):
         for i in range(n):
             save_v5(folder / f"s{i}.mat", {"img": _patch(seed=i)})
     (tmp_path / "test" / "salt dome" / "bad.mat").write_bytes(b"garbage")
-    index, quarantine = mf.index_category("salt dome", {"train": tmp_path / "train", "test": tmp_path / "test"})
+    index, quarantine = mat_index.index_category("salt dome", {"train": tmp_path / "train", "test": tmp_path / "test"})
     assert sorted(index["split"]) == ["test", "test", "train", "train", "train"]
     assert quarantine[["split", "category"]].values.tolist() == [["test", "salt dome"]]
     # no test folder at all is fine; a missing train folder is not
-    index, _ = mf.index_category("salt dome", {"train": tmp_path / "train", "test": tmp_path / "nowhere"})
+    index, _ = mat_index.index_category("salt dome", {"train": tmp_path / "train", "test": tmp_path / "nowhere"})
     assert len(index) == 3
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        mf.index_category("salt dome", {"train": tmp_path / "nowhere"})
+        mat_index.index_category("salt dome", {"train": tmp_path / "nowhere"})
 
 
 def test_detailed_listing_matches_stat(tmp_path):
@@ -463,7 +466,7 @@ def test_detailed_listing_matches_stat(tmp_path):
     save_v5(tmp_path / "a.MAT", {"img": _patch()})
     (tmp_path / ".a.mat.tmp").write_bytes(b"partial")
     (tmp_path / "notes.txt").write_bytes(b"x")
-    files = mf.list_mat_files_detailed(tmp_path)
+    files = listing.list_mat_files_detailed(tmp_path)
     assert [f.path for f in files] == [str(tmp_path / "a.MAT"), str(tmp_path / "b.mat")]
     for f in files:
         st = os.stat(f.path)

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from seis_assets.core import qc
-from seis_assets.core.matfiles import list_categories, list_mat_files, read_mat_array
+from seis_assets.core.listing import list_categories, list_mat_files
+from seis_assets.core.matfiles import read_mat_array
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import scipy.io
 
 from seis_assets.core import attributes as A
 from seis_assets.core import synthetic as S
+from seis_assets.core import synthetic_model as M
+from seis_assets.synthetic import main
 
 N = 12  # patches per class for the statistical checks
 
@@ -152,10 +154,10 @@ def test_cli_writes_and_refuses(tmp_path):
 
 
 def test_main_in_process(tmp_path, capsys):
-    assert S.main(["--out", str(tmp_path), "--n-train", "1", "--n-test", "0", "--size", "20x20"]) == 0
+    assert main(["--out", str(tmp_path), "--n-train", "1", "--n-test", "0", "--size", "20x20"]) == 0
     assert "wrote 4 train" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        S.main(["--size", "big"])
+        main(["--size", "big"])
 
 
 # --------------------------------------------------------------------------- echo, trace jitter, absorption
@@ -165,8 +167,8 @@ def _autocorrelation(p, lag):
 
 
 def test_echo_wavelet_has_notches_every_one_over_lag():
-    w = S.ormsby(0.01, 0.03, 0.23, 0.32)
-    e = S.with_echo(w, 14.5, 0.4)
+    w = M.ormsby(0.01, 0.03, 0.23, 0.32)
+    e = M.with_echo(w, 14.5, 0.4)
     centre = len(e) // 2
     assert e[centre] == pytest.approx(1.0, abs=0.05)  # the primary (plus the echo of a far side lobe)
     assert e[centre + 14] < -0.15 and e[centre + 15] < -0.15  # the opposite-polarity echo lies 14.5 samples below
@@ -178,7 +180,7 @@ def test_echo_wavelet_has_notches_every_one_over_lag():
         assert ratio(n / 14.5) == pytest.approx(0.6, abs=0.03)
         assert ratio((n + 0.5) / 14.5) == pytest.approx(1.4, abs=0.03)
     with pytest.raises(ValueError):
-        S.with_echo(w, 14.5, 1.0)
+        M.with_echo(w, 14.5, 1.0)
 
 
 @pytest.mark.parametrize("cls", S.CLASSES)
@@ -212,7 +214,7 @@ def test_chaotic_band_jitters_trace_by_trace():
 def test_absorption_removes_high_frequencies_along_the_path():
     noise = rng(8).standard_normal((128, 40))
     path = np.broadcast_to(np.linspace(0.0, 100.0, 40)[None, :], noise.shape)  # more path to the right
-    out = S._absorb(noise, path, q=20.0)
+    out = M.absorb(noise, path, q=20.0)
     assert np.allclose(out[:, 0], noise[:, 0], atol=1e-9)  # no path: unchanged
     k = np.fft.rfftfreq(128)
     hf = lambda x: float((np.abs(np.fft.rfft(x, axis=0))[k > 0.2] ** 2).sum() / (x**2).sum())  # noqa: E731
@@ -235,7 +237,7 @@ def test_salt_dome_interior_loses_high_frequencies(monkeypatch):
         return centroid(p[-50:]), float(np.sqrt((p[-50:] ** 2).mean()))
 
     absorbed = [deep(i) for i in range(N)]
-    monkeypatch.setattr(S, "_absorb", lambda seis, path, q: seis)
+    monkeypatch.setattr(M, "absorb", lambda seis, path, q: seis)
     plain = [deep(i) for i in range(N)]
     assert np.median([a[0] - b[0] for a, b in zip(absorbed, plain)]) < -0.01
     assert np.median([a[1] / b[1] for a, b in zip(absorbed, plain)]) == pytest.approx(1.0, abs=0.25)

@@ -16,7 +16,9 @@ from seis_assets.assets import incoming as incoming_module
 from seis_assets.assets.incoming import CLAIM_TAG, IncomingFiles
 from seis_assets.core.claims import CLAIMS_DIR, OutsideIncomingError, open_claims, take_over
 from seis_assets.core.generations import CURRENT_FILE, promote, serving_generation
-from seis_assets.core.matfiles import PatchLoadError, list_categories, load_patch
+from seis_assets.core.listing import list_categories
+from seis_assets.core.matfiles import PatchLoadError
+from seis_assets.core.patches import load_patch
 from seis_assets.core.predict import mark_duplicates
 from seis_assets.core.storage import read_parquet
 from seis_assets.definitions import ALL_ASSETS

@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 
 from seis_assets.checks import features_finite, single_backbone
-from seis_assets.core.matfiles import list_categories
+from seis_assets.core.listing import list_categories
 from seis_assets.core.anomaly import ANOMALY_COLUMNS
 from seis_assets.core.storage import read_parquet
 from seis_assets.assets.incoming import IncomingFiles

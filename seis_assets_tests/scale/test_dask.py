@@ -13,7 +13,7 @@ from upath import UPath
 from seis_assets.core.distributed import BackboneSpec, dask_shard_runner
 from seis_assets.core.features import BackboneMismatchError, extract_features, feature_matrix, table_identity
 from seis_assets.core.backbones import load_backbone
-from seis_assets.core.matfiles import index_category
+from seis_assets.core.mat_index import index_category
 from seis_assets.core.storage import read_parquet
 from seis_assets.definitions import ALL_ASSETS
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
