@@ -145,7 +145,8 @@ def throughput(args, tmp: Path) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from seis_assets.core.features import embed, extract_features, feature_matrix, resolve_precision
+    from seis_assets.core.engines import resolve_precision
+    from seis_assets.core.features import embed, extract_features, feature_matrix
     from seis_assets.core.matfiles import load_patch
 
     index = write_patches(tmp / "throughput", args.n, seed=1)

@@ -4,7 +4,7 @@ Engines
 -------
 ``torch``
     The backbone's own torch module, channels_last, under ``inference_mode`` and autocast (bf16 on CPUs with
-    native bf16, see :func:`seis_assets.core.features.resolve_precision`).
+    native bf16, see :func:`resolve_precision`).
 ``onnxruntime``
     The backbone exported once to ONNX (:func:`onnx_model_path`) and run by ONNX Runtime's CPU kernels, fp32.
     On CPUs without native bf16 (AVX2 only) this is the fastest: its depthwise and 1x1 convolutions are not
@@ -55,27 +55,35 @@ concurrency pool of the heavy assets), at least 1. torch (``set_num_threads``), 
 
 from __future__ import annotations
 
+import atexit
+import copy
+import importlib.util
 import io
 import logging
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from seis_assets import environment
 from seis_assets.core.backbones import INSTNORM_SUFFIX
 from seis_assets.core.storage import atomic_write_bytes, read_bytes, to_upath
 
 __all__ = [
     "ENGINES",
     "DEFAULT_ENGINE",
+    "PRECISIONS",
+    "DEFAULT_PRECISION",
     "ONNX_OPSET",
     "EngineChoice",
     "cpu_flags",
     "has_native_bf16",
     "choose_engine",
+    "resolve_precision",
     "engine_precision",
     "thread_budget",
     "batch_size_for",
@@ -90,6 +98,8 @@ _LOG = logging.getLogger(__name__)
 
 ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
 DEFAULT_ENGINE = "auto"
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_PRECISION = "auto"
 ONNX_OPSET = 17
 #: CPU flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic.
 BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
@@ -131,8 +141,6 @@ def has_native_bf16(flags) -> bool:
 
 
 def _importable(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 
@@ -199,6 +207,34 @@ def _below_bf16_gate(backbone: str | None) -> bool:
     return _base_name(backbone) in BF16_BELOW_GATE or INSTNORM_SUFFIX in str(backbone or "")
 
 
+def _bf16_cpu_supported() -> bool:
+    import torch  # lazy: this module is imported where torch is not needed (Dagster definitions)
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Concrete precision for ``device``.
+
+    ``"auto"`` -> ``"bf16"`` on CPUs with native bf16 (oneDNN), ``"bf16"`` or ``"fp16"``
+    on CUDA (bf16 where the GPU supports it), else ``"fp32"``. ``"fp16"`` on CPU raises.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if _bf16_cpu_supported() else "fp32"
+    if precision == "fp16" and device != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+    return precision
+
+
 def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
     """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``.
 
@@ -211,8 +247,6 @@ def engine_precision(engine: str, precision: str, device: str, backbone: str | N
         return "fp32"
     if precision == "auto" and _below_bf16_gate(backbone):
         return "fp16" if device == "cuda" else "fp32"
-    from seis_assets.core.features import resolve_precision
-
     return resolve_precision(precision, device)
 
 
@@ -240,13 +274,12 @@ def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None
 
     Raises ValueError naming the variable when one is not a positive integer.
     """
-    env = os.environ if env is None else env
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def positive(name: str) -> int | None:
-        raw = env.get(name)
-        if raw in (None, ""):
+        raw = environment.env(name, env)
+        if raw is None:
             return None
         try:
             value = int(raw)
@@ -266,7 +299,7 @@ def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None
 # --------------------------------------------------------------------------- ONNX export cache
 def default_cache_dir() -> str:
     """``$SEIS_ENGINE_CACHE`` or ``~/.cache/seis_assets/engines``."""
-    return os.environ.get("SEIS_ENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "seis_assets", "engines")
+    return environment.env("SEIS_ENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "seis_assets", "engines")
 
 
 def onnx_model_name(identity: Mapping) -> str:
@@ -310,8 +343,6 @@ def onnx_model_path(backbone, cache_dir=None, logger: logging.Logger | None = No
     if target.exists():
         return str(target)
     import torch
-
-    import copy
 
     module = _Pooled.module(backbone.model)
     # a private fp32 NCHW copy on the CPU with ordinary tensors (a model first used under inference_mode holds
@@ -368,9 +399,6 @@ class _OpenVinoRunner:
 
 def _local_copy(data: bytes) -> str:
     """OpenVINO reads ONNX from a local file: a private temporary copy (removed at exit)."""
-    import atexit
-    import tempfile
-
     fd, name = tempfile.mkstemp(suffix=".onnx")
     with os.fdopen(fd, "wb") as f:
         f.write(data)

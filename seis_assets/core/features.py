@@ -64,18 +64,15 @@ __all__ = [
     "FEATURE_COLUMNS",
     "IDENTITY_METADATA_KEY",
     "CACHE_KEYS",
-    "PRECISIONS",
     "DEFAULT_INPUT_SIZE",
     "RESIZE_MODES",
     "DEFAULT_RESIZE",
     "input_spec",
-    "DEFAULT_PRECISION",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PROGRESS_EVERY_S",
     "BackboneMismatchError",
     "ExtractionReport",
     "Progress",
-    "resolve_precision",
     "table_identity",
     "feature_schema",
     "preprocess",
@@ -97,13 +94,11 @@ IDENTITY_METADATA_KEY = b"seis_assets.backbone"
 #: the single_backbone check compares the row columns, and fp32 engines agree to cosine >= 0.999 (tested), while
 #: a bf16 / fp32 difference shows in the ``precision`` column.
 CACHE_KEYS: tuple[str, ...] = ("backbone", "weights", "weights_sha256", "dim", "input_size", "precision", "engine")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_INPUT_SIZE = 224
 #: How a patch is brought to the square network input (antialiased bilinear): ``stretch`` squashes each axis on its
 #: own, ``pad`` keeps the aspect ratio and fills with zero amplitude, ``crop`` keeps the aspect ratio and cuts the centre.
 RESIZE_MODES: tuple[str, ...] = ("stretch", "pad", "crop")
 DEFAULT_RESIZE = "stretch"
-DEFAULT_PRECISION = "auto"
 #: Patches per forward pass of the torch engine (the exported engines take 64: ``engines.batch_size_for``). Small
 #: batches keep ResNet50's activations in the CPU caches: measured on the 2-core CPU, bf16 + channels_last at 224,
 #: 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md); on CUDA ``engines.CUDA_BATCH_SIZE``.
@@ -211,34 +206,6 @@ class ExtractionReport:
 
 
 # --------------------------------------------------------------------------- settings
-def _bf16_cpu_supported() -> bool:
-    import torch
-
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """Concrete precision for ``device``.
-
-    ``"auto"`` -> ``"bf16"`` on CPUs with native bf16 (oneDNN), ``"bf16"`` or ``"fp16"``
-    on CUDA (bf16 where the GPU supports it), else ``"fp32"``. ``"fp16"`` on CPU raises.
-    """
-    import torch
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if _bf16_cpu_supported() else "fp32"
-    if precision == "fp16" and device != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
-    return precision
-
-
 def _input_size_label(input_size: int | str) -> str:
     """Canonical label of an input size and resize mode: ``"native"`` or ``"<side>:<resize>"``.
 
@@ -313,7 +280,7 @@ def _resize_images(x, size: int, mode: str):
 def table_identity(
     backbone: Backbone,
     input_size: int | str = DEFAULT_INPUT_SIZE,
-    precision: str = DEFAULT_PRECISION,
+    precision: str = engines.DEFAULT_PRECISION,
     engine: str = engines.DEFAULT_ENGINE,
 ) -> dict:
     """Backbone identity plus the concrete ``input_size`` (str), ``precision`` and ``engine`` of a feature table.
@@ -396,7 +363,7 @@ def embed(
     backbone : Backbone
     patches : ndarray of shape (n, H, W), float32 in [-1, 1]
     input_size : int or "native"
-    precision : {"fp32", "bf16", "fp16"} (a concrete value, see :func:`resolve_precision`)
+    precision : {"fp32", "bf16", "fp16"} (a concrete value, see :func:`~seis_assets.core.engines.resolve_precision`)
     engine : {"torch", "onnxruntime", "openvino"} (a concrete value, see ``engines.choose_engine``)
     engine_cache_dir : path-like or None
         Where the exported ONNX model is cached (``engines.onnx_model_path``).
@@ -625,7 +592,7 @@ def extract_features(
     backbone: Backbone | str,
     *,
     input_size: int | str = DEFAULT_INPUT_SIZE,
-    precision: str = DEFAULT_PRECISION,
+    precision: str = engines.DEFAULT_PRECISION,
     engine: str = engines.DEFAULT_ENGINE,
     engine_cache_dir: str | os.PathLike | None = None,
     batch_size: int | None = None,
@@ -651,7 +618,7 @@ def extract_features(
     input_size : int or "native"
         Side of the square network input (bilinear resize), or the patch's own size.
     precision : {"auto", "fp32", "bf16", "fp16"}
-        See :func:`resolve_precision`; the concrete value is recorded.
+        See :func:`~seis_assets.core.engines.resolve_precision`; the concrete value is recorded.
     engine : {"auto", "torch", "onnxruntime", "openvino"}
         Inference engine (``seis_assets.core.engines``); the concrete one is recorded in the identity.
     engine_cache_dir : path-like or None

@@ -98,7 +98,7 @@ class Embedder:
 
     @classmethod
     def build(cls, identity: dict, weights_path, device: str, logger) -> "Embedder":
-        from seis_assets.core.features import resolve_precision
+        from seis_assets.core.engines import resolve_precision
 
         backbone = backbone_for_models(identity, weights_path, device, logger)
         precision = identity.get("precision", "fp32")

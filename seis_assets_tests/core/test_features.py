@@ -25,8 +25,8 @@ from seis_assets.core.features import (
     extract_features,
     feature_matrix,
     preprocess,
-    resolve_precision,
 )
+from seis_assets.core.engines import resolve_precision
 
 
 # --------------------------------------------------------------------------- helpers
