@@ -24,7 +24,8 @@ from sklearn.metrics import adjusted_rand_score
 from seis_assets.core import synthetic
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.cluster import fit_kmeans
-from seis_assets.core.features import extract_features, feature_matrix
+from seis_assets.core.feature_table import feature_matrix
+from seis_assets.core.features import extract_features
 from seis_assets.core.matfiles import scan_category
 from seis_assets.core.reduce import fit_reducer
 

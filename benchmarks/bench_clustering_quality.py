@@ -44,7 +44,8 @@ from sklearn.preprocessing import StandardScaler
 from seis_assets.core import synthetic
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.cluster import fit_kmeans
-from seis_assets.core.features import embed, extract_features, feature_matrix
+from seis_assets.core.feature_table import feature_matrix
+from seis_assets.core.features import embed, extract_features
 from seis_assets.core.matfiles import list_categories, load_patch, scan_category
 from seis_assets.core.reduce import fit_reducer
 

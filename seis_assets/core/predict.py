@@ -64,7 +64,7 @@ def backbone_for_models(identity: dict, weights_path, device: str, logger):
     """The backbone the fitted models' features were made with (their ``backbone.json``), or BackboneMismatchError
     naming what differs: patches, dropped files and SEG-Y windows are embedded only with it."""
     from seis_assets.core.backbones import load_backbone
-    from seis_assets.core.features import BackboneMismatchError
+    from seis_assets.core.feature_table import BackboneMismatchError
 
     backbone = load_backbone(
         identity["backbone"],
@@ -111,7 +111,8 @@ class Embedder:
 
         Raises BackboneMismatchError when the features do not have the models' dimension.
         """
-        from seis_assets.core.features import BackboneMismatchError, embed
+        from seis_assets.core.feature_table import BackboneMismatchError
+        from seis_assets.core.features import embed
 
         dim = int(self.identity["dim"])
         X = np.zeros((len(patches), dim), dtype=np.float32)

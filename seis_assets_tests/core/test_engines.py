@@ -16,7 +16,8 @@ from seis_assets.core.engines import (
     onnx_model_path,
     thread_budget,
 )
-from seis_assets.core.features import embed, extract_features, read_identity, table_identity
+from seis_assets.core.feature_table import read_identity, table_identity
+from seis_assets.core.features import embed, extract_features
 from seis_assets_tests.core.test_features import _dataset
 
 AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}

@@ -16,16 +16,15 @@ from scipy import ndimage
 
 from seis_assets.core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
 import seis_assets.core.features as features_module
-from seis_assets.core.features import (
+from seis_assets.core.feature_table import (
     FEATURE_COLUMNS,
     IDENTITY_METADATA_KEY,
     BackboneMismatchError,
     check_identity,
-    embed,
-    extract_features,
     feature_matrix,
-    preprocess,
 )
+from seis_assets.core.features import embed, extract_features
+from seis_assets.core.preprocess import preprocess
 from seis_assets.core.engines import resolve_precision
 
 
