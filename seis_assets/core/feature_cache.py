@@ -10,6 +10,7 @@ read whole, so an all-cached run never builds the network.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,9 +78,12 @@ class PreviousTable:
     rows_used: int = 0
 
     @classmethod
-    def open(cls, previous_path, identity: dict, wanted: Iterable[str]) -> PreviousTable:
-        """The previous table at ``previous_path`` (may be None or missing) as a cache for the hashes ``wanted``."""
+    def open(cls, previous_path, identity: dict, wanted: Iterable[str], log: logging.Logger) -> PreviousTable:
+        """The previous table at ``previous_path`` (may be None or missing) as a cache for the hashes ``wanted``;
+        logs why it is ignored, when it is."""
         usable, note = _usable_previous(previous_path, identity)
+        if note:
+            log.info("%s", note)
         table = cls(previous_path, note, _row_count(previous_path))
         if usable:
             wanted = set(wanted)

@@ -319,10 +319,13 @@ class _ProgressMeter:
 
 class _PatchBuffers:
     """Patches waiting for their forward pass, one buffer per patch size (a stack holds one size); a buffer is
-    embedded and written once it holds ``limit`` patches, the rest by :meth:`flush_all`."""
+    embedded (:func:`embed_in_batches`) and written once it holds ``max(batch_size, ROW_GROUP_ROWS)`` patches, the
+    rest by :meth:`flush_all`."""
 
-    def __init__(self, embed_stack: Callable[[np.ndarray], np.ndarray], sink: _TableSink, limit: int):
-        self.embed_stack, self.sink, self.limit = embed_stack, sink, limit
+    def __init__(self, sink: _TableSink, backbone: Backbone, batch_size: int, engine_cache_dir, threads: int):
+        self.sink, self.limit = sink, max(batch_size, ROW_GROUP_ROWS)
+        self.embed_stack = functools.partial(embed_in_batches, backbone, identity=sink.identity, batch_size=batch_size,
+                                             engine_cache_dir=engine_cache_dir, threads=threads)
         self.buffers: dict[tuple[int, int], tuple[list, list[np.ndarray]]] = {}
 
     def add(self, i, patch: np.ndarray) -> None:
@@ -417,9 +420,7 @@ def extract_features(
     batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device)
     threads = (num_threads or engines.thread_budget()) if backbone.device == "cpu" and backbone.takes_images else 0
     use_cpu_threads(backbone, threads)  # before any torch work: torch also runs the preprocessing
-    previous = PreviousTable.open(previous_path, identity, rows["sha256"].astype(str))
-    if previous.note:
-        log.info("%s", previous.note)
+    previous = PreviousTable.open(previous_path, identity, rows["sha256"].astype(str), log)
     with table_writer(out_path, feature_schema(identity)) as writer:
         sink = _TableSink(writer, rows, identity)
         n_reused = previous.copy_rows(rows["sha256"].astype(str), sink.write_reused)
@@ -428,10 +429,8 @@ def extract_features(
         if shard_runner is not None and len(todo):  # the heavy part elsewhere (seis_assets.core.distributed)
             failures = _write_shard_results(shard_runner(todo, identity), sink, meter, log)
         else:
-            embed_stack = functools.partial(embed_in_batches, backbone, identity=identity, batch_size=batch_size,
-                                            engine_cache_dir=engine_cache_dir, threads=threads)
-            failures = _extract_here(todo, key, _PatchBuffers(embed_stack, sink, max(batch_size, ROW_GROUP_ROWS)),
-                                     meter, log)
+            buffers = _PatchBuffers(sink, backbone, batch_size, engine_cache_dir, threads)
+            failures = _extract_here(todo, key, buffers, meter, log)
         img_per_s = meter.finish(sink.n_extracted)
     return ExtractionReport(
         out_path=path_str(out_path), n_rows=n_reused + sink.n_extracted, n_extracted=sink.n_extracted,
