@@ -8,23 +8,21 @@ Engines
 ``onnxruntime``
     The backbone exported once to ONNX (:func:`onnx_model_path`) and run by ONNX Runtime's CPU kernels, fp32.
     On CPUs without native bf16 (AVX2 only) this is the fastest: its depthwise and 1x1 convolutions are not
-    memory-bound the way torch's are (issue 9: EfficientNet-Lite0 at 224 px, 2 threads, 129.6 img/s against
-    31.7 for torch channels_last; ResNet50 19.2 against 13.4).
+    memory-bound the way torch's are (benchmarks/README.md, "Engines").
 ``openvino``
     The same ONNX file compiled by OpenVINO for the CPU, LATENCY hint, inference precision forced to f32 (OpenVINO
     would otherwise pick bf16 by itself on bf16 CPUs, which would make the recorded precision false).
 
-The ``auto`` rule (:func:`choose_engine`), documented and measured (benchmarks/README.md)
------------------------------------------------------------------------------------------
+The ``auto`` rule (:func:`choose_engine`; the runs behind it: benchmarks/README.md, "Engines" and "GPU")
+-----------------------------------------------------------------------------------------------------
 1. CUDA device -> ``torch`` (fp16/bf16 autocast on the GPU).
 2. A CPU with native bf16 (``amx_bf16`` or ``avx512_bf16`` in the ``/proc/cpuinfo`` flags) -> ``torch`` with bf16
    autocast and channels_last, except (a) when ``precision="fp32"`` was asked for and (b) for the backbones in
    :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included), whose bf16 features fall below cosine 0.999 to
-   fp32 (measured: EfficientNet-Lite0 0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster
-   than torch bf16 on the same 2-core AVX512-BF16 CPU); both go to rule 3. Those backbones never get bf16 from
-   ``precision="auto"`` with torch either: fp16 on CUDA (cosine 0.99992 on an H200, bf16 0.992), fp32 on a CPU
-   (:func:`engine_precision`). The ``+instnorm`` variants are treated the same way: their bf16 features are not
-   measured (ResNet50's weights cannot be had on the development machine).
+   fp32; both go to rule 3. Those backbones never get bf16 from ``precision="auto"`` with torch either: fp16 on
+   CUDA (within the gate where bf16 is not), fp32 on a CPU (:func:`engine_precision`). The ``+instnorm`` variants
+   are treated the same way: their bf16 features are not measured (ResNet50's weights cannot be had on the
+   development machine).
 3. Any other CPU -> ``onnxruntime`` fp32.
 If ``onnxruntime`` cannot be imported, rule 3 falls back to ``torch``; the reason is logged and recorded in the
 feature table's identity (``engine_note``).
@@ -39,11 +37,9 @@ export is never used. The file is read back as bytes, so the cache may be on ``s
 
 Batch size
 ----------
-:func:`batch_size_for` is the number of patches per forward pass when none is set: 16 for ``torch`` (small
-batches keep ResNet50's activations in the CPU caches: bf16 + channels_last at 224, 38 img/s at 16 against 28
-at 64) and 64 for the exported engines (ONNX Runtime, EfficientNet-Lite0, 2 threads, 99 px native: 526 img/s at
-16, 840 at 32, 871 at 64, 801 at 128; flat at 224 px, 150-170 img/s from 16 to 128). benchmarks/README.md has
-the runs.
+:func:`batch_size_for` is the number of patches per forward pass when none is set: 16 for ``torch`` on a CPU
+(small batches keep ResNet50's activations in the CPU caches), 64 for the exported engines, 256 on CUDA; each
+was the fastest measured (benchmarks/README.md, "Engines" for the CPU, "GPU" for CUDA).
 
 Thread budget
 -------------
@@ -238,8 +234,8 @@ def resolve_precision(precision: str, device: str) -> str:
 def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
     """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``.
 
-    ``auto`` never gives bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (EfficientNet-Lite0 on
-    an H200: bf16 cosine 0.992 to CPU fp32, fp16 0.99992, at the same speed; benchmarks/bench_gpu.py), on a CPU fp32.
+    ``auto`` never gives bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (within the cosine
+    gate where bf16 is not, at the same speed: benchmarks/README.md, "GPU"), on a CPU fp32.
     """
     if engine in ("onnxruntime", "openvino"):
         if precision in ("bf16", "fp16"):
@@ -250,10 +246,10 @@ def engine_precision(engine: str, precision: str, device: str, backbone: str | N
     return resolve_precision(precision, device)
 
 
-#: Patches per forward pass of each concrete engine on a CPU when no batch size is set (module docstring: measured).
+#: Patches per forward pass of each concrete engine on a CPU when no batch size is set (benchmarks/README.md,
+#: "Engines").
 BATCH_SIZES: dict[str, int] = {"torch": 16, "onnxruntime": 64, "openvino": 64}
-#: On a CUDA GPU (torch): measured on an H200, EfficientNet-Lite0 at 224 px, 3,552 img/s at 16, 13,262 at 64,
-#: 16,956 at 256 (benchmarks/README.md, "GPU").
+#: On a CUDA GPU (torch): the CPU's small batches leave the GPU idle (benchmarks/README.md, "GPU").
 CUDA_BATCH_SIZE = 256
 
 
