@@ -204,7 +204,7 @@ def _below_bf16_gate(backbone: str | None) -> bool:
 
 
 def _bf16_cpu_supported() -> bool:
-    import torch  # lazy: this module is imported where torch is not needed (Dagster definitions)
+    import torch  # lazy (here and below): the Dagster definitions import this module and must load without torch
 
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -364,7 +364,7 @@ def onnx_model_path(backbone, cache_dir=None, logger: logging.Logger | None = No
 # --------------------------------------------------------------------------- runners
 class _OrtRunner:
     def __init__(self, model_bytes: bytes, threads: int):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: an optional engine
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
@@ -378,7 +378,7 @@ class _OrtRunner:
 
 class _OpenVinoRunner:
     def __init__(self, model_bytes: bytes, threads: int):
-        import openvino as ov
+        import openvino as ov  # lazy: an optional engine (extra 'openvino')
 
         core = ov.Core()
         model = core.read_model(_local_copy(model_bytes))
