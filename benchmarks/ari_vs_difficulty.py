@@ -4,7 +4,7 @@ Usage:
     python benchmarks/ari_vs_difficulty.py [--n 100] [--difficulties 0.3 0.5 0.7] [--backbone auto] [--seed 0]
 
 For each difficulty: ``synthetic.write_dataset`` (n per class, train only) into a temporary folder,
-``matfiles.scan_category`` per class, ``features.extract_features`` with ``backbones.load_backbone``
+``mat_index.scan_category`` per class, ``features.extract_features`` with ``backbones.load_backbone``
 (``auto`` falls back to efficientnet_lite0 offline; the texture backbone is z-scored before UMAP, as in
 the pipeline), ``reduce.fit_reducer`` (50-d), ``cluster.fit_kmeans`` (k = number of classes) and
 ``sklearn.metrics.adjusted_rand_score`` against the generated class. The last line reads
@@ -24,7 +24,8 @@ from sklearn.metrics import adjusted_rand_score
 from seis_assets.core import synthetic
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.cluster import fit_kmeans
-from seis_assets.core.features import extract_features, feature_matrix
+from seis_assets.core.feature_table import feature_matrix
+from seis_assets.core.features import extract_features
 from seis_assets.core.mat_index import scan_category
 from seis_assets.core.reduce import fit_reducer
 

@@ -115,7 +115,7 @@ def synthetic_run(args, backbone, feat_dir: Path, seed: int) -> list[dict]:
     from seis_assets.core.anomaly import fit_anomaly_model, roc_auc, score_anomalies
     from seis_assets.core.cluster import fit_kmeans
     from seis_assets.core.dataset import known_anomaly_kinds, read_known_anomalies
-    from seis_assets.core.features import feature_matrix
+    from seis_assets.core.feature_table import feature_matrix
 
     name = f"synth_n{args.n_train}_t{N_TEST}_a{ANOMALY_SHARE}_d{synthetic.DEFAULT_DIFFICULTY}_s{seed}"
     root = args.cache_dir / "data" / name
@@ -183,7 +183,7 @@ def loco_rows(X, labels, paths, qc_all, held_out, seed) -> list[dict]:
 
 
 def real_section(args, backbone, feat_dir: Path) -> pd.DataFrame:
-    from seis_assets.core.features import feature_matrix
+    from seis_assets.core.feature_table import feature_matrix
 
     table = features_for(scan(F3_ROOT, "train"), feat_dir / "f3_patches.parquet", backbone)
     table = table.sort_values(["category", "path"], kind="stable").reset_index(drop=True)

@@ -44,7 +44,8 @@ from sklearn.preprocessing import StandardScaler
 from seis_assets.core import synthetic
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.cluster import fit_kmeans
-from seis_assets.core.features import embed, extract_features, feature_matrix
+from seis_assets.core.feature_table import feature_matrix
+from seis_assets.core.features import embed, extract_features
 from seis_assets.core.listing import list_categories
 from seis_assets.core.mat_index import scan_category
 from seis_assets.core.patches import load_patch

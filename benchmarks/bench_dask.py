@@ -34,7 +34,8 @@ def main() -> None:
 
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.distributed import BackboneSpec, dask_shard_runner
-    from seis_assets.core.features import extract_features, feature_matrix
+    from seis_assets.core.feature_table import feature_matrix
+    from seis_assets.core.features import extract_features
     from seis_assets.core.listing import list_categories
     from seis_assets.core.mat_index import index_category
     from seis_assets.core.synthetic import write_dataset

@@ -40,7 +40,8 @@ from seis_assets.core.anomaly import fit_anomaly_scorer  # noqa: E402
 from seis_assets.core.backbones import load_backbone  # noqa: E402
 from seis_assets.core.cluster import fit_kmeans, hungarian_mapping, majority_mapping  # noqa: E402
 from seis_assets.core.facies import region_share, vote_line  # noqa: E402
-from seis_assets.core.features import embed, table_identity  # noqa: E402
+from seis_assets.core.feature_table import table_identity  # noqa: E402
+from seis_assets.core.features import embed  # noqa: E402
 from seis_assets.core.patches import load_patch  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.segy import cut_windows, open_survey, window_starts  # noqa: E402

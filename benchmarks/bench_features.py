@@ -52,7 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from seis_assets.core.engines import cpu_flags, has_native_bf16, thread_budget  # noqa: E402
-from seis_assets.core.features import DEFAULT_BATCH_SIZE, table_identity  # noqa: E402
+from seis_assets.core.feature_table import table_identity  # noqa: E402
+from seis_assets.core.features import DEFAULT_BATCH_SIZE  # noqa: E402
 
 #: CPU flags worth naming next to a figure (vector width, bf16, VNNI, AMX).
 SHOWN_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8"}
@@ -145,7 +146,9 @@ def throughput(args, tmp: Path) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from seis_assets.core.features import embed, extract_features, feature_matrix, resolve_precision
+    from seis_assets.core.engines import resolve_precision
+    from seis_assets.core.feature_table import feature_matrix
+    from seis_assets.core.features import embed, extract_features
     from seis_assets.core.patches import load_patch
 
     index = write_patches(tmp / "throughput", args.n, seed=1)
@@ -307,7 +310,8 @@ def ari_table(args, tmp: Path) -> None:
     from seis_assets.core import synthetic
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.cluster import fit_kmeans
-    from seis_assets.core.features import extract_features, feature_matrix
+    from seis_assets.core.feature_table import feature_matrix
+    from seis_assets.core.features import extract_features
     from seis_assets.core.listing import list_categories
     from seis_assets.core.mat_index import scan_category
     from seis_assets.core.reduce import fit_reducer

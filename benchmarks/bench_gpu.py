@@ -65,7 +65,8 @@ def backbone_pair(name: str, tmp: Path):
 def main(argv=None) -> int:
     import torch
 
-    from seis_assets.core.features import embed, table_identity
+    from seis_assets.core.feature_table import table_identity
+    from seis_assets.core.features import embed
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1024, help="patches per throughput cell")

@@ -183,7 +183,9 @@ def profile_forward(train: Path, backbone: str, input_size: str, engine: str, n:
     """Seconds per patch for read (bytes + sha256 + parse), preprocess and forward, on an n-patch sample."""
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.engines import thread_budget
-    from seis_assets.core.features import embed, preprocess, table_identity
+    from seis_assets.core.feature_table import table_identity
+    from seis_assets.core.features import embed
+    from seis_assets.core.preprocess import preprocess
     from seis_assets.core.patches import read_patch_bytes
     from seis_assets.core.storage import read_bytes
 
@@ -267,7 +269,8 @@ def f3_large_path_ari(tmp: Path, log, seeds=(42, 43, 44)) -> None:
 
     from seis_assets.core.backbones import load_backbone
     from seis_assets.core.cluster import fit_kmeans
-    from seis_assets.core.features import extract_features, feature_matrix
+    from seis_assets.core.feature_table import feature_matrix
+    from seis_assets.core.features import extract_features
     from seis_assets.core.listing import list_categories
     from seis_assets.core.mat_index import scan_category
     from seis_assets.core.reduce import fit_reducer

@@ -207,7 +207,7 @@ class FeatureSettings(dg.ConfigurableResource):
 
     def input_size_value(self) -> str:
         """The input label features are made and recorded with: ``native`` or ``<side>:<resize>`` (e.g. ``224:pad``)."""
-        from seis_assets.core.features import input_spec
+        from seis_assets.core.preprocess import input_spec
 
         return input_spec(self.input_size, self.resize)
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from seis_assets.assets import EMBEDDING, HEAVY_POOL, HEAVY_TAG
 from seis_assets.core.dataset import combine_feature_tables, embedding_frame, stack_vectors
-from seis_assets.core.features import read_identity
+from seis_assets.core.feature_table import read_identity
 from seis_assets.core.reduce import fit_on_train
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths

@@ -20,7 +20,7 @@ from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.dataset import stack_vectors
 from seis_assets.core.facies import write_facies_outputs
-from seis_assets.core.features import BackboneMismatchError, CACHE_KEYS, table_identity
+from seis_assets.core.feature_table import BackboneMismatchError, CACHE_KEYS, table_identity
 from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import FittedModels
 from seis_assets.core.segy import WINDOW_COLUMNS, list_segy_files, open_survey, survey_name

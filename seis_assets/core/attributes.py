@@ -4,7 +4,7 @@ Conventions
 -----------
 A patch is a 2-D float array of shape (H, W): rows are time/depth (the vertical
 axis, increasing downwards), columns are traces (the lateral axis). Patches are
-expected to be scaled to [-1, 1] (as ``matfiles.normalise_patch`` returns them);
+expected to be scaled to [-1, 1] (as ``patches.normalise_patch`` returns them);
 every attribute except the amplitude statistics is invariant to the scale.
 
 - Dip (degrees, in (-90, 90]) is the angle of the reflectors from horizontal,

@@ -23,7 +23,6 @@ networks are never mixed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,13 +34,10 @@ import pandas as pd
 
 from seis_assets.core.backbones import Backbone, load_backbone
 from seis_assets.core.engines import batch_size_for
-from seis_assets.core.features import CACHE_KEYS, BackboneMismatchError, embed, table_identity
-from seis_assets.core.matfiles import PatchLoadError
-from seis_assets.core.patches import read_patch_bytes
-from seis_assets.core.storage import read_bytes
+from seis_assets.core.feature_table import CACHE_KEYS, BackboneMismatchError, table_identity
+from seis_assets.core.features import embed_in_batches, load_checked_patch, use_cpu_threads
 
-__all__ = ["BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "load_checked_patch", "embed_shard",
-           "worker_backbone", "dask_shard_runner"]
+__all__ = ["BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "embed_shard", "worker_backbone", "dask_shard_runner"]
 
 #: Files per Dask task: large enough that a task is seconds of work (scheduling costs ~ms), small enough that a
 #: category of a few thousand files keeps every worker busy.
@@ -84,27 +80,41 @@ def worker_backbone(spec: BackboneSpec) -> Backbone:
     return _BACKBONES[spec]
 
 
-def load_checked_patch(path: str, sha256: str, key: str | None) -> tuple[np.ndarray | None, str | None]:
-    """Read ``path`` once, check it still hashes to ``sha256`` and parse it: ``(patch, None)`` or
-    ``(None, reason)`` (the same reasons :func:`~seis_assets.core.features.extract_features` records)."""
-    try:
-        data = read_bytes(path)
-        if hashlib.sha256(data).hexdigest() != sha256:
-            return None, "content changed since indexing (sha256 differs); re-run the index"
-        return read_patch_bytes(data, key, name=str(path)), None
-    except PatchLoadError as e:
-        return None, e.reason
-    except OSError as e:
-        return None, f"cannot read file ({type(e).__name__}: {e})"
-
-
 def _worker_threads() -> int | None:
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # lazy: Dask is optional, and only workers have a current worker
 
         return int(get_worker().state.nthreads)
     except (ImportError, ValueError, AttributeError):
         return None
+
+
+def _check_worker_identity(backbone: Backbone, identity: dict) -> None:
+    """Raise BackboneMismatchError when this worker's features would differ from the run's (``CACHE_KEYS``)."""
+    mine = table_identity(backbone, identity["input_size"], identity["precision"], identity.get("engine", "torch"))
+    diffs = [f"{k}: worker {mine.get(k)!r} != run {identity.get(k)!r}" for k in CACHE_KEYS
+             if str(mine.get(k)) != str(identity.get(k))]
+    if diffs:
+        raise BackboneMismatchError(
+            f"Dask worker {os.uname().nodename} (pid {os.getpid()}) would make different features ("
+            + "; ".join(diffs) + "): give every worker the same weights (weights_path) and package versions"
+        )
+
+
+def _load_by_size(rows: pd.DataFrame, key: str | None) -> tuple[dict, list[dict]]:
+    """The loadable patches of ``rows`` grouped by size, ``{shape: (index labels, patches)}`` in order of first
+    appearance, and the failures (path, reason)."""
+    groups: dict[tuple[int, int], tuple[list, list[np.ndarray]]] = {}
+    failures = []
+    for i, path, sha in zip(rows.index, rows["path"], rows["sha256"]):
+        patch, reason = load_checked_patch(path, str(sha), key)
+        if reason is not None:
+            failures.append({"path": str(path), "reason": reason})
+        else:
+            idx, patches = groups.setdefault(patch.shape, ([], []))
+            idx.append(i)
+            patches.append(patch)
+    return groups, failures
 
 
 def embed_shard(
@@ -117,8 +127,8 @@ def embed_shard(
     rows : DataFrame with columns path, sha256 (its index is returned as :attr:`ShardResult.index`)
     spec : BackboneSpec
     identity : dict
-        The table identity of the run (:func:`~seis_assets.core.features.table_identity`); the worker's own must
-        match on :data:`~seis_assets.core.features.CACHE_KEYS`.
+        The table identity of the run (:func:`~seis_assets.core.feature_table.table_identity`); the worker's own
+        must match on :data:`~seis_assets.core.feature_table.CACHE_KEYS`.
     key : str or None
         MATLAB variable holding the patch.
     batch_size : int or None
@@ -135,40 +145,15 @@ def embed_shard(
         The worker's backbone identity differs from ``identity``.
     """
     backbone = worker_backbone(spec)
-    engine = identity.get("engine", "torch")  # the engine the run resolved, so workers compute the same features
-    mine = table_identity(backbone, identity["input_size"], identity["precision"], engine)
-    diffs = [f"{k}: worker {mine.get(k)!r} != run {identity.get(k)!r}" for k in CACHE_KEYS
-             if str(mine.get(k)) != str(identity.get(k))]
-    if diffs:
-        raise BackboneMismatchError(
-            f"Dask worker {os.uname().nodename} (pid {os.getpid()}) would make different features ("
-            + "; ".join(diffs) + "): give every worker the same weights (weights_path) and package versions"
-        )
-    batch_size = batch_size_for(engine, batch_size, backbone.device)
+    _check_worker_identity(backbone, identity)
+    # the engine the run resolved, so workers compute the same features
+    batch_size = batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device)
     threads = _worker_threads()
-    if threads and backbone.takes_images and backbone.device == "cpu":
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)  # the worker's thread budget, not every core of the machine
-    groups: dict[tuple[int, int], tuple[list, list[np.ndarray]]] = {}
-    failures = []
-    for i, path, sha in zip(rows.index, rows["path"], rows["sha256"]):
-        patch, reason = load_checked_patch(path, str(sha), key)
-        if reason is not None:
-            failures.append({"path": str(path), "reason": reason})
-        else:
-            idx, patches = groups.setdefault(patch.shape, ([], []))
-            idx.append(i)
-            patches.append(patch)
-    index, parts = [], []
-    for idx, patches in groups.values():
-        stack = np.stack(patches)
-        step = batch_size if backbone.takes_images else len(stack)
-        parts.extend(embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"],
-                           engine=engine, threads=threads or None)
-                     for j in range(0, len(stack), step))
-        index.extend(idx)
+    use_cpu_threads(backbone, threads)  # the worker's thread budget, not every core of the machine
+    groups, failures = _load_by_size(rows, key)
+    index = [i for idx, _ in groups.values() for i in idx]
+    parts = [embed_in_batches(backbone, np.stack(patches), identity, batch_size, threads=threads)
+             for _, patches in groups.values()]
     features = np.concatenate(parts) if parts else np.zeros((0, int(identity["dim"])), np.float32)
     return ShardResult(index, features, failures)
 

@@ -4,27 +4,25 @@ Engines
 -------
 ``torch``
     The backbone's own torch module, channels_last, under ``inference_mode`` and autocast (bf16 on CPUs with
-    native bf16, see :func:`seis_assets.core.features.resolve_precision`).
+    native bf16, see :func:`resolve_precision`).
 ``onnxruntime``
     The backbone exported once to ONNX (:func:`onnx_model_path`) and run by ONNX Runtime's CPU kernels, fp32.
     On CPUs without native bf16 (AVX2 only) this is the fastest: its depthwise and 1x1 convolutions are not
-    memory-bound the way torch's are (issue 9: EfficientNet-Lite0 at 224 px, 2 threads, 129.6 img/s against
-    31.7 for torch channels_last; ResNet50 19.2 against 13.4).
+    memory-bound the way torch's are (benchmarks/README.md, "Engines").
 ``openvino``
     The same ONNX file compiled by OpenVINO for the CPU, LATENCY hint, inference precision forced to f32 (OpenVINO
     would otherwise pick bf16 by itself on bf16 CPUs, which would make the recorded precision false).
 
-The ``auto`` rule (:func:`choose_engine`), documented and measured (benchmarks/README.md)
------------------------------------------------------------------------------------------
+The ``auto`` rule (:func:`choose_engine`; the runs behind it: benchmarks/README.md, "Engines" and "GPU")
+-----------------------------------------------------------------------------------------------------
 1. CUDA device -> ``torch`` (fp16/bf16 autocast on the GPU).
 2. A CPU with native bf16 (``amx_bf16`` or ``avx512_bf16`` in the ``/proc/cpuinfo`` flags) -> ``torch`` with bf16
    autocast and channels_last, except (a) when ``precision="fp32"`` was asked for and (b) for the backbones in
    :data:`BF16_BELOW_GATE` (fused ``+texture`` variants included), whose bf16 features fall below cosine 0.999 to
-   fp32 (measured: EfficientNet-Lite0 0.992 at 224, 0.996 native, while ONNX Runtime fp32 was also 3-7x faster
-   than torch bf16 on the same 2-core AVX512-BF16 CPU); both go to rule 3. Those backbones never get bf16 from
-   ``precision="auto"`` with torch either: fp16 on CUDA (cosine 0.99992 on an H200, bf16 0.992), fp32 on a CPU
-   (:func:`engine_precision`). The ``+instnorm`` variants are treated the same way: their bf16 features are not
-   measured (ResNet50's weights cannot be had on the development machine).
+   fp32; both go to rule 3. Those backbones never get bf16 from ``precision="auto"`` with torch either: fp16 on
+   CUDA (within the gate where bf16 is not), fp32 on a CPU (:func:`engine_precision`). The ``+instnorm`` variants
+   are treated the same way: their bf16 features are not measured (ResNet50's weights cannot be had on the
+   development machine).
 3. Any other CPU -> ``onnxruntime`` fp32.
 If ``onnxruntime`` cannot be imported, rule 3 falls back to ``torch``; the reason is logged and recorded in the
 feature table's identity (``engine_note``).
@@ -39,11 +37,9 @@ export is never used. The file is read back as bytes, so the cache may be on ``s
 
 Batch size
 ----------
-:func:`batch_size_for` is the number of patches per forward pass when none is set: 16 for ``torch`` (small
-batches keep ResNet50's activations in the CPU caches: bf16 + channels_last at 224, 38 img/s at 16 against 28
-at 64) and 64 for the exported engines (ONNX Runtime, EfficientNet-Lite0, 2 threads, 99 px native: 526 img/s at
-16, 840 at 32, 871 at 64, 801 at 128; flat at 224 px, 150-170 img/s from 16 to 128). benchmarks/README.md has
-the runs.
+:func:`batch_size_for` is the number of patches per forward pass when none is set: 16 for ``torch`` on a CPU
+(small batches keep ResNet50's activations in the CPU caches), 64 for the exported engines, 256 on CUDA; each
+was the fastest measured (benchmarks/README.md, "Engines" for the CPU, "GPU" for CUDA).
 
 Thread budget
 -------------
@@ -55,27 +51,35 @@ concurrency pool of the heavy assets), at least 1. torch (``set_num_threads``), 
 
 from __future__ import annotations
 
+import atexit
+import copy
+import importlib.util
 import io
 import logging
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from seis_assets import environment
 from seis_assets.core.backbones import INSTNORM_SUFFIX
 from seis_assets.core.storage import atomic_write_bytes, read_bytes, to_upath
 
 __all__ = [
     "ENGINES",
     "DEFAULT_ENGINE",
+    "PRECISIONS",
+    "DEFAULT_PRECISION",
     "ONNX_OPSET",
     "EngineChoice",
     "cpu_flags",
     "has_native_bf16",
     "choose_engine",
+    "resolve_precision",
     "engine_precision",
     "thread_budget",
     "batch_size_for",
@@ -90,6 +94,8 @@ _LOG = logging.getLogger(__name__)
 
 ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
 DEFAULT_ENGINE = "auto"
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_PRECISION = "auto"
 ONNX_OPSET = 17
 #: CPU flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic.
 BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
@@ -131,8 +137,6 @@ def has_native_bf16(flags) -> bool:
 
 
 def _importable(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 
@@ -199,11 +203,39 @@ def _below_bf16_gate(backbone: str | None) -> bool:
     return _base_name(backbone) in BF16_BELOW_GATE or INSTNORM_SUFFIX in str(backbone or "")
 
 
+def _bf16_cpu_supported() -> bool:
+    import torch  # lazy (here and below): the Dagster definitions import this module and must load without torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Concrete precision for ``device``.
+
+    ``"auto"`` -> ``"bf16"`` on CPUs with native bf16 (oneDNN), ``"bf16"`` or ``"fp16"``
+    on CUDA (bf16 where the GPU supports it), else ``"fp32"``. ``"fp16"`` on CPU raises.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if _bf16_cpu_supported() else "fp32"
+    if precision == "fp16" and device != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+    return precision
+
+
 def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
     """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``.
 
-    ``auto`` never gives bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (EfficientNet-Lite0 on
-    an H200: bf16 cosine 0.992 to CPU fp32, fp16 0.99992, at the same speed; benchmarks/bench_gpu.py), on a CPU fp32.
+    ``auto`` never gives bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (within the cosine
+    gate where bf16 is not, at the same speed: benchmarks/README.md, "GPU"), on a CPU fp32.
     """
     if engine in ("onnxruntime", "openvino"):
         if precision in ("bf16", "fp16"):
@@ -211,15 +243,13 @@ def engine_precision(engine: str, precision: str, device: str, backbone: str | N
         return "fp32"
     if precision == "auto" and _below_bf16_gate(backbone):
         return "fp16" if device == "cuda" else "fp32"
-    from seis_assets.core.features import resolve_precision
-
     return resolve_precision(precision, device)
 
 
-#: Patches per forward pass of each concrete engine on a CPU when no batch size is set (module docstring: measured).
+#: Patches per forward pass of each concrete engine on a CPU when no batch size is set (benchmarks/README.md,
+#: "Engines").
 BATCH_SIZES: dict[str, int] = {"torch": 16, "onnxruntime": 64, "openvino": 64}
-#: On a CUDA GPU (torch): measured on an H200, EfficientNet-Lite0 at 224 px, 3,552 img/s at 16, 13,262 at 64,
-#: 16,956 at 256 (benchmarks/README.md, "GPU").
+#: On a CUDA GPU (torch): the CPU's small batches leave the GPU idle (benchmarks/README.md, "GPU").
 CUDA_BATCH_SIZE = 256
 
 
@@ -240,13 +270,12 @@ def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None
 
     Raises ValueError naming the variable when one is not a positive integer.
     """
-    env = os.environ if env is None else env
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def positive(name: str) -> int | None:
-        raw = env.get(name)
-        if raw in (None, ""):
+        raw = environment.env(name, env)
+        if raw is None:
             return None
         try:
             value = int(raw)
@@ -266,7 +295,7 @@ def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None
 # --------------------------------------------------------------------------- ONNX export cache
 def default_cache_dir() -> str:
     """``$SEIS_ENGINE_CACHE`` or ``~/.cache/seis_assets/engines``."""
-    return os.environ.get("SEIS_ENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "seis_assets", "engines")
+    return environment.env("SEIS_ENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "seis_assets", "engines")
 
 
 def onnx_model_name(identity: Mapping) -> str:
@@ -311,8 +340,6 @@ def onnx_model_path(backbone, cache_dir=None, logger: logging.Logger | None = No
         return str(target)
     import torch
 
-    import copy
-
     module = _Pooled.module(backbone.model)
     # a private fp32 NCHW copy on the CPU with ordinary tensors (a model first used under inference_mode holds
     # inference tensors, which tracing refuses); the backbone's own module is left as it is
@@ -337,7 +364,7 @@ def onnx_model_path(backbone, cache_dir=None, logger: logging.Logger | None = No
 # --------------------------------------------------------------------------- runners
 class _OrtRunner:
     def __init__(self, model_bytes: bytes, threads: int):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: an optional engine
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
@@ -351,7 +378,7 @@ class _OrtRunner:
 
 class _OpenVinoRunner:
     def __init__(self, model_bytes: bytes, threads: int):
-        import openvino as ov
+        import openvino as ov  # lazy: an optional engine (extra 'openvino')
 
         core = ov.Core()
         model = core.read_model(_local_copy(model_bytes))
@@ -368,9 +395,6 @@ class _OpenVinoRunner:
 
 def _local_copy(data: bytes) -> str:
     """OpenVINO reads ONNX from a local file: a private temporary copy (removed at exit)."""
-    import atexit
-    import tempfile
-
     fd, name = tempfile.mkstemp(suffix=".onnx")
     with os.fdopen(fd, "wb") as f:
         f.write(data)

@@ -2,15 +2,12 @@
 
 How a patch becomes a vector (CNN backbones)
 --------------------------------------------
-1. ``matfiles.read_patch_bytes`` (as ``matfiles.load_patch``) gives float32 (H, W) in [-1, 1]; it is read as image
-   intensity mapped to [0, 1] (``(p + 1) / 2``), the seed's per-patch min-max
-   without its uint8 rounding.
-2. Patches of the same size are stacked into one tensor (n, 1, H, W), resized
-   bilinearly with antialiasing to ``input_size`` (224 by default, the seed's choice; ``"native"``
-   keeps the patch size, about 1/5 of the compute at 99x99) by the resize mode (``stretch`` squashes
-   each axis on its own, ``pad`` and ``crop`` keep the aspect ratio and so the dips of a 150x300 patch;
-   recorded in the ``input_size`` label, e.g. ``"224:pad"``), replicated to 3
-   channels and normalised with the backbone's mean/std, in channels_last layout.
+1. ``patches.read_patch_bytes`` (as ``patches.load_patch``) gives float32 (H, W) in [-1, 1], after
+   :func:`load_checked_patch` has checked the file still has the content the index hashed.
+2. Patches of the same size are stacked into one tensor and brought to the network input
+   (:func:`seis_assets.core.preprocess.preprocess`: intensity in [0, 1], resized bilinearly with antialiasing to
+   ``input_size`` by the resize mode ``stretch``, ``pad`` or ``crop``, or kept ``"native"``; recorded in the
+   ``input_size`` label, e.g. ``"224:pad"``; 3 channels, normalised with the backbone's mean/std, channels_last).
 3. The backbone runs on an inference ``engine`` (``seis_assets.core.engines``: ``auto`` = torch bf16 autocast
    on CPUs with native bf16 and on CUDA, ONNX Runtime fp32 on other CPUs; or ``torch``, ``onnxruntime``,
    ``openvino``). torch runs under ``torch.inference_mode`` and autocast (``precision``: ``"auto"`` = bf16 on
@@ -19,34 +16,23 @@ How a patch becomes a vector (CNN backbones)
 
 The ``texture`` backbone takes the [-1, 1] patches directly (no resize, no precision).
 
-Table (one row per patch, :data:`FEATURE_COLUMNS`)
---------------------------------------------------
-``path, category, split, sha256, height, width`` (from the index), ``backbone,
-weights, input_size, precision`` (strings) and ``features``
-(``fixed_size_list<float32>[dim]``). The table identity (backbone identity plus
-``input_size``, ``precision`` and ``engine``) is stored as JSON in the Parquet key-value
-metadata under :data:`IDENTITY_METADATA_KEY`. Row order: rows reused from the
-previous table first (in its order), then new rows grouped by patch size.
-
-Cache
------
-A row of ``previous_path`` is reused when its ``sha256`` is in the index and the
-previous table's identity (backbone, weights, weights fingerprint, dim,
-input_size, precision, engine) equals the current one (so every row of a table comes from one engine); otherwise the whole previous table
-is ignored. Files gone from the index are dropped. An all-cached run never builds
-the network.
+:func:`extract_features` streams an index through these steps into one feature table
+(``seis_assets.core.feature_table``: columns, identity, schema, reading), reusing the rows of a previous table
+(``seis_assets.core.feature_cache``). Row order: rows reused from the previous table first (in its order), then
+new rows grouped by patch size. The files may also be read and embedded on a Dask cluster
+(``seis_assets.core.distributed``); the table is the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,68 +41,43 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seis_assets.core import engines
+from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.backbones import Backbone, load_backbone
+from seis_assets.core.feature_cache import PreviousTable
+from seis_assets.core.feature_table import (
+    feature_schema,
+    features_array,
+    index_rows,
+    record_batch,
+    table_identity,
+    table_writer,
+)
 from seis_assets.core.matfiles import PatchLoadError
 from seis_assets.core.patches import read_patch_bytes
-from seis_assets.core.storage import atomic_path, is_local, path_str, read_bytes, to_upath
+from seis_assets.core.preprocess import DEFAULT_INPUT_SIZE, preprocess
+from seis_assets.core.storage import path_str, read_bytes
 
 __all__ = [
-    "INDEX_PASS_THROUGH",
-    "FEATURE_COLUMNS",
-    "IDENTITY_METADATA_KEY",
-    "CACHE_KEYS",
-    "PRECISIONS",
-    "DEFAULT_INPUT_SIZE",
-    "RESIZE_MODES",
-    "DEFAULT_RESIZE",
-    "input_spec",
-    "DEFAULT_PRECISION",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PROGRESS_EVERY_S",
-    "BackboneMismatchError",
     "ExtractionReport",
     "Progress",
-    "resolve_precision",
-    "table_identity",
-    "feature_schema",
-    "preprocess",
     "embed",
+    "embed_in_batches",
+    "load_checked_patch",
+    "use_cpu_threads",
     "extract_features",
-    "feature_matrix",
-    "read_identity",
-    "check_identity",
 ]
 
 _LOG = logging.getLogger(__name__)
 
-#: Index columns copied into the feature table (any other index column is left out).
-INDEX_PASS_THROUGH: tuple[str, ...] = ("path", "category", "split", "sha256", "height", "width")
-FEATURE_COLUMNS: tuple[str, ...] = (*INDEX_PASS_THROUGH, "backbone", "weights", "input_size", "precision", "features")
-IDENTITY_METADATA_KEY = b"seis_assets.backbone"
-#: Identity entries that must match for cached rows to be reused or tables to be combined.
-#: ``engine`` is a cache key (a table's rows all come from one engine, as its identity says) but not a row column:
-#: the single_backbone check compares the row columns, and fp32 engines agree to cosine >= 0.999 (tested), while
-#: a bf16 / fp32 difference shows in the ``precision`` column.
-CACHE_KEYS: tuple[str, ...] = ("backbone", "weights", "weights_sha256", "dim", "input_size", "precision", "engine")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
-DEFAULT_INPUT_SIZE = 224
-#: How a patch is brought to the square network input (antialiased bilinear): ``stretch`` squashes each axis on its
-#: own, ``pad`` keeps the aspect ratio and fills with zero amplitude, ``crop`` keeps the aspect ratio and cuts the centre.
-RESIZE_MODES: tuple[str, ...] = ("stretch", "pad", "crop")
-DEFAULT_RESIZE = "stretch"
-DEFAULT_PRECISION = "auto"
-#: Patches per forward pass of the torch engine (the exported engines take 64: ``engines.batch_size_for``). Small
-#: batches keep ResNet50's activations in the CPU caches: measured on the 2-core CPU, bf16 + channels_last at 224,
-#: 38 img/s at 16 vs 28 img/s at 64 (benchmarks/README.md); on CUDA ``engines.CUDA_BATCH_SIZE``.
+#: Patches per forward pass of the torch engine on a CPU (the exported engines take 64: ``engines.batch_size_for``;
+#: on CUDA ``engines.CUDA_BATCH_SIZE``): small batches keep ResNet50's activations in the CPU caches
+#: (benchmarks/README.md, "Feature extraction").
 DEFAULT_BATCH_SIZE = engines.BATCH_SIZES["torch"]
 #: Rows per Parquet row group (and patches buffered per patch size): bounded, independent of the partition size.
 ROW_GROUP_ROWS = 256
 DEFAULT_PROGRESS_EVERY_S = 10.0
-_COPY_BATCH_ROWS = 1024
-
-
-class BackboneMismatchError(ValueError):
-    """Features made by different backbones / weights / input sizes / precisions would be mixed."""
 
 
 @dataclass
@@ -211,176 +172,7 @@ class ExtractionReport:
         }
 
 
-# --------------------------------------------------------------------------- settings
-def _bf16_cpu_supported() -> bool:
-    import torch
-
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """Concrete precision for ``device``.
-
-    ``"auto"`` -> ``"bf16"`` on CPUs with native bf16 (oneDNN), ``"bf16"`` or ``"fp16"``
-    on CUDA (bf16 where the GPU supports it), else ``"fp32"``. ``"fp16"`` on CPU raises.
-    """
-    import torch
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if _bf16_cpu_supported() else "fp32"
-    if precision == "fp16" and device != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
-    return precision
-
-
-def _input_size_label(input_size: int | str) -> str:
-    """Canonical label of an input size and resize mode: ``"native"`` or ``"<side>:<resize>"``.
-
-    Accepted: ``"native"``, an int or digit string (the side; resize mode :data:`DEFAULT_RESIZE`), or
-    ``"<side>:<resize>"`` with resize in :data:`RESIZE_MODES`. The label is what tables and models record, so
-    features made with another size or resize mode are never reused or mixed.
-    """
-    if isinstance(input_size, str) and input_size == "native":
-        return "native"
-    text = str(input_size)
-    side, _, mode = text.partition(":")
-    mode = mode or DEFAULT_RESIZE
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {mode!r} (in input_size {input_size!r})")
-    try:
-        size = int(side)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_size must be a positive int, 'native' or '<int>:<resize>', got {input_size!r}") from None
-    if size < 8:
-        raise ValueError(f"input_size must be >= 8 pixels, got {size}")
-    return f"{size}:{mode}"
-
-
-def input_spec(input_size: int | str, resize: str = "") -> str:
-    """The label of ``input_size`` (int, digit string or ``"native"``) resized with ``resize``.
-
-    ``resize`` (one of :data:`RESIZE_MODES`, empty = :data:`DEFAULT_RESIZE`) is ignored for ``"native"``
-    (nothing is resized). This is what :func:`extract_features` and :func:`embed` take as ``input_size``.
-    """
-    if resize and resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
-    if isinstance(input_size, str) and input_size == "native":
-        return "native"
-    if isinstance(input_size, str) and ":" in input_size:
-        raise ValueError(f"input_size {input_size!r} already names a resize mode; pass the side only")
-    return _input_size_label(f"{input_size}:{resize}" if resize else input_size)
-
-
-def _resize_images(x, size: int, mode: str):
-    """(n, 1, H, W) intensities in [0, 1] -> (n, 1, size, size), bilinear with antialiasing.
-
-    stretch: each axis scaled on its own (changes the aspect ratio, hence dips, of non-square patches);
-    pad: the longer side scaled to ``size`` (aspect kept), the rest filled with 0.5 (zero amplitude), centred;
-    crop: the shorter side scaled to ``size`` (aspect kept), the centre ``size`` x ``size`` kept.
-    """
-    import torch.nn.functional as F
-
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    if mode == "stretch":
-        target = (size, size)
-    else:
-        scale = size / (max(h, w) if mode == "pad" else min(h, w))
-        target = (max(1, round(h * scale)), max(1, round(w * scale)))
-        if mode == "pad":
-            target = (min(size, target[0]), min(size, target[1]))
-        else:
-            target = (max(size, target[0]), max(size, target[1]))
-    if target != (h, w):
-        # antialias low-passes before downsampling (aliasing otherwise turns steep dips into moire);
-        # on upsampling it equals plain bilinear
-        x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=True)
-    th, tw = target
-    if mode == "pad" and target != (size, size):
-        top, left = (size - th) // 2, (size - tw) // 2
-        x = F.pad(x, (left, size - tw - left, top, size - th - top), value=0.5)
-    elif mode == "crop" and target != (size, size):
-        top, left = (th - size) // 2, (tw - size) // 2
-        x = x[..., top : top + size, left : left + size]
-    return x
-
-
-def table_identity(
-    backbone: Backbone,
-    input_size: int | str = DEFAULT_INPUT_SIZE,
-    precision: str = DEFAULT_PRECISION,
-    engine: str = engines.DEFAULT_ENGINE,
-) -> dict:
-    """Backbone identity plus the concrete ``input_size`` (str), ``precision`` and ``engine`` of a feature table.
-
-    ``engine`` is resolved by :func:`seis_assets.core.engines.choose_engine` (``engine_note`` says why when
-    ``auto`` deviated from its rule). The ``texture`` backbone ignores all three and records ``"native"`` /
-    ``"fp32"`` / ``"numpy"``.
-    """
-    ident = dict(backbone.identity)
-    ident.setdefault("weights_sha256", None)
-    if backbone.takes_images:
-        ident["input_size"] = _input_size_label(input_size)
-        choice = engines.choose_engine(engine, backbone.device, precision, backbone=backbone.name)
-        ident["engine"] = choice.engine
-        if choice.note:
-            ident["engine_note"] = choice.note
-        ident["precision"] = engines.engine_precision(choice.engine, precision, backbone.device, backbone.name)
-    else:
-        ident["input_size"] = "native"
-        ident["precision"] = "fp32"
-        ident["engine"] = "numpy"
-    return ident
-
-
-def feature_schema(identity: dict) -> pa.Schema:
-    """Arrow schema of a feature table with ``identity`` in its key-value metadata."""
-    string = pa.string()
-    fields = [pa.field(c, string) for c in ("path", "category", "split", "sha256")]
-    fields += [pa.field("height", pa.int32()), pa.field("width", pa.int32())]
-    fields += [pa.field(c, string) for c in ("backbone", "weights", "input_size", "precision")]
-    fields.append(pa.field("features", pa.list_(pa.float32(), int(identity["dim"]))))
-    return pa.schema(fields, metadata={IDENTITY_METADATA_KEY: json.dumps(identity, sort_keys=True).encode()})
-
-
 # --------------------------------------------------------------------------- embedding
-def preprocess(patches, input_size: int | str, mean, std, device: str = "cpu"):
-    """Stack of [-1, 1] patches -> normalised 3-channel images.
-
-    Parameters
-    ----------
-    patches : ndarray or torch.Tensor of shape (n, H, W), float32 in [-1, 1]
-    input_size : int, "<int>:<resize>" or "native"
-        Side of the square output, resized bilinearly with antialiasing (``align_corners=False``) by the
-        resize mode (``stretch``, ``pad``, ``crop``; see :func:`input_spec`; a bare int uses
-        :data:`DEFAULT_RESIZE`), or ``"native"`` to keep (H, W). Square patches come out the same in every mode.
-    mean, std : sequence of 3 floats
-        Normalisation of an RGB image in [0, 1].
-    device : str
-
-    Returns
-    -------
-    images : torch.Tensor of shape (n, 3, S, S) (or (n, 3, H, W)), float32, channels_last
-    """
-    import torch
-
-    x = torch.as_tensor(patches, dtype=torch.float32, device=device)
-    x = ((x + 1.0) * 0.5).unsqueeze(1)  # (n, 1, H, W) intensity in [0, 1]
-    label = _input_size_label(input_size)
-    if label != "native":
-        side, mode = label.split(":")
-        x = _resize_images(x, int(side), mode)
-    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
-
-
 def embed(
     backbone: Backbone,
     patches: np.ndarray,
@@ -397,7 +189,7 @@ def embed(
     backbone : Backbone
     patches : ndarray of shape (n, H, W), float32 in [-1, 1]
     input_size : int or "native"
-    precision : {"fp32", "bf16", "fp16"} (a concrete value, see :func:`resolve_precision`)
+    precision : {"fp32", "bf16", "fp16"} (a concrete value, see :func:`~seis_assets.core.engines.resolve_precision`)
     engine : {"torch", "onnxruntime", "openvino"} (a concrete value, see ``engines.choose_engine``)
     engine_cache_dir : path-like or None
         Where the exported ONNX model is cached (``engines.onnx_model_path``).
@@ -412,14 +204,12 @@ def embed(
         return np.asarray(backbone.forward(patches), dtype=np.float32)
     y = _cnn_features(backbone, patches, input_size, precision, engine, engine_cache_dir, threads)
     if backbone.fusion == "texture":  # CNN + texture fusion: the attributes of the same [-1, 1] patches
-        from seis_assets.core.attributes import attribute_vectors
-
         y = np.hstack([y, attribute_vectors(np.asarray(patches, dtype=np.float32))]).astype(np.float32)
     return y
 
 
 def _cnn_features(backbone, patches, input_size, precision, engine, engine_cache_dir, threads) -> np.ndarray:
-    import torch
+    import torch  # lazy: this module is imported by the Dagster definitions, which must load without torch
 
     x = preprocess(patches, input_size, backbone.mean, backbone.std, backbone.device)
     backbone.model  # build it outside inference_mode: its weights stay ordinary tensors (exportable)
@@ -440,395 +230,212 @@ def _cnn_features(backbone, patches, input_size, precision, engine, engine_cache
     return y.float().cpu().numpy()
 
 
-# --------------------------------------------------------------------------- identity
-def _is_pathlike(obj) -> bool:
-    return isinstance(obj, (str, os.PathLike)) or hasattr(obj, "protocol")
+def embed_in_batches(
+    backbone: Backbone,
+    patches: np.ndarray,
+    identity: dict,
+    batch_size: int,
+    engine_cache_dir=None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Features of a stack of equally sized patches made as ``identity`` says (its ``input_size``, ``precision``
+    and ``engine``), ``batch_size`` patches per forward pass; the ``texture`` backbone, vectorised already, takes
+    the whole stack at once. The other arguments are :func:`embed`'s."""
+    step = batch_size if backbone.takes_images else len(patches)
+    return np.concatenate([
+        embed(backbone, patches[j : j + step], identity["input_size"], identity["precision"],
+              identity.get("engine", "torch"), engine_cache_dir, threads or None)
+        for j in range(0, len(patches), step)
+    ])
 
 
-def _open_parquet(path) -> pq.ParquetFile:
-    """Local paths are memory-mapped by pyarrow; URLs are opened through fsspec."""
-    if is_local(path):
-        return pq.ParquetFile(path_str(path))
-    return pq.ParquetFile(to_upath(path).open("rb"))
+def use_cpu_threads(backbone: Backbone, threads: int | None) -> None:
+    """Give torch ``threads`` CPU threads when ``backbone`` is a CNN on the CPU (torch also runs the
+    preprocessing); nothing when ``threads`` is 0 or None."""
+    if threads and backbone.takes_images and backbone.device == "cpu":
+        import torch  # lazy, as in _cnn_features
 
-
-def read_identity(obj) -> dict | None:
-    """Identity stored in a feature table's metadata (path, ParquetFile, Table or schema); None if absent."""
-    if _is_pathlike(obj):
-        with _open_parquet(obj) as pf:
-            meta = pf.schema_arrow.metadata
-    elif isinstance(obj, pq.ParquetFile):
-        meta = obj.schema_arrow.metadata
-    elif isinstance(obj, pa.Table):
-        meta = obj.schema.metadata
-    elif isinstance(obj, pa.Schema):
-        meta = obj.metadata
-    else:
-        meta = None
-    if not meta or IDENTITY_METADATA_KEY not in meta:
-        return None
-    return json.loads(meta[IDENTITY_METADATA_KEY])
-
-
-def _column_values(obj, column: str) -> set:
-    if isinstance(obj, pa.Table):
-        if column not in obj.column_names:
-            return set()
-        return set(obj.column(column).unique().to_pylist())
-    if isinstance(obj, pd.DataFrame) and column in obj.columns:
-        return set(obj[column].unique().tolist())
-    return set()
-
-
-def check_identity(obj, expected: dict | None = None, keys: tuple[str, ...] = CACHE_KEYS) -> dict:
-    """Make sure a feature table holds features of one kind only (and of the expected kind).
-
-    Parameters
-    ----------
-    obj : path, pyarrow.Table or DataFrame
-        A feature table. Both its metadata identity (when present) and its
-        ``backbone / weights / input_size / precision`` columns are checked, so a
-        concatenation of partitions made with different backbones is caught.
-    expected : dict or None
-        An identity (e.g. ``table_identity(...)`` or another table's); only ``keys``
-        present in it are compared. None checks internal consistency only.
-    keys : tuple of str
-
-    Returns
-    -------
-    identity : dict
-        The table's identity (metadata, or built from its columns).
-
-    Raises
-    ------
-    BackboneMismatchError
-        The table mixes identities, or differs from ``expected``.
-    """
-    table = obj
-    if _is_pathlike(obj):
-        with _open_parquet(obj) as pf:
-            table = pf.read(columns=["backbone", "weights", "input_size", "precision"])
-    found = dict(read_identity(table) or {})
-    for col in ("backbone", "weights", "input_size", "precision"):
-        values = _column_values(table, col)
-        if len(values) > 1:
-            raise BackboneMismatchError(
-                f"feature table mixes {col} values {sorted(map(str, values))}; features from different "
-                "backbones/settings must not be combined: re-extract them with one setting"
-            )
-        if values:
-            (value,) = values
-            if col in found and str(found[col]) != str(value):
-                raise BackboneMismatchError(f"feature table metadata says {col}={found[col]!r} but its rows say {value!r}")
-            found[col] = value
-    if expected is not None:
-        diffs = [
-            f"{k}: table {found.get(k)!r} != expected {expected.get(k)!r}"
-            for k in keys
-            if k in expected and k in found and str(found.get(k)) != str(expected.get(k))
-        ]
-        if diffs:
-            raise BackboneMismatchError(
-                "feature tables were made with different backbones/settings (" + "; ".join(diffs) + "); "
-                "re-extract the features so every partition uses the same setting"
-            )
-    return found
-
-
-def feature_matrix(data) -> np.ndarray:
-    """Feature vectors of a feature table as one matrix.
-
-    Parameters
-    ----------
-    data : pyarrow.Table, DataFrame (``features`` column) or path to a Parquet feature table
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, dim), float32
-        For Arrow tables this is a reshape of the list column's flat buffer (no
-        per-row Python loop).
-    """
-    if _is_pathlike(data):
-        with _open_parquet(data) as pf:
-            data = pf.read(columns=["features"])
-    if isinstance(data, pd.DataFrame):
-        col = data["features"]
-        if isinstance(col.dtype, pd.ArrowDtype):
-            data = pa.table({"features": pa.array(col.array)})
-        else:
-            if len(col) == 0:
-                return np.zeros((0, 0), dtype=np.float32)
-            return np.stack(col.to_numpy()).astype(np.float32, copy=False)
-    col = data.column("features") if isinstance(data, pa.Table) else data
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    dim = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else None
-    if dim is None:  # variable-size lists: all rows must have the same length
-        lengths = np.unique(arr.value_lengths().to_numpy(zero_copy_only=False))
-        if len(lengths) > 1:
-            raise ValueError(f"feature vectors have different lengths {lengths.tolist()}")
-        dim = int(lengths[0]) if len(lengths) else 0
-    if arr.null_count:
-        raise ValueError(f"{arr.null_count} feature vectors are null")
-    values = arr.flatten().to_numpy(zero_copy_only=False)
-    return values.astype(np.float32, copy=False).reshape(len(arr), dim)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- extraction
-def _check_index(index: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in INDEX_PASS_THROUGH if c not in index.columns]
-    if missing:
-        raise ValueError(f"index lacks columns {missing}; expected at least {list(INDEX_PASS_THROUGH)}")
-    rows = index[list(INDEX_PASS_THROUGH)].reset_index(drop=True)
-    dup = rows["path"][rows["path"].duplicated()]
-    if len(dup):
-        raise ValueError(f"index lists {len(dup)} paths twice, e.g. {dup.iloc[0]}")
-    return rows
-
-
-def _record_batch(rows: pd.DataFrame, features: pa.Array, identity: dict, schema: pa.Schema) -> pa.Table:
-    n = len(rows)
-    # category is null for unlabelled patches (core/sources.py): keep it null, not the text "None"
-    cols = {c: pa.array([None if pd.isna(v) else str(v) for v in rows[c].tolist()], pa.string())
-            for c in ("path", "category", "split", "sha256")}
-    cols["height"] = pa.array(rows["height"].to_numpy(dtype=np.int32))
-    cols["width"] = pa.array(rows["width"].to_numpy(dtype=np.int32))
-    for c in ("backbone", "weights", "input_size", "precision"):
-        cols[c] = pa.array([str(identity[c])] * n, pa.string())
-    cols["features"] = features
-    return pa.Table.from_pydict(cols, schema=schema)
-
-
-def _features_array(X: np.ndarray, dim: int) -> pa.Array:
-    flat = pa.array(np.ascontiguousarray(X, dtype=np.float32).reshape(-1))
-    return pa.FixedSizeListArray.from_arrays(flat, dim)
-
-
-def _usable_previous(previous_path, identity: dict) -> tuple[bool, str | None]:
-    if previous_path is None:
-        return False, None
-    if not to_upath(previous_path).exists():
-        return False, None  # first run
+def load_checked_patch(path: str, sha256: str, key: str | None) -> tuple[np.ndarray | None, str | None]:
+    """Read ``path`` once, check it still hashes to ``sha256`` and parse it: ``(patch, None)`` or
+    ``(None, reason)`` (the reason :func:`extract_features` records in its failures)."""
     try:
-        old = read_identity(previous_path)
-    except Exception as e:  # unreadable old table: recompute everything
-        return False, f"previous table {previous_path} is unreadable ({type(e).__name__}: {e}); recomputing all"
-    if old is None:
-        return False, f"previous table {previous_path} has no identity metadata; recomputing all"
-    diffs = [f"{k} {old.get(k)!r} -> {identity.get(k)!r}" for k in CACHE_KEYS if str(old.get(k)) != str(identity.get(k))]
-    if diffs:
-        return False, "cache invalidated: " + ", ".join(diffs)
-    return True, None
+        data = read_bytes(path)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            return None, "content changed since indexing (sha256 differs); re-run the index"
+        return read_patch_bytes(data, key, name=str(path)), None
+    except PatchLoadError as e:
+        return None, e.reason
+    except OSError as e:
+        return None, f"cannot read file ({type(e).__name__}: {e})"
+
+
+class _TableSink:
+    """Writes rows of the index ``rows`` into one feature table, counting the extracted ones."""
+
+    def __init__(self, writer: pq.ParquetWriter, rows: pd.DataFrame, identity: dict):
+        self.writer, self.rows, self.identity, self.schema = writer, rows, identity, writer.schema
+        self.dim = int(identity["dim"])
+        self.n_extracted = 0
+
+    def write_reused(self, positions: list[int], features: pa.Array) -> None:
+        self.writer.write_table(record_batch(self.rows.iloc[positions], features, self.identity, self.schema))
+
+    def write_extracted(self, idx: list, X: np.ndarray) -> None:
+        if X.shape != (len(idx), self.dim):
+            raise RuntimeError(f"backbone returned shape {X.shape}, expected {(len(idx), self.dim)}")
+        table = record_batch(self.rows.loc[idx], features_array(X, self.dim), self.identity, self.schema)
+        self.writer.write_table(table)
+        self.n_extracted += len(idx)
+
+
+class _ProgressMeter:
+    """Reports a :class:`Progress` at most every ``every_s`` seconds while files are handled, and once at the end."""
+
+    def __init__(self, n_todo: int, n_reused: int, report: Callable[[Progress], None], every_s: float):
+        self.n_todo, self.n_reused, self.report, self.every_s = n_todo, n_reused, report, every_s
+        self.done = 0
+        self.t_start = self.t_last = time.perf_counter()
+
+    def advance(self, n_files: int, n_extracted: int) -> None:
+        self.done += n_files
+        now = time.perf_counter()
+        if now - self.t_last >= self.every_s:
+            self.t_last = now
+            rate = n_extracted / max(now - self.t_start, 1e-9)
+            eta = (self.n_todo - self.done) / rate if rate > 0 else math.inf
+            self.report(Progress(self.done, self.n_todo, rate, eta, self.n_reused))
+
+    def finish(self, n_extracted: int) -> float:
+        """Report the last snapshot (when there was anything to extract); return the extracted patches per second."""
+        img_per_s = n_extracted / (time.perf_counter() - self.t_start) if n_extracted else 0.0
+        if self.n_todo:
+            self.report(Progress(self.done, self.n_todo, img_per_s, 0.0, self.n_reused))
+        return img_per_s
+
+
+class _PatchBuffers:
+    """Patches waiting for their forward pass, one buffer per patch size (a stack holds one size); a buffer is
+    embedded (:func:`embed_in_batches`) and written once it holds ``max(batch_size, ROW_GROUP_ROWS)`` patches, the
+    rest by :meth:`flush_all`."""
+
+    def __init__(self, sink: _TableSink, backbone: Backbone, batch_size: int, engine_cache_dir, threads: int):
+        self.sink, self.limit = sink, max(batch_size, ROW_GROUP_ROWS)
+        self.embed_stack = functools.partial(embed_in_batches, backbone, identity=sink.identity, batch_size=batch_size,
+                                             engine_cache_dir=engine_cache_dir, threads=threads)
+        self.buffers: dict[tuple[int, int], tuple[list, list[np.ndarray]]] = {}
+
+    def add(self, i, patch: np.ndarray) -> None:
+        idx, patches = self.buffers.setdefault(patch.shape, ([], []))
+        idx.append(i)
+        patches.append(patch)
+        if len(idx) >= self.limit:
+            self.flush(patch.shape)
+
+    def flush(self, shape: tuple[int, int]) -> None:
+        idx, patches = self.buffers.pop(shape)
+        self.sink.write_extracted(idx, self.embed_stack(np.stack(patches)))
+
+    def flush_all(self) -> None:
+        for shape in list(self.buffers):
+            self.flush(shape)
+
+
+def _extract_here(
+    todo: pd.DataFrame, key: str | None, buffers: _PatchBuffers, meter: _ProgressMeter, log: logging.Logger
+) -> list[dict]:
+    """Read, check and embed the ``todo`` rows in this process; returns the files that failed (path, reason)."""
+    failures: list[dict] = []
+    for i, path, sha in zip(todo.index, todo["path"], todo["sha256"]):
+        patch, reason = load_checked_patch(path, sha, key)
+        if reason is not None:
+            failures.append({"path": str(path), "reason": reason})
+            log.warning("features: skipping %s: %s", path, reason)
+        else:
+            buffers.add(i, patch)
+        meter.advance(1, buffers.sink.n_extracted)
+    buffers.flush_all()
+    return failures
+
+
+def _write_shard_results(
+    results: Iterable[tuple[list, np.ndarray, list[dict]]], sink: _TableSink, meter: _ProgressMeter,
+    log: logging.Logger,
+) -> list[dict]:
+    """Write what a ``shard_runner`` made elsewhere, in the order given; returns the files that failed there."""
+    failures: list[dict] = []
+    for idx, X, shard_failures in results:
+        for failure in shard_failures:
+            log.warning("features: skipping %s: %s", failure["path"], failure["reason"])
+        failures.extend(shard_failures)
+        if len(idx):
+            sink.write_extracted(idx, X)
+        meter.advance(len(idx) + len(shard_failures), sink.n_extracted)
+    return failures
 
 
 def extract_features(
-    index: pd.DataFrame,
-    out_path: str | os.PathLike,
-    backbone: Backbone | str,
-    *,
-    input_size: int | str = DEFAULT_INPUT_SIZE,
-    precision: str = DEFAULT_PRECISION,
-    engine: str = engines.DEFAULT_ENGINE,
-    engine_cache_dir: str | os.PathLike | None = None,
-    batch_size: int | None = None,
-    previous_path: str | os.PathLike | None = None,
-    key: str | None = "img",
-    progress: Callable[[Progress], None] | None = None,
-    progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
-    num_threads: int | None = None,
-    logger: logging.Logger | None = None,
+    index: pd.DataFrame, out_path: str | os.PathLike, backbone: Backbone | str, *,
+    input_size: int | str = DEFAULT_INPUT_SIZE, precision: str = engines.DEFAULT_PRECISION,
+    engine: str = engines.DEFAULT_ENGINE, engine_cache_dir: str | os.PathLike | None = None,
+    batch_size: int | None = None, previous_path: str | os.PathLike | None = None, key: str | None = "img",
+    progress: Callable[[Progress], None] | None = None, progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    num_threads: int | None = None, logger: logging.Logger | None = None,
     shard_runner: Callable[[pd.DataFrame, dict], object] | None = None,
 ) -> ExtractionReport:
     """Write one feature row per loadable index row to ``out_path`` (Parquet), reusing cached rows.
 
+    Files that fail to load (or whose content no longer matches the index's sha256) are listed in
+    ``report.failures`` and get no row.
+
     Parameters
     ----------
-    index : DataFrame
-        At least ``path, category, split, sha256, height, width`` (``matfiles.INDEX_COLUMNS``);
-        other columns are ignored. One row per file, paths unique.
-    out_path : path-like
-        Destination; written to a temporary file next to it, then renamed atomically.
-    backbone : Backbone or str
-        From :func:`~seis_assets.core.backbones.load_backbone`, or a name passed to it.
-    input_size : int or "native"
-        Side of the square network input (bilinear resize), or the patch's own size.
-    precision : {"auto", "fp32", "bf16", "fp16"}
-        See :func:`resolve_precision`; the concrete value is recorded.
-    engine : {"auto", "torch", "onnxruntime", "openvino"}
-        Inference engine (``seis_assets.core.engines``); the concrete one is recorded in the identity.
-    engine_cache_dir : path-like or None
-        Where exported ONNX models are cached (default ``engines.default_cache_dir()``).
-    batch_size : int or None
-        Patches per forward pass (bounds memory); None: the engine's measured default
-        (``engines.batch_size_for``: 16 for torch, 64 for ONNX Runtime and OpenVINO).
-    previous_path : path-like or None
-        An earlier feature table (may equal ``out_path``) whose matching rows are copied.
-    key : str or None
-        MATLAB variable holding the patch (None: auto-detect).
-    progress : callable(Progress) or None
-        Called at most every ``progress_every_s`` seconds and once at the end; default
-        logs the message at INFO.
-    progress_every_s : float
-    num_threads : int or None
-        CPU threads of the forward pass (torch and the exported engines); default
-        ``engines.thread_budget()`` (``SEIS_THREADS``, or the usable cores / ``SEIS_CONCURRENT_RUNS``).
-    logger : logging.Logger or None
+    index : DataFrame with at least ``path, category, split, sha256, height, width`` (``matfiles.INDEX_COLUMNS``;
+        others are ignored), one row per file, paths unique.
+    out_path : path-like; written to a temporary file next to it, then renamed atomically.
+    backbone : Backbone or a name for :func:`~seis_assets.core.backbones.load_backbone`.
+    input_size : int, "<int>:<resize>" or "native" (:func:`seis_assets.core.preprocess.input_spec`).
+    precision : {"auto", "fp32", "bf16", "fp16"}, resolved (``engines.resolve_precision``) and recorded.
+    engine : {"auto", "torch", "onnxruntime", "openvino"} (``seis_assets.core.engines``), resolved and recorded.
+    engine_cache_dir : where exported ONNX models are cached (default ``engines.default_cache_dir()``).
+    batch_size : patches per forward pass (bounds memory); None: the engine's default (``engines.batch_size_for``).
+    previous_path : an earlier feature table (may equal ``out_path``) whose matching rows are copied.
+    key : MATLAB variable holding the patch (None: auto-detect).
+    progress : callable(Progress), at most every ``progress_every_s`` s and at the end (default: log at INFO).
+    num_threads : CPU threads of the forward pass; default ``engines.thread_budget()``.
     shard_runner : callable(todo, identity) -> iterable of (index labels, features, failures), or None
-        Where the files to extract are read and embedded elsewhere, e.g. on a Dask cluster
-        (:func:`seis_assets.core.distributed.dask_shard_runner`); called once with the rows to extract (in the
-        order they would be extracted here) and the table identity; its results are written in the order given.
-        None (default): here, in this process.
-
-    Returns
-    -------
-    report : ExtractionReport
-        Files that fail to load (or whose content no longer matches the index's
-        sha256) are listed in ``report.failures`` and get no row.
+        Reads and embeds the files to extract elsewhere, e.g. on a Dask cluster (``distributed.dask_shard_runner``);
+        called once with the rows to extract (in the order they would be extracted here) and the table identity;
+        its results are written in the order given.
     """
     t_start = time.perf_counter()
     log = logger or _LOG
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, logger=log)
-    rows = _check_index(index)
+    rows = index_rows(index)
     identity = table_identity(backbone, input_size, precision, engine)
     batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device)
-    schema = feature_schema(identity)
-    dim = int(identity["dim"])
-    threads = 0
-    if backbone.device == "cpu" and backbone.takes_images:
-        import torch
-
-        threads = num_threads or engines.thread_budget()
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)  # torch also runs the preprocessing
-    report_progress = progress or (lambda p: log.info("%s", p))
-
-    use_previous, cache_note = _usable_previous(previous_path, identity)
-    if cache_note:
-        log.info("%s", cache_note)
-    n_previous = 0
-    cached_sha: set[str] = set()
-    if previous_path is not None and to_upath(previous_path).exists():
-        with contextlib.suppress(Exception), _open_parquet(previous_path) as pf:
-            n_previous = pf.metadata.num_rows
-    if use_previous:
-        wanted = set(rows["sha256"].astype(str))
-        with _open_parquet(previous_path) as pf:
-            for batch in pf.iter_batches(batch_size=65536, columns=["sha256"]):
-                cached_sha.update(s for s in batch.column(0).to_pylist() if s in wanted)
-
-    failures: list[dict] = []
-    n_reused = n_extracted = old_rows_used = 0
-    with atomic_path(out_path) as tmp, tmp.open("wb") as sink:
-        with pq.ParquetWriter(
-            sink, schema, use_dictionary=["category", "split", "backbone", "weights", "input_size", "precision"]
-        ) as writer:
-            # 1. Copy cached rows, batch by batch, taking pass-through columns from the current index.
-            if cached_sha:
-                by_sha: dict[str, list[int]] = {}
-                for i, s in enumerate(rows["sha256"].astype(str)):
-                    if s in cached_sha:
-                        by_sha.setdefault(s, []).append(i)
-                with _open_parquet(previous_path) as pf:
-                    for batch in pf.iter_batches(batch_size=_COPY_BATCH_ROWS, columns=["sha256", "features"]):
-                        src, dst = [], []
-                        for j, s in enumerate(batch.column(0).to_pylist()):
-                            targets = by_sha.pop(s, None)  # first occurrence of a hash wins
-                            if targets:
-                                old_rows_used += 1
-                                src.extend([j] * len(targets))
-                                dst.extend(targets)
-                        if src:
-                            feats = batch.column(1).take(pa.array(src, pa.int64()))
-                            writer.write_table(_record_batch(rows.iloc[dst], feats, identity, schema))
-                            n_reused += len(dst)
-                cached_sha = cached_sha - set(by_sha)  # hashes that were not found after all
-
-            # 2. Extract the rest, batched by patch size (sorted so one size buffers at a time).
-            todo = rows[~rows["sha256"].astype(str).isin(cached_sha)]
-            todo = todo.sort_values(["height", "width"], kind="stable")
-            n_todo = len(todo)
-            buffers: dict[tuple[int, int], tuple[list[int], list[np.ndarray]]] = {}
-            t_extract = time.perf_counter()
-            t_last = t_extract
-            done = 0
-            if shard_runner is not None and n_todo:  # the heavy part elsewhere (seis_assets.core.distributed)
-                for idx, X, shard_failures in shard_runner(todo, identity):
-                    for failure in shard_failures:
-                        log.warning("features: skipping %s: %s", failure["path"], failure["reason"])
-                    failures.extend(shard_failures)
-                    if len(idx):
-                        if X.shape != (len(idx), dim):
-                            raise RuntimeError(f"backbone returned shape {X.shape}, expected {(len(idx), dim)}")
-                        writer.write_table(_record_batch(rows.loc[idx], _features_array(X, dim), identity, schema))
-                        n_extracted += len(idx)
-                    done += len(idx) + len(shard_failures)
-                    now = time.perf_counter()
-                    if now - t_last >= progress_every_s:
-                        t_last = now
-                        rate = n_extracted / max(now - t_extract, 1e-9)
-                        report_progress(Progress(done, n_todo, rate, (n_todo - done) / rate if rate else math.inf, n_reused))
-                todo = todo.iloc[:0]  # all handled: the local loop below has nothing left to do
-
-            def flush(shape):
-                nonlocal n_extracted
-                idx, patches = buffers.pop(shape)
-                stack = np.stack(patches)
-                step = batch_size if backbone.takes_images else len(stack)  # attributes are vectorised already
-                X = np.concatenate([
-                    embed(backbone, stack[j : j + step], identity["input_size"], identity["precision"],
-                          identity.get("engine", "torch"), engine_cache_dir, threads or None)
-                    for j in range(0, len(stack), step)
-                ])
-                if X.shape != (len(idx), dim):
-                    raise RuntimeError(f"backbone returned shape {X.shape}, expected {(len(idx), dim)}")
-                writer.write_table(_record_batch(rows.loc[idx], _features_array(X, dim), identity, schema))
-                n_extracted += len(idx)
-
-            for i, path, sha in zip(todo.index, todo["path"], todo["sha256"]):
-                reason = None
-                try:
-                    data = read_bytes(path)  # read once: hash it, then parse it
-                    if hashlib.sha256(data).hexdigest() != sha:
-                        reason = "content changed since indexing (sha256 differs); re-run the index"
-                    else:
-                        patch = read_patch_bytes(data, key, name=str(path))
-                except PatchLoadError as e:
-                    reason = e.reason
-                except OSError as e:
-                    reason = f"cannot read file ({type(e).__name__}: {e})"
-                if reason is not None:
-                    failures.append({"path": str(path), "reason": reason})
-                    log.warning("features: skipping %s: %s", path, reason)
-                else:
-                    idx, patches = buffers.setdefault(patch.shape, ([], []))
-                    idx.append(i)
-                    patches.append(patch)
-                    if len(idx) >= max(batch_size, ROW_GROUP_ROWS):
-                        flush(patch.shape)
-                done += 1
-                now = time.perf_counter()
-                if now - t_last >= progress_every_s:
-                    t_last = now
-                    rate = n_extracted / max(now - t_extract, 1e-9)
-                    eta = (n_todo - done) / rate if rate > 0 else float("inf")
-                    report_progress(Progress(done, n_todo, rate, eta, n_reused))
-            for shape in list(buffers):
-                flush(shape)
-            t_done = time.perf_counter()
-            img_per_s = n_extracted / (t_done - t_extract) if n_extracted else 0.0
-            if n_todo:
-                report_progress(Progress(done, n_todo, img_per_s, 0.0, n_reused))
-
+    threads = (num_threads or engines.thread_budget()) if backbone.device == "cpu" and backbone.takes_images else 0
+    use_cpu_threads(backbone, threads)  # before any torch work: torch also runs the preprocessing
+    previous = PreviousTable.open(previous_path, identity, rows["sha256"].astype(str), log)
+    with table_writer(out_path, feature_schema(identity)) as writer:
+        sink = _TableSink(writer, rows, identity)
+        n_reused = previous.copy_rows(rows["sha256"].astype(str), sink.write_reused)
+        todo = rows[~rows["sha256"].astype(str).isin(previous.hashes)].sort_values(["height", "width"], kind="stable")
+        meter = _ProgressMeter(len(todo), n_reused, progress or (lambda p: log.info("%s", p)), progress_every_s)
+        if shard_runner is not None and len(todo):  # the heavy part elsewhere (seis_assets.core.distributed)
+            failures = _write_shard_results(shard_runner(todo, identity), sink, meter, log)
+        else:
+            buffers = _PatchBuffers(sink, backbone, batch_size, engine_cache_dir, threads)
+            failures = _extract_here(todo, key, buffers, meter, log)
+        img_per_s = meter.finish(sink.n_extracted)
     return ExtractionReport(
-        out_path=path_str(out_path),
-        n_rows=n_reused + n_extracted,
-        n_extracted=n_extracted,
-        n_reused=n_reused,
-        n_dropped=n_previous - old_rows_used,
-        failures=pd.DataFrame(failures, columns=["path", "reason"]),
-        seconds=time.perf_counter() - t_start,
-        img_per_s=img_per_s,
-        identity=identity,
-        cache_note=cache_note,
-        threads=threads,
+        out_path=path_str(out_path), n_rows=n_reused + sink.n_extracted, n_extracted=sink.n_extracted,
+        n_reused=n_reused, n_dropped=previous.n_rows - previous.rows_used,
+        failures=pd.DataFrame(failures, columns=["path", "reason"]), seconds=time.perf_counter() - t_start,
+        img_per_s=img_per_s, identity=identity, cache_note=previous.note, threads=threads,
     )

@@ -65,7 +65,7 @@ def backbone_for_models(identity: dict, weights_path, device: str, logger):
     """The backbone the fitted models' features were made with (their ``backbone.json``), or BackboneMismatchError
     naming what differs: patches, dropped files and SEG-Y windows are embedded only with it."""
     from seis_assets.core.backbones import load_backbone
-    from seis_assets.core.features import BackboneMismatchError
+    from seis_assets.core.feature_table import BackboneMismatchError
 
     backbone = load_backbone(
         identity["backbone"],
@@ -99,7 +99,7 @@ class Embedder:
 
     @classmethod
     def build(cls, identity: dict, weights_path, device: str, logger) -> "Embedder":
-        from seis_assets.core.features import resolve_precision
+        from seis_assets.core.engines import resolve_precision
 
         backbone = backbone_for_models(identity, weights_path, device, logger)
         precision = identity.get("precision", "fp32")
@@ -112,7 +112,8 @@ class Embedder:
 
         Raises BackboneMismatchError when the features do not have the models' dimension.
         """
-        from seis_assets.core.features import BackboneMismatchError, embed
+        from seis_assets.core.feature_table import BackboneMismatchError
+        from seis_assets.core.features import embed
 
         dim = int(self.identity["dim"])
         X = np.zeros((len(patches), dim), dtype=np.float32)

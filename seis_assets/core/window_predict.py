@@ -8,12 +8,24 @@ the models were fitted with (checked on its identity); a different one raises in
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
+from seis_assets.core.anomaly import AnomalyModel, score_anomalies
+from seis_assets.core.predict import Embedder
+from seis_assets.core.qc import qc_table
 from seis_assets.core.report import cluster_labels
-from seis_assets.core.segy import DEFAULT_STRIDE
+from seis_assets.core.segy import (
+    DEFAULT_STRIDE,
+    SCALINGS,
+    SURVEY_PERCENTILE,
+    WINDOW_COLUMNS,
+    iter_windows,
+    scale_window,
+    survey_scale,
+)
 
 __all__ = ["window_features", "classify_windows", "survey_features"]
 
@@ -40,8 +52,6 @@ def window_features(
     BackboneMismatchError
         When the backbone available now differs from the one the models were fitted with.
     """
-    from seis_assets.core.predict import Embedder
-
     return _embed_in_batches(Embedder.build(identity, weights_path, device, logger), patches, batch_size)
 
 
@@ -68,8 +78,6 @@ def classify_windows(X: np.ndarray, models, qc_attrs: pd.DataFrame | None = None
     anomaly_percentile (share of training patches less anomalous), and with an AnomalyModel also kind, qc_score,
     qc_reason, novelty_score
     """
-    from seis_assets.core.anomaly import AnomalyModel, score_anomalies
-
     Z = models.reducer.transform(X)
     extra = {}
     if isinstance(models.scorer, AnomalyModel):
@@ -97,6 +105,29 @@ def classify_windows(X: np.ndarray, models, qc_attrs: pd.DataFrame | None = None
     )
 
 
+def _window_batches(
+    survey, windows: Iterable[tuple[dict, np.ndarray]], scaling: str, scale, batch: int
+) -> Iterator[tuple[list[dict], list[str], list[np.ndarray], list[np.ndarray]]]:
+    """``windows`` in batches of ``batch``: (positions, names, raw amplitudes, scaled windows); a batch is yielded
+    before the next window is cut, so only one batch is held."""
+    rows: list[dict] = []
+    names: list[str] = []
+    raws: list[np.ndarray] = []
+    scaled: list[np.ndarray] = []
+    for position, window in windows:
+        name = (f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} "
+                f"sample {position['sample']}")
+        scaled.append(scale_window(window, scaling, scale, name=name))
+        raws.append(np.asarray(window, dtype=np.float32))
+        names.append(name)
+        rows.append(position)
+        if len(scaled) >= batch:
+            yield rows, names, raws, scaled
+            rows, names, raws, scaled = [], [], [], []
+    if scaled:
+        yield rows, names, raws, scaled
+
+
 def survey_features(
     survey,
     identity: dict,
@@ -120,41 +151,18 @@ def survey_features(
     scaling_info : dict (``scaling``; ``scale`` and ``percentile`` for survey-wide scaling)
     qc : DataFrame of :func:`seis_assets.core.qc.qc_table` rows, one per window, from the raw (unscaled) amplitudes
     """
-    from seis_assets.core.qc import qc_table
-    from seis_assets.core.segy import SCALINGS, SURVEY_PERCENTILE, WINDOW_COLUMNS, iter_windows, scale_window, survey_scale
-
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     scale = survey_scale(survey) if scaling == "survey" else None
+    embedder = Embedder.build(identity, weights_path, device, logger)  # once per survey, not per batch
+    windows = iter_windows(survey, n_traces=n_traces, n_samples=n_samples, stride=stride, directions=directions)
     rows: list[dict] = []
-    names: list[str] = []
-    raws: list[np.ndarray] = []  # only while their batch is pending
     qcs: list[pd.DataFrame] = []
     feats: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
-
-    from seis_assets.core.predict import Embedder
-
-    embedder = Embedder.build(identity, weights_path, device, logger)  # once per survey, not per batch
-
-    def flush():
-        if pending:
-            feats.append(_embed_in_batches(embedder, np.stack(pending), WINDOW_BATCH))
-            qcs.append(qc_table(names[-len(raws):], raws))  # QC from the amplitudes before any scaling
-            pending.clear()
-            raws.clear()
-
-    for position, window in iter_windows(survey, n_traces=n_traces, n_samples=n_samples, stride=stride,
-                                         directions=directions):
-        name = (f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} "
-                f"sample {position['sample']}")
-        pending.append(scale_window(window, scaling, scale, name=name))
-        raws.append(np.asarray(window, dtype=np.float32))
-        names.append(name)
-        rows.append(position)
-        if len(pending) >= batch:
-            flush()
-    flush()
+    for positions, names, raws, scaled in _window_batches(survey, windows, scaling, scale, batch):
+        feats.append(_embed_in_batches(embedder, np.stack(scaled), WINDOW_BATCH))
+        qcs.append(qc_table(names, raws))  # QC from the amplitudes before any scaling
+        rows.extend(positions)
     info = {"scaling": scaling}
     if scale is not None:
         info.update(scale=float(scale), percentile=SURVEY_PERCENTILE)

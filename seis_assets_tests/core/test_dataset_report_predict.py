@@ -8,7 +8,7 @@ from seis_assets.core.backbones import load_backbone
 from seis_assets.core.dataset import (
     combine_feature_tables, embedding_frame, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
-from seis_assets.core.features import BackboneMismatchError
+from seis_assets.core.feature_table import BackboneMismatchError
 from seis_assets.core.predict import archive_files, backbone_for_models
 from seis_assets.core.report import classification_metrics, summarise, predict_test_set
 

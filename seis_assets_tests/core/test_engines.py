@@ -14,9 +14,11 @@ from seis_assets.core.engines import (
     cpu_flags,
     has_native_bf16,
     onnx_model_path,
+    resolve_precision,
     thread_budget,
 )
-from seis_assets.core.features import embed, extract_features, read_identity, table_identity
+from seis_assets.core.feature_table import read_identity, table_identity
+from seis_assets.core.features import embed, extract_features
 from seis_assets_tests.core.test_features import _dataset
 
 AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}
@@ -31,6 +33,15 @@ def _installed(_module):
 
 def _missing(_module):
     return False
+
+
+def test_resolve_precision():
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    with pytest.raises(ValueError, match="fp16"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError):
+        resolve_precision("int8", "cpu")
 
 
 # --------------------------------------------------------------------------- the auto rule

@@ -11,7 +11,8 @@ import pytest
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.cluster import fit_kmeans, majority_mapping
 from seis_assets.core.facies import region_share, vote_line
-from seis_assets.core.features import embed, table_identity
+from seis_assets.core.feature_table import table_identity
+from seis_assets.core.features import embed
 from seis_assets.core.patches import load_patch
 from seis_assets.core.reduce import fit_reducer
 from seis_assets.core.segy import DEFAULT_STRIDE, cut_windows, open_survey

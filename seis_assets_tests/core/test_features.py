@@ -16,17 +16,16 @@ from scipy import ndimage
 
 from seis_assets.core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
 import seis_assets.core.features as features_module
-from seis_assets.core.features import (
+from seis_assets.core.engines import resolve_precision
+from seis_assets.core.feature_table import (
     FEATURE_COLUMNS,
     IDENTITY_METADATA_KEY,
     BackboneMismatchError,
     check_identity,
-    embed,
-    extract_features,
     feature_matrix,
-    preprocess,
-    resolve_precision,
 )
+from seis_assets.core.features import embed, extract_features
+from seis_assets.core.preprocess import preprocess
 
 
 # --------------------------------------------------------------------------- helpers
@@ -97,15 +96,6 @@ def test_preprocess_resize_is_bilinear_like_the_seed():
     ramp = np.linspace(-1, 1, 8, dtype=np.float32)[None, :].repeat(8, 0)[None]
     out = preprocess(ramp, 16, (0, 0, 0), (1, 1, 1))[0, 0].numpy()
     assert np.all(np.diff(out[0]) >= 0) and out.min() >= 0 and out.max() <= 1  # monotone, no overshoot
-
-
-def test_resolve_precision():
-    assert resolve_precision("fp32", "cpu") == "fp32"
-    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
-    with pytest.raises(ValueError, match="fp16"):
-        resolve_precision("fp16", "cpu")
-    with pytest.raises(ValueError):
-        resolve_precision("int8", "cpu")
 
 
 @pytest.mark.skipif(resolve_precision("auto", "cpu") != "bf16", reason="CPU has no native bf16")

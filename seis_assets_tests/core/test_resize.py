@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seis_assets.core.features import (
+from seis_assets.core.features import extract_features
+from seis_assets.core.preprocess import (
     DEFAULT_RESIZE,
     RESIZE_MODES,
-    extract_features,
     input_spec,
     preprocess,
 )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from seis_assets.core.features import read_identity
+from seis_assets.core.feature_table import read_identity
 from seis_assets.definitions import ALL_ASSETS, build_resources
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import AnalysisSettings, FeatureSettings

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import segyio
 
-from seis_assets.core.features import BackboneMismatchError
+from seis_assets.core.feature_table import BackboneMismatchError
 from seis_assets.core.storage import read_parquet
 from seis_assets.definitions import ALL_ASSETS
 from seis_assets.partitions import SURVEY_PARTITIONS_NAME

@@ -11,7 +11,8 @@ import pytest
 from upath import UPath
 
 from seis_assets.core.distributed import BackboneSpec, dask_shard_runner
-from seis_assets.core.features import BackboneMismatchError, extract_features, feature_matrix, table_identity
+from seis_assets.core.feature_table import BackboneMismatchError, feature_matrix, table_identity
+from seis_assets.core.features import extract_features
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.mat_index import index_category
 from seis_assets.core.storage import read_parquet
