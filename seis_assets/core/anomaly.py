@@ -1,10 +1,12 @@
-"""Anomaly scores for patches in a distance-preserving embedding.
+"""Anomaly scores of patches: what the pipeline and the predictions publish (:func:`score_anomalies`: QC and novelty,
+:class:`AnomalyModel`), and the scores in the clustering embedding kept as diagnostics (:class:`AnomalyScorer`).
+How well they flag anomalies is measured in :mod:`seis_assets.core.anomaly_evaluation`.
 
-Use the clustering space (the 50-d UMAP, or PCA of the features), never the 2-d
-plot embedding: 2-d UMAP squeezes distances for display.
-
-Two complementary scores, both robust z-like numbers ("how many robust standard
-deviations further out than a typical training patch"):
+The embedding scores need a distance-preserving embedding: the clustering space
+(the 50-d UMAP, or PCA of the features), never the 2-d plot embedding, which
+squeezes distances for display. Two complementary scores, both robust z-like
+numbers ("how many robust standard deviations further out than a typical
+training patch"):
 
 ``centroid_z``
     Distance to the nearest k-means centroid (the assigned cluster), minus the
@@ -28,21 +30,15 @@ deviations further out than a typical training patch"):
     cluster.
 
 ``score = (centroid_z + knn_z + feature_knn_z) / 3`` when the scorer was fitted
-with ``X_train``, else ``(centroid_z + knn_z) / 2`` as before.
+with ``X_train``, else ``(centroid_z + knn_z) / 2``.
 
-Why the feature term (measured with ``.venv/bin/python benchmarks/bench_anomaly.py``,
-efficientnet_lite0 features, see ``benchmarks/anomaly_results.md``): ROC AUC on
-injected synthetic anomalies, mean over 5 generator seeds, 0.625 -> 0.717 (higher
-on every seed and every anomaly kind); on real F3 leave-one-class-out, mean over
-the 4 held-out classes and 3 random states, 0.765 -> 0.838 (fault 0.707 -> 0.759,
-chaotic 0.736 -> 0.760, other 0.817 -> 0.866, salt dome 0.799 -> 0.966). The
-feature kNN alone (0.756 synthetic, 0.785 F3) loses on fault and chaotic; the
-three-term mean loses on no class. ``(knn_z + feature_knn_z) / 2`` gave about the
-same means (0.713, 0.849) but lower AUCs for ``other`` and for spikes; whitening
-the PCA gave the same numbers; standardising the features first was worse.
+Why the feature term: with it the ROC AUC rose on every generator seed and
+every injected anomaly kind, and on every held-out class of the real F3 patches;
+the feature kNN alone loses on fault and chaotic. The figures, and the variants
+tried (``(knn_z + feature_knn_z) / 2``, a whitened PCA, standardised features),
+are in benchmarks/anomaly_results.md (benchmarks/README.md, "Anomaly detection").
 
-Why the mean of robust z-scores rather
-than of rank-normalised scores: a z-score depends only on the patch and the
+Why the mean of robust z-scores rather than of rank-normalised scores: a z-score depends only on the patch and the
 fitted training statistics, so a new file scored alone gets the same score as
 in a batch, and scores of different batches are comparable; ranks would change
 with whatever else is scored. Median/MAD keeps the scale from being inflated
@@ -52,14 +48,17 @@ by the anomalies that may sit in the training set itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
-from sklearn.metrics import roc_auc_score
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.neighbors import NearestNeighbors
+
+from seis_assets.core.qc import fit_qc
+from seis_assets.core.reduce import BlockScaler
 
 __all__ = [
     "DEFAULT_FEATURE_PCA_COMPONENTS",
@@ -69,8 +68,6 @@ __all__ = [
     "SCORE_COLUMNS",
     "AnomalyScorer",
     "fit_anomaly_scorer",
-    "leave_one_class_out_auc",
-    "roc_auc",
     "ANOMALY_COLUMNS",
     "NoveltyScorer",
     "AnomalyModel",
@@ -329,136 +326,6 @@ def fit_anomaly_scorer(
     return AnomalyScorer(Z_train, centers, n_neighbors, X_train, feature_pca_components, random_state)
 
 
-def roc_auc(is_anomaly, score) -> float:
-    """ROC AUC of ``score`` for separating anomalies (True) from the rest.
-
-    Parameters
-    ----------
-    is_anomaly : array-like of bool, shape (n_samples,)
-    score : array-like of float, shape (n_samples,), higher = more anomalous
-
-    Returns
-    -------
-    auc : float in [0, 1]; NaN when only one of the two groups is present.
-    """
-    y = np.asarray(is_anomaly).astype(bool)
-    s = np.asarray(score, dtype=float)
-    if y.shape != s.shape or y.ndim != 1:
-        raise ValueError(f"is_anomaly and score must be 1-D of equal length, got {y.shape} and {s.shape}")
-    if y.all() or not y.any():
-        return float("nan")
-    return float(roc_auc_score(y, s))
-
-
-def leave_one_class_out_auc(
-    X,
-    labels,
-    held_out: str,
-    *,
-    embed: Callable | None = None,
-    k: int | None = None,
-    n_neighbors: int = DEFAULT_N_NEIGHBORS,
-    eval_fraction: float = 0.2,
-    split: str = "random",
-    random_state: int | None = 42,
-    feature_pca_components: int | None = DEFAULT_FEATURE_PCA_COMPONENTS,
-) -> dict:
-    """How well the scores flag a class the model never saw.
-
-    The non-held-out classes are split into a fit part and an evaluation part.
-    The embedding (optional), k-means and the scorer are fitted on the fit part
-    only; the evaluation part (normal) and every patch of ``held_out``
-    (anomalies) are then embedded with ``transform`` and scored the same way, and
-    the ROC AUC is computed for ``score``, ``centroid_z`` and ``knn``. With an
-    ``embed``, ``X`` is the raw features and the scorer is also given them
-    (``X_train``), so ``score`` is the three-term default; without one, ``X``
-    is the embedding itself and ``score`` is ``(centroid_z + knn_z) / 2``.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-        Features, or an already distance-preserving embedding when ``embed`` is None.
-    labels : array-like of str, shape (n_samples,)
-    held_out : str
-        The class treated as unseen (e.g. "fault").
-    embed : callable, optional
-        ``embed(X_fit) -> (model, Z_fit)`` where ``model.transform(X)`` embeds new
-        rows, e.g. ``functools.partial(reduce.fit_reducer, n_components=50)``.
-        None: use ``X`` as is.
-    k : int, optional
-        Clusters; default the number of remaining classes.
-    n_neighbors : int, default 10
-    eval_fraction : float, default 0.2
-        Share of each remaining class kept out of fitting as normal examples.
-    split : {"random", "tail"}, default "random"
-        "random": stratified random split. "tail": the last ``eval_fraction`` of
-        each class in input order - use it when neighbouring rows overlap (F3
-        patches are cut with overlap, so a random split puts near-duplicates on
-        both sides and makes normals look too normal).
-    random_state : int or None, default 42
-    feature_pca_components : int or None, default 50
-        PCA components of the feature kNN term (only with ``embed``); None
-        leaves the term out.
-
-    Returns
-    -------
-    result : dict with held_out, auc (of ``score``), auc_centroid_z, auc_knn,
-        auc_feature_knn (NaN without the feature term), n_fit, n_normal,
-        n_anomaly, k.
-    """
-    from seis_assets.core.cluster import fit_kmeans  # sibling module
-
-    X = np.asarray(X)
-    labels = np.asarray(labels).astype(str)
-    if X.ndim != 2 or len(X) != len(labels):
-        raise ValueError(f"X {X.shape} and labels {labels.shape} do not match")
-    if held_out not in set(labels):
-        raise ValueError(f"held_out class {held_out!r} not in labels {sorted(set(labels))}")
-    if not 0 < eval_fraction < 1:
-        raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
-    rng = np.random.default_rng(random_state)
-    fit_idx, eval_idx = [], []
-    for cls in sorted(set(labels) - {held_out}):
-        idx = np.flatnonzero(labels == cls)
-        n_eval = max(1, int(round(eval_fraction * len(idx))))
-        if split == "random":
-            idx = rng.permutation(idx)
-            eval_idx.append(idx[:n_eval]), fit_idx.append(idx[n_eval:])
-        elif split == "tail":
-            eval_idx.append(idx[-n_eval:]), fit_idx.append(idx[:-n_eval])
-        else:
-            raise ValueError(f"split must be 'random' or 'tail', got {split!r}")
-    fit_idx, eval_idx = np.concatenate(fit_idx), np.concatenate(eval_idx)
-    anom_idx = np.flatnonzero(labels == held_out)
-
-    if embed is None:
-        Z_fit = np.asarray(X[fit_idx], dtype=np.float64)
-        Z_eval = np.asarray(X[np.concatenate([eval_idx, anom_idx])], dtype=np.float64)
-    else:
-        model, Z_fit = embed(X[fit_idx])
-        Z_eval = model.transform(X[np.concatenate([eval_idx, anom_idx])])
-    k = int(k or len(set(labels)) - 1)
-    km = fit_kmeans(Z_fit, k, random_state=random_state)
-    if embed is not None and feature_pca_components is not None:
-        scorer = fit_anomaly_scorer(Z_fit, km, n_neighbors=n_neighbors, X_train=X[fit_idx],
-                                    feature_pca_components=feature_pca_components, random_state=random_state)
-        scores = scorer.score(Z_eval, X[np.concatenate([eval_idx, anom_idx])])
-    else:
-        scores = fit_anomaly_scorer(Z_fit, km, n_neighbors=n_neighbors).score(Z_eval)
-    is_anom = np.r_[np.zeros(len(eval_idx), bool), np.ones(len(anom_idx), bool)]
-    return {
-        "held_out": held_out,
-        "auc": roc_auc(is_anom, scores["score"]),
-        "auc_centroid_z": roc_auc(is_anom, scores["centroid_z"]),
-        "auc_knn": roc_auc(is_anom, scores["knn"]),
-        "auc_feature_knn": roc_auc(is_anom, scores["feature_knn"]) if "feature_knn" in scores else float("nan"),
-        "n_fit": int(len(fit_idx)),
-        "n_normal": int(len(eval_idx)),
-        "n_anomaly": int(len(anom_idx)),
-        "k": k,
-    }
-
-
 # --------------------------------------------------------------------------- novelty, QC and the one anomaly table
 #: Terms of the novelty score (see NoveltyScorer); what benchmarks/bench_anomaly.py measured best.
 DEFAULT_NOVELTY_TERMS: tuple[str, ...] = ("knn", "cluster_mahalanobis")
@@ -493,9 +360,6 @@ class NoveltyScorer:
 
     def __init__(self, X_train, *, n_components=DEFAULT_FEATURE_PCA_COMPONENTS, n_neighbors=DEFAULT_N_NEIGHBORS,
                  n_clusters=4, terms=DEFAULT_NOVELTY_TERMS, random_state=DEFAULT_RANDOM_STATE):
-        from sklearn.cluster import KMeans
-        from sklearn.covariance import LedoitWolf
-
         X_train = np.asarray(X_train, dtype=np.float64)
         unknown = set(terms) - set(NOVELTY_TERMS)
         if unknown or not terms:
@@ -615,9 +479,6 @@ def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_pa
         and applied to every ``X`` before the feature-space scores (the attributes' mixed units would otherwise
         dominate the PCA and the distances).
     """
-    from seis_assets.core.qc import fit_qc
-    from seis_assets.core.reduce import BlockScaler
-
     X_raw = X_train
     feature_scaler = BlockScaler(feature_blocks).fit(X_raw) if feature_blocks else None
     X_train = np.asarray(X_raw if feature_scaler is None else feature_scaler.transform(X_raw), dtype=np.float64)

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from seis_assets.core.anomaly import roc_auc
+from seis_assets.core.anomaly_evaluation import roc_auc
 from seis_assets.core.cluster import apply_mapping
 from seis_assets.core.evaluate import classification_table, clustering_scores, confusion, label_free_scores
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seis_assets.core import anomaly
+from seis_assets.core import anomaly, anomaly_evaluation
 from seis_assets.core.cluster import fit_kmeans
 
 
@@ -79,10 +79,10 @@ def test_score_rejects_wrong_dimension(two_clusters):
 
 
 def test_roc_auc_known_values():
-    assert anomaly.roc_auc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
-    assert anomaly.roc_auc([False, False, True, True], [0.9, 0.8, 0.2, 0.1]) == 0.0
-    assert anomaly.roc_auc([False, True, False, True], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.75)
-    assert np.isnan(anomaly.roc_auc([True, True], [0.1, 0.2]))
+    assert anomaly_evaluation.roc_auc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert anomaly_evaluation.roc_auc([False, False, True, True], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert anomaly_evaluation.roc_auc([False, True, False, True], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.75)
+    assert np.isnan(anomaly_evaluation.roc_auc([True, True], [0.1, 0.2]))
 
 
 def test_leave_one_class_out_flags_the_unseen_class():
@@ -90,7 +90,7 @@ def test_leave_one_class_out_flags_the_unseen_class():
     centers = {"a": [0, 0, 0, 0], "b": [8, 0, 0, 0], "c": [0, 8, 0, 0], "odd": [4, 4, 8, 0]}
     X = np.vstack([rng.normal(size=(60, 4)) * 0.7 + np.array(c) for c in centers.values()])
     labels = np.repeat(list(centers), 60)
-    res = anomaly.leave_one_class_out_auc(X, labels, "odd", random_state=0)
+    res = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", random_state=0)
     assert res["k"] == 3 and res["n_anomaly"] == 60 and res["n_normal"] == 36 and res["n_fit"] == 144
     assert res["auc"] > 0.95
 
@@ -104,10 +104,10 @@ def test_leave_one_class_out_flags_the_unseen_class():
         Identity.seen = len(X_fit)
         return Identity(), X_fit
 
-    res2 = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
+    res2 = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
     assert Identity.seen == 144 and res2["auc"] > 0.95
     with pytest.raises(ValueError, match="not in labels"):
-        anomaly.leave_one_class_out_auc(X, labels, "nope")
+        anomaly_evaluation.leave_one_class_out_auc(X, labels, "nope")
 
 
 # --------------------------------------------------------------------------- feature-space kNN term
@@ -222,8 +222,9 @@ def test_leave_one_class_out_uses_the_features_behind_the_embedding():
     def embed(X_fit):
         return Project(), _project(X_fit)
 
-    with_f = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
-    without = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail", feature_pca_components=None)
+    with_f = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
+    without = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail",
+                                                         feature_pca_components=None)
     assert with_f["auc"] > 0.95 and with_f["auc_feature_knn"] > 0.95
     assert without["auc"] < 0.8 and np.isnan(without["auc_feature_knn"])
 
