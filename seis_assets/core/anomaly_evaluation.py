@@ -1,6 +1,6 @@
 """How well anomaly scores flag what they should: ROC AUC, and a class the model never saw.
 
-The scores themselves are made in :mod:`seis_assets.core.anomaly`; this module measures them (the pipeline's
+The scores themselves are made in :mod:`seis_assets.core.anomaly` and :mod:`seis_assets.core.anomaly_embedding`; this module measures them (the pipeline's
 ``anomaly_roc_auc`` and ``benchmarks/bench_anomaly.py``, whose figures are in benchmarks/README.md, "Anomaly
 detection").
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from seis_assets.core.anomaly import DEFAULT_FEATURE_PCA_COMPONENTS, DEFAULT_N_NEIGHBORS, fit_anomaly_scorer
+from seis_assets.core.anomaly_embedding import DEFAULT_FEATURE_PCA_COMPONENTS, DEFAULT_N_NEIGHBORS, fit_anomaly_scorer
 from seis_assets.core.cluster import fit_kmeans
 
 __all__ = ["leave_one_class_out_auc", "roc_auc"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seis_assets.core import anomaly, anomaly_evaluation
+from seis_assets.core import anomaly, anomaly_embedding, anomaly_evaluation
 from seis_assets.core.cluster import fit_kmeans
 
 
@@ -18,10 +18,10 @@ def two_clusters():
 
 def test_far_points_score_higher_than_members(two_clusters):
     Z, km = two_clusters
-    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5)
     far = np.array([[10.0, 30.0, 0.0], [-15.0, 0.0, 5.0]])
     s = scorer.score(far)
-    assert list(s.columns) == anomaly.SCORE_COLUMNS
+    assert list(s.columns) == anomaly_embedding.SCORE_COLUMNS
     train = scorer.training_scores_
     assert len(train) == len(Z)
     assert s["score"].min() > train["score"].max()
@@ -33,7 +33,7 @@ def test_far_points_score_higher_than_members(two_clusters):
 
 def test_same_distance_is_more_anomalous_in_a_tight_cluster(two_clusters):
     Z, km = two_clusters
-    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5)
     tight_center = km.cluster_centers_[np.argmin(np.abs(km.cluster_centers_[:, 0]))]
     spread_center = km.cluster_centers_[np.argmax(km.cluster_centers_[:, 0])]
     offset = np.array([0.0, 3.0, 0.0])
@@ -45,7 +45,7 @@ def test_same_distance_is_more_anomalous_in_a_tight_cluster(two_clusters):
 
 def test_training_knn_excludes_self():
     Z = np.array([[0.0], [1.0], [3.0], [6.0]])
-    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[2.5]]), n_neighbors=1)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, np.array([[2.5]]), n_neighbors=1)
     # nearest other point: 1, 1, 2, 3 (self, at distance 0, excluded)
     assert scorer.training_scores_["knn"].tolist() == pytest.approx([1.0, 1.0, 2.0, 3.0])
     # a new point equal to a training point is at distance 0 from it
@@ -54,7 +54,7 @@ def test_training_knn_excludes_self():
 
 def test_duplicate_training_points_do_not_break_self_exclusion():
     Z = np.array([[0.0, 0.0]] * 4 + [[5.0, 5.0]] * 4)
-    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[0.0, 0.0], [5.0, 5.0]]), n_neighbors=2)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, np.array([[0.0, 0.0], [5.0, 5.0]]), n_neighbors=2)
     t = scorer.training_scores_
     assert np.isfinite(t.to_numpy(dtype=float)).all()
     assert t["knn"].tolist() == pytest.approx([0.0] * 8)
@@ -64,7 +64,7 @@ def test_small_clusters_use_pooled_statistics(two_clusters):
     Z, km = two_clusters
     Zs = np.vstack([Z, [[100.0, 100.0, 100.0]]])
     centers = np.vstack([km.cluster_centers_, [[100.0, 100.0, 100.0]]])
-    scorer = anomaly.fit_anomaly_scorer(Zs, centers)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Zs, centers)
     stats = scorer.cluster_stats_.set_index("cluster")
     assert bool(stats.loc[2, "pooled"]) and stats.loc[2, "n_train"] == 1
     assert not bool(stats.loc[0, "pooled"])
@@ -72,7 +72,7 @@ def test_small_clusters_use_pooled_statistics(two_clusters):
 
 def test_score_rejects_wrong_dimension(two_clusters):
     Z, km = two_clusters
-    scorer = anomaly.fit_anomaly_scorer(Z, km)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km)
     with pytest.raises(ValueError, match="expected shape"):
         scorer.score(np.zeros((2, 5)))
     assert len(scorer.score(np.zeros((0, 3)))) == 0
@@ -131,18 +131,19 @@ def test_point_inside_a_cluster_in_the_embedding_but_far_in_features_scores_high
     x_new[0, 3:] = 6.0  # at cluster 0's centre in the embedded dims, far from everything in the other 17
     z_new = _project(x_new)
 
-    plain = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    plain = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5)
     s_plain = plain.score(z_new)
     # without features the point looks ordinary: below the median training score
     assert s_plain.loc[0, "score"] < plain.training_scores_["score"].median()
 
-    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5, X_train=X)
     s = scorer.score(z_new, x_new)
     train = scorer.training_scores_
     assert scorer.uses_features and not plain.uses_features
-    assert list(s.columns) == anomaly.FEATURE_SCORE_COLUMNS and list(train.columns) == anomaly.FEATURE_SCORE_COLUMNS
+    assert list(s.columns) == anomaly_embedding.FEATURE_SCORE_COLUMNS
+    assert list(train.columns) == anomaly_embedding.FEATURE_SCORE_COLUMNS
     # the UMAP-space columns are exactly those of the plain scorer
-    for col in anomaly.SCORE_COLUMNS[:-1]:
+    for col in anomaly_embedding.SCORE_COLUMNS[:-1]:
         np.testing.assert_allclose(s[col].to_numpy(), s_plain[col].to_numpy())
     assert s.loc[0, "feature_knn_z"] > 10 * train["feature_knn_z"].max()
     assert s.loc[0, "score"] > train["score"].max()
@@ -155,18 +156,18 @@ def test_point_inside_a_cluster_in_the_embedding_but_far_in_features_scores_high
 
 def test_without_features_score_is_the_mean_of_the_two_embedding_scores(two_clusters):
     Z, km = two_clusters
-    s = anomaly.fit_anomaly_scorer(Z, km).score(Z[:5] + 0.3)
+    s = anomaly_embedding.fit_anomaly_scorer(Z, km).score(Z[:5] + 0.3)
     np.testing.assert_allclose(s["score"], (s["centroid_z"] + s["knn_z"]) / 2)
 
 
 def test_training_feature_knn_excludes_self_and_is_robust_z_scaled():
     X = np.array([[0.0], [1.0], [3.0], [6.0]])
     Z = np.array([[0.0], [1.0], [2.0], [3.0]])
-    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[1.5]]), n_neighbors=1, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, np.array([[1.5]]), n_neighbors=1, X_train=X)
     t = scorer.training_scores_
     # a 1-component PCA of 1-d data keeps distances: nearest other point at 1, 1, 2, 3
     assert t["feature_knn"].tolist() == pytest.approx([1.0, 1.0, 2.0, 3.0])
-    med, mad = 1.5, 0.5 * anomaly.MAD_TO_SD  # median of [1, 1, 2, 3]; median of |d - 1.5| = 0.5
+    med, mad = 1.5, 0.5 * anomaly_embedding.MAD_TO_SD  # median of [1, 1, 2, 3]; median of |d - 1.5| = 0.5
     assert scorer.feature_knn_median_ == pytest.approx(med) and scorer.feature_knn_scale_ == pytest.approx(mad)
     assert t["feature_knn_z"].tolist() == pytest.approx([(d - med) / mad for d in (1.0, 1.0, 2.0, 3.0)])
     s = scorer.score(np.array([[1.0]]), np.array([[10.0]]))
@@ -175,13 +176,14 @@ def test_training_feature_knn_excludes_self_and_is_robust_z_scaled():
 
 def test_feature_pca_components_are_capped_and_settable(features_and_embedding):
     X, Z, km = features_and_embedding
-    assert anomaly.fit_anomaly_scorer(Z, km, X_train=X).feature_pca_.n_components_ == 20  # 20 features < 50
-    assert anomaly.fit_anomaly_scorer(Z, km, X_train=X, feature_pca_components=5).feature_pca_.n_components_ == 5
+    assert anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X).feature_pca_.n_components_ == 20  # 20 features < 50
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X, feature_pca_components=5)
+    assert scorer.feature_pca_.n_components_ == 5
 
 
 def test_features_are_required_exactly_when_fitted_with_them(features_and_embedding):
     X, Z, km = features_and_embedding
-    scorer = anomaly.fit_anomaly_scorer(Z, km, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X)
     with pytest.raises(ValueError, match="fitted with X_train"):
         scorer.score(Z[:2])
     with pytest.raises(ValueError, match="expected X of shape"):
@@ -189,18 +191,18 @@ def test_features_are_required_exactly_when_fitted_with_them(features_and_embedd
     with pytest.raises(ValueError, match="expected X of shape"):
         scorer.score(Z[:2], X[:2, :5])
     with pytest.raises(ValueError, match="fitted without X_train"):
-        anomaly.fit_anomaly_scorer(Z, km).score(Z[:2], X[:2])
+        anomaly_embedding.fit_anomaly_scorer(Z, km).score(Z[:2], X[:2])
     with pytest.raises(ValueError, match="one row per Z_train row"):
-        anomaly.fit_anomaly_scorer(Z, km, X_train=X[:-1])
+        anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X[:-1])
     empty = scorer.score(np.zeros((0, 3)), np.zeros((0, 20)))
-    assert len(empty) == 0 and list(empty.columns) == anomaly.FEATURE_SCORE_COLUMNS
+    assert len(empty) == 0 and list(empty.columns) == anomaly_embedding.FEATURE_SCORE_COLUMNS
 
 
 def test_scorer_with_features_survives_joblib(features_and_embedding, tmp_path):
     import joblib
 
     X, Z, km = features_and_embedding
-    scorer = anomaly.fit_anomaly_scorer(Z, km, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X)
     joblib.dump(scorer, tmp_path / "scorer.joblib")
     loaded = joblib.load(tmp_path / "scorer.joblib")
     x_new = X[:4] + 1.0
@@ -295,7 +297,7 @@ def test_feature_blocks_make_novelty_scores_independent_of_the_attributes_units(
 
 def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters):
     Z, km = two_clusters
-    old = anomaly.fit_anomaly_scorer(Z, km)
+    old = anomaly_embedding.fit_anomaly_scorer(Z, km)
     with pytest.raises(TypeError, match="re-run the recluster job"):
         anomaly.score_anomalies(old, Z[:2], Z[:2], None)
 
