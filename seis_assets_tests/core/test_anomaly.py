@@ -1,7 +1,9 @@
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
-from seis_assets.core import anomaly, anomaly_embedding, anomaly_evaluation
+from seis_assets.core import anomaly, anomaly_embedding, anomaly_evaluation, qc, report, synthetic
 from seis_assets.core.cluster import fit_kmeans
 
 
@@ -199,8 +201,6 @@ def test_features_are_required_exactly_when_fitted_with_them(features_and_embedd
 
 
 def test_scorer_with_features_survives_joblib(features_and_embedding, tmp_path):
-    import joblib
-
     X, Z, km = features_and_embedding
     scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X)
     joblib.dump(scorer, tmp_path / "scorer.joblib")
@@ -234,8 +234,6 @@ def test_leave_one_class_out_uses_the_features_behind_the_embedding():
 def _training_set(n, dim, z_dim, category, seed):
     """Random features X, an embedding Z (X's first columns), KMeans k=3 on Z, n generated patches of ``category``,
     their names and QC table: the inputs of ``fit_anomaly_model``."""
-    from seis_assets.core import qc, synthetic
-
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, dim))
     Z = X[:, :z_dim]
@@ -246,8 +244,6 @@ def _training_set(n, dim, z_dim, category, seed):
 
 
 def test_score_anomalies_tells_artefacts_from_novelty():
-    from seis_assets.core import qc, synthetic
-
     X, Z, km, patches, names, table, rng = _training_set(120, 30, 5, "horizon", 0)
     model = anomaly.fit_anomaly_model(Z, km, X, table, names)
     train = model.training_scores_
@@ -304,10 +300,6 @@ def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters
 
 def test_score_patches_without_a_test_split():
     """Real surveys (LANDMASS, F3) have no test folder: every patch is a training patch, and all get ranked."""
-    import pandas as pd
-
-    from seis_assets.core import report
-
     X, Z, km, patches, names, table, rng = _training_set(60, 20, 4, "chaotic", 1)
     model = anomaly.fit_anomaly_model(Z, km, X, table, names)
     embedding = pd.DataFrame({"path": names, "category": ["chaotic"] * 60, "split": ["train"] * 60})
