@@ -243,9 +243,7 @@ def fit_reducer(
 
     Raises
     ------
-    ValueError
-        If ``X`` is not a finite 2-D numeric matrix, has fewer than 3 samples, or ``n_components`` /
-        ``n_neighbors`` / ``pca_components`` are not positive.
+    ValueError if ``X`` is not a finite 2-D numeric matrix or has fewer than 3 samples, or a size is not positive.
     """
     import umap  # noqa: F401  heavy (numba): imported on first use, before the clock that ``seconds`` records
 
