@@ -33,9 +33,10 @@ with ``X_train``, else ``(centroid_z + knn_z) / 2``.
 
 Why the feature term: with it the ROC AUC rose on every generator seed and
 every injected anomaly kind, and on every held-out class of the real F3 patches;
-the feature kNN alone loses on fault and chaotic. The figures, and the variants
-tried (``(knn_z + feature_knn_z) / 2``, a whitened PCA, standardised features),
-are in benchmarks/anomaly_results.md (benchmarks/README.md, "Anomaly detection").
+the feature kNN alone loses on fault and chaotic. Variants tried and not kept:
+``(knn_z + feature_knn_z) / 2`` (lower for ``other`` and for spikes), a whitened
+PCA (no gain), standardising the features first (worse). Figures:
+benchmarks/README.md, "Anomaly detection" (measured with benchmarks/bench_anomaly.py).
 
 Why the mean of robust z-scores rather than of rank-normalised scores: a
 z-score depends only on the patch and the fitted training statistics, so a new
@@ -84,13 +85,15 @@ _log = logging.getLogger(__name__)
 
 
 def robust_location_scale(d: np.ndarray) -> tuple[float, float]:
+    """Median of ``d`` and its MAD scaled to a standard deviation (``MAD_TO_SD``)."""
     med = float(np.median(d))
     mad = float(np.median(np.abs(d - med))) * MAD_TO_SD
     return med, mad
 
 
 def floor_scale(scale: float, reference: float) -> float:
-    # A zero spread (duplicated training points) would divide by zero.
+    """``scale``, at least a millionth of ``reference``: a zero spread (duplicated training points) would divide by
+    zero."""
     return max(scale, 1e-6 * max(reference, 1e-12), 1e-12)
 
 

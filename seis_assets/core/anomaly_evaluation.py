@@ -1,8 +1,8 @@
 """How well anomaly scores flag what they should: ROC AUC, and a class the model never saw.
 
-The scores themselves are made in :mod:`seis_assets.core.anomaly` and :mod:`seis_assets.core.anomaly_embedding`; this module measures them (the pipeline's
-``anomaly_roc_auc`` and ``benchmarks/bench_anomaly.py``, whose figures are in benchmarks/README.md, "Anomaly
-detection").
+The scores themselves are made in :mod:`seis_assets.core.anomaly` and :mod:`seis_assets.core.anomaly_embedding`;
+this module measures them (the pipeline's ``anomaly_roc_auc`` and ``benchmarks/bench_anomaly.py``, whose figures
+are in benchmarks/README.md, "Anomaly detection").
 """
 
 from __future__ import annotations

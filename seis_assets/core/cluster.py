@@ -218,8 +218,9 @@ def choose_k(setting: str | int, sweep: pd.DataFrame | None, n_categories: int |
     (silhouette at least half the sweep's best). The finest partition the data support, not the coarsest:
     silhouette alone (and silhouette x stability) prefers k = 2 whenever two super-groups dominate, e.g. on the
     demo set of 4 classes (benchmarks/README.md, "k = auto on the F3 patches and the demo set"), while a split of a
-    real group is stable and a split of one compact group is not. When no k passes, or the sweep has no stability column, the k with the
-    largest ``silhouette * stability`` (silhouette alone without stability); ties to the smaller k.
+    real group is stable and a split of one compact group is not. When no k passes, or the sweep has no stability
+    column, the k with the largest ``silhouette * stability`` (silhouette alone without stability); ties to the
+    smaller k.
     """
     text = str(setting).strip().lower()
     if text in ("", "0", "default"):
