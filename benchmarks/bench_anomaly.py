@@ -112,7 +112,8 @@ def pca_embedding(X_train, X_test, seed):
 # --------------------------------------------------------------------------- synthetic
 def synthetic_run(args, backbone, feat_dir: Path, seed: int) -> list[dict]:
     from seis_assets.core import synthetic
-    from seis_assets.core.anomaly import fit_anomaly_model, roc_auc, score_anomalies
+    from seis_assets.core.anomaly import fit_anomaly_model, score_anomalies
+    from seis_assets.core.anomaly_evaluation import roc_auc
     from seis_assets.core.cluster import fit_kmeans
     from seis_assets.core.dataset import known_anomaly_kinds, read_known_anomalies
     from seis_assets.core.feature_table import feature_matrix
@@ -155,7 +156,8 @@ def synthetic_run(args, backbone, feat_dir: Path, seed: int) -> list[dict]:
 
 # --------------------------------------------------------------------------- real F3
 def loco_rows(X, labels, paths, qc_all, held_out, seed) -> list[dict]:
-    from seis_assets.core.anomaly import NoveltyScorer, roc_auc
+    from seis_assets.core.anomaly import NoveltyScorer
+    from seis_assets.core.anomaly_evaluation import roc_auc
     from seis_assets.core.qc import fit_qc
 
     fit_idx, eval_idx = [], []

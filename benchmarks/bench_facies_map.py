@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from seis_assets.core.anomaly import fit_anomaly_scorer  # noqa: E402
+from seis_assets.core.anomaly_embedding import fit_anomaly_scorer  # noqa: E402
 from seis_assets.core.backbones import load_backbone  # noqa: E402
 from seis_assets.core.cluster import fit_kmeans, hungarian_mapping, majority_mapping  # noqa: E402
 from seis_assets.core.facies import region_share, vote_line  # noqa: E402

@@ -1,465 +1,45 @@
-"""Anomaly scores for patches in a distance-preserving embedding.
+"""Anomaly scores of patches as the pipeline and the predictions publish them: :func:`score_anomalies` (QC
+artefacts, novelty, the combined ``anomaly_score`` and ``kind``) with a fitted :class:`AnomalyModel`.
 
-Use the clustering space (the 50-d UMAP, or PCA of the features), never the 2-d
-plot embedding: 2-d UMAP squeezes distances for display.
-
-Two complementary scores, both robust z-like numbers ("how many robust standard
-deviations further out than a typical training patch"):
-
-``centroid_z``
-    Distance to the nearest k-means centroid (the assigned cluster), minus the
-    median training distance of that cluster, divided by 1.4826 x the MAD of
-    those distances. A patch at the same absolute distance scores higher in a
-    tight cluster than in a spread one. Clusters with fewer than
-    ``MIN_CLUSTER_SIZE`` training members or zero MAD use the pooled statistics
-    of all training distances (listed in ``scorer.cluster_stats_``).
-``knn_z``
-    Mean distance to the ``n_neighbors`` nearest training patches (``knn``,
-    the raw value), robust-z-scored against the same quantity on the training
-    set, where each training patch excludes itself. Catches patches that sit in
-    an empty region *between* clusters, close enough to a centroid to look
-    ordinary to ``centroid_z``.
-
-``feature_knn_z`` (only when the scorer is fitted with ``X_train``, the raw backbone features)
-    The same kNN score (``feature_knn``, then its robust z) in a PCA of the
-    backbone features (``feature_pca_components``, default 50; centred, not
-    whitened or standardised), fitted on the training rows. No UMAP: it sees
-    what ``UMAP.transform`` hides when it pulls an unseen patch onto a known
-    cluster.
-
-``score = (centroid_z + knn_z + feature_knn_z) / 3`` when the scorer was fitted
-with ``X_train``, else ``(centroid_z + knn_z) / 2`` as before.
-
-Why the feature term (measured with ``.venv/bin/python benchmarks/bench_anomaly.py``,
-efficientnet_lite0 features, see ``benchmarks/anomaly_results.md``): ROC AUC on
-injected synthetic anomalies, mean over 5 generator seeds, 0.625 -> 0.717 (higher
-on every seed and every anomaly kind); on real F3 leave-one-class-out, mean over
-the 4 held-out classes and 3 random states, 0.765 -> 0.838 (fault 0.707 -> 0.759,
-chaotic 0.736 -> 0.760, other 0.817 -> 0.866, salt dome 0.799 -> 0.966). The
-feature kNN alone (0.756 synthetic, 0.785 F3) loses on fault and chaotic; the
-three-term mean loses on no class. ``(knn_z + feature_knn_z) / 2`` gave about the
-same means (0.713, 0.849) but lower AUCs for ``other`` and for spikes; whitening
-the PCA gave the same numbers; standardising the features first was worse.
-
-Why the mean of robust z-scores rather
-than of rank-normalised scores: a z-score depends only on the patch and the
-fitted training statistics, so a new file scored alone gets the same score as
-in a batch, and scores of different batches are comparable; ranks would change
-with whatever else is scored. Median/MAD keeps the scale from being inflated
-by the anomalies that may sit in the training set itself.
+The model also carries the scores in the clustering embedding (:mod:`seis_assets.core.anomaly_embedding`,
+diagnostics). The novelty terms (:class:`NoveltyScorer`) are, like those, robust z-scores against the training
+patches (why robust z: that module's docstring). How well the scores flag anomalies is measured in
+:mod:`seis_assets.core.anomaly_evaluation`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
-from sklearn.metrics import roc_auc_score
-from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.neighbors import NearestNeighbors
 
+# AnomalyScorer is named here as well as used: models pickled before the embedding scores had their own module
+# (anomaly_scorer.joblib of older generations) look it up as seis_assets.core.anomaly.AnomalyScorer.
+from seis_assets.core.anomaly_embedding import (
+    DEFAULT_FEATURE_PCA_COMPONENTS,
+    DEFAULT_N_NEIGHBORS,
+    DEFAULT_RANDOM_STATE,
+    AnomalyScorer,
+    fit_anomaly_scorer,
+    floor_scale,
+    mean_knn_distance,
+    robust_location_scale,
+)
+from seis_assets.core.qc import fit_qc
+from seis_assets.core.reduce import BlockScaler
+
 __all__ = [
-    "DEFAULT_FEATURE_PCA_COMPONENTS",
-    "DEFAULT_N_NEIGHBORS",
-    "FEATURE_SCORE_COLUMNS",
-    "MIN_CLUSTER_SIZE",
-    "SCORE_COLUMNS",
-    "AnomalyScorer",
-    "fit_anomaly_scorer",
-    "leave_one_class_out_auc",
-    "roc_auc",
     "ANOMALY_COLUMNS",
-    "NoveltyScorer",
+    "DEFAULT_NOVELTY_TERMS",
     "AnomalyModel",
+    "NoveltyScorer",
     "fit_anomaly_model",
     "score_anomalies",
 ]
 
-DEFAULT_N_NEIGHBORS = 10
-#: PCA components of the backbone features for ``feature_knn`` (capped at n_train and the feature dimension).
-DEFAULT_FEATURE_PCA_COMPONENTS = 50
-DEFAULT_RANDOM_STATE = 42
-#: Clusters with fewer training members than this use pooled median/MAD.
-MIN_CLUSTER_SIZE = 5
-#: MAD -> standard deviation for normal data.
-MAD_TO_SD = 1.4826
-SCORE_COLUMNS = ["cluster", "centroid_distance", "centroid_z", "knn", "knn_z", "score"]
-#: Columns when the scorer was fitted with features (``X_train``).
-FEATURE_SCORE_COLUMNS = [*SCORE_COLUMNS, "feature_knn", "feature_knn_z"]
-
-_log = logging.getLogger(__name__)
-
-
-def _robust_location_scale(d: np.ndarray) -> tuple[float, float]:
-    med = float(np.median(d))
-    mad = float(np.median(np.abs(d - med))) * MAD_TO_SD
-    return med, mad
-
-
-def _floor_scale(scale: float, reference: float) -> float:
-    # A zero spread (duplicated training points) would divide by zero.
-    return max(scale, 1e-6 * max(reference, 1e-12), 1e-12)
-
-
-def _mean_knn_distance(nn: NearestNeighbors, k: int, Y: np.ndarray, exclude_self: bool) -> np.ndarray:
-    """Mean distance of each row of ``Y`` to its ``k`` nearest points in ``nn`` (fitted with k + 1 neighbours)."""
-    if exclude_self:
-        dist, idx = nn.kneighbors(Y, n_neighbors=k + 1)
-        own = idx == np.arange(len(Y))[:, None]
-        # drop the point itself; if a duplicate pushed it out of the list, drop the farthest
-        no_self = ~own.any(axis=1)
-        own[no_self, -1] = True
-        dist = dist[~own].reshape(len(Y), k)
-    else:
-        dist, _ = nn.kneighbors(Y, n_neighbors=k)
-    return dist.mean(axis=1)
-
-
-class AnomalyScorer:
-    """Fitted anomaly scorer. Build it with :func:`fit_anomaly_scorer`.
-
-    Attributes
-    ----------
-    centers_ : ndarray (k, n_dims)
-    n_neighbors : int
-        Neighbours used for the kNN score (capped at n_train - 1).
-    cluster_stats_ : DataFrame, one row per cluster: cluster, n_train, median,
-        scale, pooled (True where the pooled statistics were used).
-    knn_median_, knn_scale_ : float
-        Robust location/scale of the training kNN distances.
-    uses_features : bool
-        True when fitted with ``X_train``: then :meth:`score` needs ``X``.
-    feature_pca_ : fitted sklearn PCA or None
-        PCA of the training features (None without ``X_train``).
-    feature_knn_median_, feature_knn_scale_ : float or None
-        Robust location/scale of the training kNN distances in the feature PCA space.
-    training_scores_ : DataFrame (n_train, SCORE_COLUMNS or FEATURE_SCORE_COLUMNS)
-        Scores of the training points themselves (kNN excludes self).
-    """
-
-    def __init__(
-        self,
-        Z_train: np.ndarray,
-        centers: np.ndarray,
-        n_neighbors: int,
-        X_train: np.ndarray | None = None,
-        feature_pca_components: int = DEFAULT_FEATURE_PCA_COMPONENTS,
-        random_state: int | None = DEFAULT_RANDOM_STATE,
-    ):
-        self.Z_train_ = Z_train
-        self.centers_ = centers
-        n_train = Z_train.shape[0]
-        if n_train < 2:
-            raise ValueError(f"need at least 2 training points, got {n_train}")
-        self.n_neighbors = int(min(n_neighbors, n_train - 1))
-        self._nn = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(Z_train)
-
-        cl, dist = self._assign(Z_train)
-        pooled_med, pooled_scale = _robust_location_scale(dist)
-        pooled_scale = _floor_scale(pooled_scale, pooled_med)
-        rows = []
-        for c in range(centers.shape[0]):
-            d = dist[cl == c]
-            med, scale = (_robust_location_scale(d) if len(d) else (np.nan, 0.0))
-            pooled = len(d) < MIN_CLUSTER_SIZE or not scale > 0
-            if pooled:
-                med, scale = pooled_med, pooled_scale
-            rows.append({"cluster": c, "n_train": int(len(d)), "median": med, "scale": scale, "pooled": pooled})
-        self.cluster_stats_ = pd.DataFrame(rows)
-        self._med = self.cluster_stats_["median"].to_numpy(float)
-        self._scale = self.cluster_stats_["scale"].to_numpy(float)
-
-        knn_train = self._knn(Z_train, exclude_self=True)
-        self.knn_median_, s = _robust_location_scale(knn_train)
-        self.knn_scale_ = _floor_scale(s, self.knn_median_)
-
-        self.feature_pca_ = self._feature_nn = None
-        self.feature_knn_median_ = self.feature_knn_scale_ = None
-        feature_knn_train = None
-        if X_train is not None:
-            n_comp = int(min(feature_pca_components, *X_train.shape))
-            self.feature_pca_ = PCA(n_components=n_comp, random_state=random_state).fit(X_train)
-            P_train = self.feature_pca_.transform(X_train)
-            self._feature_nn = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(P_train)
-            feature_knn_train = _mean_knn_distance(self._feature_nn, self.n_neighbors, P_train, exclude_self=True)
-            self.feature_knn_median_, s = _robust_location_scale(feature_knn_train)
-            self.feature_knn_scale_ = _floor_scale(s, self.feature_knn_median_)
-        self.training_scores_ = self._frame(cl, dist, knn_train, feature_knn_train)
-
-    @property
-    def uses_features(self) -> bool:
-        # getattr: scorers pickled before the feature term existed have no feature_pca_
-        return getattr(self, "feature_pca_", None) is not None
-
-    @property
-    def columns(self) -> list[str]:
-        """Columns of :meth:`score` and ``training_scores_``."""
-        return FEATURE_SCORE_COLUMNS if self.uses_features else SCORE_COLUMNS
-
-    def _assign(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d2 = euclidean_distances(Z, self.centers_, squared=True)  # (n, k)
-        cl = np.argmin(d2, axis=1)
-        return cl, np.sqrt(np.maximum(d2[np.arange(len(Z)), cl], 0.0))
-
-    def _knn(self, Z: np.ndarray, exclude_self: bool) -> np.ndarray:
-        return _mean_knn_distance(self._nn, self.n_neighbors, Z, exclude_self)
-
-    def _frame(self, cl, dist, knn, feature_knn=None) -> pd.DataFrame:
-        cz = (dist - self._med[cl]) / self._scale[cl]
-        kz = (knn - self.knn_median_) / self.knn_scale_
-        cols = {
-            "cluster": cl.astype("int64"),
-            "centroid_distance": dist,
-            "centroid_z": cz,
-            "knn": knn,
-            "knn_z": kz,
-            "score": (cz + kz) / 2.0,
-        }
-        if feature_knn is not None:
-            fz = (feature_knn - self.feature_knn_median_) / self.feature_knn_scale_
-            cols.update(feature_knn=feature_knn, feature_knn_z=fz, score=(cz + kz + fz) / 3.0)
-        return pd.DataFrame(cols, columns=self.columns)
-
-    def score(self, Z, X=None) -> pd.DataFrame:
-        """Score new points (not the training points: use ``training_scores_``).
-
-        Parameters
-        ----------
-        Z : array-like of shape (n_samples, n_dims)
-            The new points in the embedding the scorer was fitted on.
-        X : array-like of shape (n_samples, n_features), optional
-            The same points' raw backbone features. Required when the scorer
-            was fitted with ``X_train``; must be None otherwise.
-
-        Returns
-        -------
-        scores : DataFrame (n_samples rows, positional index) with columns
-            cluster (int, nearest centroid), centroid_distance, centroid_z, knn
-            (mean distance to the n_neighbors nearest training points), knn_z,
-            score (higher = more anomalous), and, when fitted with features,
-            feature_knn (the same kNN distance in the feature PCA space) and
-            feature_knn_z.
-        """
-        Z = np.asarray(Z, dtype=np.float64)
-        if Z.ndim != 2 or Z.shape[1] != self.centers_.shape[1]:
-            raise ValueError(f"expected shape (n, {self.centers_.shape[1]}), got {Z.shape}")
-        if self.uses_features:
-            if X is None:
-                raise ValueError(
-                    "this scorer was fitted with X_train (backbone features): pass the same rows' features as "
-                    "score(Z, X=features)"
-                )
-            X = np.asarray(X, dtype=np.float64)
-            n_features = self.feature_pca_.n_features_in_
-            if X.ndim != 2 or X.shape != (Z.shape[0], n_features):
-                raise ValueError(f"expected X of shape ({Z.shape[0]}, {n_features}), got {X.shape}")
-            if not np.isfinite(X).all():
-                raise ValueError("X contains NaN or Inf")
-        elif X is not None:
-            raise ValueError("this scorer was fitted without X_train: refit with fit_anomaly_scorer(..., X_train=...) "
-                             "to use features, or call score(Z)")
-        if Z.shape[0] == 0:
-            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "cluster" else "float64") for c in self.columns})
-        cl, dist = self._assign(Z)
-        feature_knn = None
-        if self.uses_features:
-            P = self.feature_pca_.transform(X)
-            feature_knn = _mean_knn_distance(self._feature_nn, self.n_neighbors, P, exclude_self=False)
-        return self._frame(cl, dist, self._knn(Z, exclude_self=False), feature_knn)
-
-
-def fit_anomaly_scorer(
-    Z_train,
-    kmeans,
-    n_neighbors: int = DEFAULT_N_NEIGHBORS,
-    X_train=None,
-    feature_pca_components: int = DEFAULT_FEATURE_PCA_COMPONENTS,
-    random_state: int | None = DEFAULT_RANDOM_STATE,
-) -> AnomalyScorer:
-    """Fit the anomaly scorer on the training embedding and its k-means.
-
-    Parameters
-    ----------
-    Z_train : array-like of shape (n_train, n_dims)
-        Training embedding (the clustering space, e.g. 50-d UMAP).
-    kmeans : fitted KMeans, or array (k, n_dims) of centroids
-        Anything with ``cluster_centers_`` works.
-    n_neighbors : int, default 10
-    X_train : array-like of shape (n_train, n_features), optional
-        The raw backbone features of the same training rows, in the same order.
-        When given, the scorer also fits a PCA on them and adds
-        ``feature_knn_z`` to ``score`` (see the module docstring for why); its
-        :meth:`AnomalyScorer.score` then needs the features too.
-    feature_pca_components : int, default 50
-        PCA components for the feature kNN (capped at n_train and n_features).
-    random_state : int or None, default 42
-        For the PCA solver.
-
-    Returns
-    -------
-    scorer : AnomalyScorer
-        ``scorer.score(Z_new)`` (or ``scorer.score(Z_new, X_new)`` when fitted
-        with ``X_train``) for new points, ``scorer.training_scores_`` for the
-        training points (kNN excluding each point itself).
-    """
-    Z_train = np.asarray(Z_train, dtype=np.float64)
-    centers = np.asarray(getattr(kmeans, "cluster_centers_", kmeans), dtype=np.float64)
-    if Z_train.ndim != 2 or centers.ndim != 2 or centers.shape[1] != Z_train.shape[1]:
-        raise ValueError(f"Z_train {Z_train.shape} and centroids {centers.shape} do not match")
-    if not np.isfinite(Z_train).all():
-        raise ValueError("Z_train contains NaN or Inf")
-    if Z_train.shape[1] <= 2:
-        _log.warning(
-            "anomaly scores in a %d-d space: use the clustering embedding (e.g. 50-d), not the plot space",
-            Z_train.shape[1],
-        )
-    if n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
-    if X_train is not None:
-        X_train = np.asarray(X_train, dtype=np.float64)
-        if X_train.ndim != 2 or X_train.shape[0] != Z_train.shape[0]:
-            raise ValueError(f"X_train {X_train.shape} must have one row per Z_train row ({Z_train.shape[0]})")
-        if not np.isfinite(X_train).all():
-            raise ValueError("X_train contains NaN or Inf")
-        if feature_pca_components < 1:
-            raise ValueError(f"feature_pca_components must be >= 1, got {feature_pca_components}")
-    return AnomalyScorer(Z_train, centers, n_neighbors, X_train, feature_pca_components, random_state)
-
-
-def roc_auc(is_anomaly, score) -> float:
-    """ROC AUC of ``score`` for separating anomalies (True) from the rest.
-
-    Parameters
-    ----------
-    is_anomaly : array-like of bool, shape (n_samples,)
-    score : array-like of float, shape (n_samples,), higher = more anomalous
-
-    Returns
-    -------
-    auc : float in [0, 1]; NaN when only one of the two groups is present.
-    """
-    y = np.asarray(is_anomaly).astype(bool)
-    s = np.asarray(score, dtype=float)
-    if y.shape != s.shape or y.ndim != 1:
-        raise ValueError(f"is_anomaly and score must be 1-D of equal length, got {y.shape} and {s.shape}")
-    if y.all() or not y.any():
-        return float("nan")
-    return float(roc_auc_score(y, s))
-
-
-def leave_one_class_out_auc(
-    X,
-    labels,
-    held_out: str,
-    *,
-    embed: Callable | None = None,
-    k: int | None = None,
-    n_neighbors: int = DEFAULT_N_NEIGHBORS,
-    eval_fraction: float = 0.2,
-    split: str = "random",
-    random_state: int | None = 42,
-    feature_pca_components: int | None = DEFAULT_FEATURE_PCA_COMPONENTS,
-) -> dict:
-    """How well the scores flag a class the model never saw.
-
-    The non-held-out classes are split into a fit part and an evaluation part.
-    The embedding (optional), k-means and the scorer are fitted on the fit part
-    only; the evaluation part (normal) and every patch of ``held_out``
-    (anomalies) are then embedded with ``transform`` and scored the same way, and
-    the ROC AUC is computed for ``score``, ``centroid_z`` and ``knn``. With an
-    ``embed``, ``X`` is the raw features and the scorer is also given them
-    (``X_train``), so ``score`` is the three-term default; without one, ``X``
-    is the embedding itself and ``score`` is ``(centroid_z + knn_z) / 2``.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-        Features, or an already distance-preserving embedding when ``embed`` is None.
-    labels : array-like of str, shape (n_samples,)
-    held_out : str
-        The class treated as unseen (e.g. "fault").
-    embed : callable, optional
-        ``embed(X_fit) -> (model, Z_fit)`` where ``model.transform(X)`` embeds new
-        rows, e.g. ``functools.partial(reduce.fit_reducer, n_components=50)``.
-        None: use ``X`` as is.
-    k : int, optional
-        Clusters; default the number of remaining classes.
-    n_neighbors : int, default 10
-    eval_fraction : float, default 0.2
-        Share of each remaining class kept out of fitting as normal examples.
-    split : {"random", "tail"}, default "random"
-        "random": stratified random split. "tail": the last ``eval_fraction`` of
-        each class in input order - use it when neighbouring rows overlap (F3
-        patches are cut with overlap, so a random split puts near-duplicates on
-        both sides and makes normals look too normal).
-    random_state : int or None, default 42
-    feature_pca_components : int or None, default 50
-        PCA components of the feature kNN term (only with ``embed``); None
-        leaves the term out.
-
-    Returns
-    -------
-    result : dict with held_out, auc (of ``score``), auc_centroid_z, auc_knn,
-        auc_feature_knn (NaN without the feature term), n_fit, n_normal,
-        n_anomaly, k.
-    """
-    from seis_assets.core.cluster import fit_kmeans  # sibling module
-
-    X = np.asarray(X)
-    labels = np.asarray(labels).astype(str)
-    if X.ndim != 2 or len(X) != len(labels):
-        raise ValueError(f"X {X.shape} and labels {labels.shape} do not match")
-    if held_out not in set(labels):
-        raise ValueError(f"held_out class {held_out!r} not in labels {sorted(set(labels))}")
-    if not 0 < eval_fraction < 1:
-        raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
-    rng = np.random.default_rng(random_state)
-    fit_idx, eval_idx = [], []
-    for cls in sorted(set(labels) - {held_out}):
-        idx = np.flatnonzero(labels == cls)
-        n_eval = max(1, int(round(eval_fraction * len(idx))))
-        if split == "random":
-            idx = rng.permutation(idx)
-            eval_idx.append(idx[:n_eval]), fit_idx.append(idx[n_eval:])
-        elif split == "tail":
-            eval_idx.append(idx[-n_eval:]), fit_idx.append(idx[:-n_eval])
-        else:
-            raise ValueError(f"split must be 'random' or 'tail', got {split!r}")
-    fit_idx, eval_idx = np.concatenate(fit_idx), np.concatenate(eval_idx)
-    anom_idx = np.flatnonzero(labels == held_out)
-
-    if embed is None:
-        Z_fit = np.asarray(X[fit_idx], dtype=np.float64)
-        Z_eval = np.asarray(X[np.concatenate([eval_idx, anom_idx])], dtype=np.float64)
-    else:
-        model, Z_fit = embed(X[fit_idx])
-        Z_eval = model.transform(X[np.concatenate([eval_idx, anom_idx])])
-    k = int(k or len(set(labels)) - 1)
-    km = fit_kmeans(Z_fit, k, random_state=random_state)
-    if embed is not None and feature_pca_components is not None:
-        scorer = fit_anomaly_scorer(Z_fit, km, n_neighbors=n_neighbors, X_train=X[fit_idx],
-                                    feature_pca_components=feature_pca_components, random_state=random_state)
-        scores = scorer.score(Z_eval, X[np.concatenate([eval_idx, anom_idx])])
-    else:
-        scores = fit_anomaly_scorer(Z_fit, km, n_neighbors=n_neighbors).score(Z_eval)
-    is_anom = np.r_[np.zeros(len(eval_idx), bool), np.ones(len(anom_idx), bool)]
-    return {
-        "held_out": held_out,
-        "auc": roc_auc(is_anom, scores["score"]),
-        "auc_centroid_z": roc_auc(is_anom, scores["centroid_z"]),
-        "auc_knn": roc_auc(is_anom, scores["knn"]),
-        "auc_feature_knn": roc_auc(is_anom, scores["feature_knn"]) if "feature_knn" in scores else float("nan"),
-        "n_fit": int(len(fit_idx)),
-        "n_normal": int(len(eval_idx)),
-        "n_anomaly": int(len(anom_idx)),
-        "k": k,
-    }
-
-
-# --------------------------------------------------------------------------- novelty, QC and the one anomaly table
 #: Terms of the novelty score (see NoveltyScorer); what benchmarks/bench_anomaly.py measured best.
 DEFAULT_NOVELTY_TERMS: tuple[str, ...] = ("knn", "cluster_mahalanobis")
 NOVELTY_TERMS: tuple[str, ...] = ("knn", "gauss", "cluster_mahalanobis")
@@ -493,9 +73,6 @@ class NoveltyScorer:
 
     def __init__(self, X_train, *, n_components=DEFAULT_FEATURE_PCA_COMPONENTS, n_neighbors=DEFAULT_N_NEIGHBORS,
                  n_clusters=4, terms=DEFAULT_NOVELTY_TERMS, random_state=DEFAULT_RANDOM_STATE):
-        from sklearn.cluster import KMeans
-        from sklearn.covariance import LedoitWolf
-
         X_train = np.asarray(X_train, dtype=np.float64)
         unknown = set(terms) - set(NOVELTY_TERMS)
         if unknown or not terms:
@@ -518,14 +95,14 @@ class NoveltyScorer:
         raw = self._raw(P, exclude_self=True)
         self.location_, self.scale_ = {}, {}
         for t, v in raw.items():
-            med, s = _robust_location_scale(v)
-            self.location_[t], self.scale_[t] = med, _floor_scale(s, med)
+            med, s = robust_location_scale(v)
+            self.location_[t], self.scale_[t] = med, floor_scale(s, med)
         self.training_scores_ = self._frame(raw)
 
     def _raw(self, P, exclude_self):
         out = {}
         if "knn" in self.terms:
-            out["knn"] = _mean_knn_distance(self._nn, self.n_neighbors, P, exclude_self)
+            out["knn"] = mean_knn_distance(self._nn, self.n_neighbors, P, exclude_self)
         if "gauss" in self.terms:
             out["gauss"] = np.sqrt(self._gauss.mahalanobis(P))
         if "cluster_mahalanobis" in self.terms:
@@ -572,7 +149,7 @@ class AnomalyModel:
     training_scores_ : DataFrame, :func:`score_anomalies` of the training patches (kNN terms leave each one out)
     """
 
-    def __init__(self, scorer, novelty, qc, train_paths, quantile, feature_scaler=None):
+    def __init__(self, scorer: AnomalyScorer, novelty, qc, train_paths, quantile, feature_scaler=None):
         self.scorer, self.novelty, self.qc = scorer, novelty, qc
         #: ``reduce.BlockScaler`` of CNN + texture features (applied to every ``X`` by :func:`score_anomalies`), or None
         self.feature_scaler_ = feature_scaler
@@ -615,9 +192,6 @@ def fit_anomaly_model(Z_train, kmeans, X_train, qc_train: pd.DataFrame, train_pa
         and applied to every ``X`` before the feature-space scores (the attributes' mixed units would otherwise
         dominate the PCA and the distances).
     """
-    from seis_assets.core.qc import fit_qc
-    from seis_assets.core.reduce import BlockScaler
-
     X_raw = X_train
     feature_scaler = BlockScaler(feature_blocks).fit(X_raw) if feature_blocks else None
     X_train = np.asarray(X_raw if feature_scaler is None else feature_scaler.transform(X_raw), dtype=np.float64)

@@ -43,6 +43,7 @@ __all__ = [
     "hungarian_mapping",
     "k_sweep",
     "majority_mapping",
+    "sampled_silhouette",
 ]
 
 DEFAULT_K = 4
@@ -134,25 +135,36 @@ def k_sweep(
         one row per evaluated k, sorted by k. Empty (same columns) if no k fits.
     """
     Z = _check_Z(Z)
-    n = Z.shape[0]
-    rows = []
     columns = SWEEP_COLUMNS + (["stability"] if stability_runs else [])
-    for k in sorted({int(k) for k in ks}):
-        if k < 2 or k >= n:
-            continue
-        km = fit_kmeans(Z, k, n_init=n_init, random_state=random_state)
-        labels = km.labels_
-        if len(np.unique(labels)) < 2:  # degenerate (duplicate points)
-            sil, db = float("nan"), float("nan")
-        else:
-            sample = silhouette_sample if silhouette_sample and n > silhouette_sample else None
-            sil = float(silhouette_score(Z, labels, sample_size=sample, random_state=random_state))
-            db = float(davies_bouldin_score(Z, labels))
-        row = {"k": k, "silhouette": sil, "davies_bouldin": db, "inertia": float(km.inertia_)}
-        if stability_runs:
-            row["stability"] = clustering_stability(Z, k, runs=stability_runs, random_state=random_state)
-        rows.append(row)
+    rows = [
+        _sweep_row(Z, k, n_init, random_state, silhouette_sample, stability_runs)
+        for k in sorted({int(k) for k in ks})
+        if 2 <= k < Z.shape[0]
+    ]
     return pd.DataFrame(rows, columns=columns).astype({"k": "int64"})
+
+
+def _sweep_row(Z: np.ndarray, k: int, n_init: int, random_state, silhouette_sample, stability_runs: int) -> dict:
+    """One row of :func:`k_sweep`: k-means with ``k`` clusters and its scores."""
+    km = fit_kmeans(Z, k, n_init=n_init, random_state=random_state)
+    labels = km.labels_
+    if len(np.unique(labels)) < 2:  # degenerate (duplicate points)
+        sil, db = float("nan"), float("nan")
+    else:
+        sil = sampled_silhouette(Z, labels, silhouette_sample, random_state)
+        db = float(davies_bouldin_score(Z, labels))
+    row = {"k": k, "silhouette": sil, "davies_bouldin": db, "inertia": float(km.inertia_)}
+    if stability_runs:
+        row["stability"] = clustering_stability(Z, k, runs=stability_runs, random_state=random_state)
+    return row
+
+
+def sampled_silhouette(Z, labels, silhouette_sample: int | None, random_state: int | None) -> float:
+    """Silhouette of ``labels`` in ``Z``, on a seeded random sample of ``silhouette_sample`` rows when there are more
+    (it is O(n^2)); ``silhouette_sample`` None or 0: always exact."""
+    n = len(Z)
+    sample = silhouette_sample if silhouette_sample and n > silhouette_sample else None
+    return float(silhouette_score(Z, labels, sample_size=sample, random_state=random_state))
 
 
 def clustering_stability(
@@ -205,9 +217,10 @@ def choose_k(setting: str | int, sweep: pd.DataFrame | None, n_categories: int |
     (stability >= 0.95: runs with other seeds and subsamples find the same partition) **and still separated**
     (silhouette at least half the sweep's best). The finest partition the data support, not the coarsest:
     silhouette alone (and silhouette x stability) prefers k = 2 whenever two super-groups dominate, e.g. on the
-    demo set (4 classes, silhouette 0.83 at k = 2, 0.60 at k = 4), while a split of a real group is stable and a
-    split of one compact group is not. When no k passes, or the sweep has no stability column, the k with the
-    largest ``silhouette * stability`` (silhouette alone without stability); ties to the smaller k.
+    demo set of 4 classes (benchmarks/README.md, "k = auto on the F3 patches and the demo set"), while a split of a
+    real group is stable and a split of one compact group is not. When no k passes, or the sweep has no stability
+    column, the k with the largest ``silhouette * stability`` (silhouette alone without stability); ties to the
+    smaller k.
     """
     text = str(setting).strip().lower()
     if text in ("", "0", "default"):
@@ -295,12 +308,8 @@ def contingency_table(clusters, labels) -> pd.DataFrame:
 def majority_mapping(clusters, labels) -> dict[int, str]:
     """Map each cluster to its most frequent label.
 
-    Ties are broken by label name (the label that sorts first wins).
-
-    Parameters
-    ----------
-    clusters : array-like of int, shape (n_samples,)
-    labels : array-like of str, shape (n_samples,)
+    Ties are broken by label name (the label that sorts first wins). ``clusters`` and ``labels``: as for
+    :func:`contingency_table`.
 
     Returns
     -------
@@ -319,16 +328,8 @@ def hungarian_mapping(clusters, labels) -> dict[int, str]:
     Maximises the number of training samples whose cluster maps to their own
     label, with each label used by at most one cluster. If there are more
     clusters than labels, the unmatched clusters take their majority label
-    (see :func:`majority_mapping`); if fewer, some labels are never assigned.
-
-    Parameters
-    ----------
-    clusters : array-like of int, shape (n_samples,)
-    labels : array-like of str, shape (n_samples,)
-
-    Returns
-    -------
-    mapping : dict {cluster id (int): label (str)} for every cluster present.
+    (see :func:`majority_mapping`); if fewer, some labels are never assigned. Parameters and result as
+    :func:`majority_mapping`'s.
     """
     table = contingency_table(clusters, labels)
     rows, cols = linear_sum_assignment(table.to_numpy(), maximize=True)

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
+from seis_assets.core.cluster import DEFAULT_SILHOUETTE_SAMPLE, clustering_stability, sampled_silhouette
+
 __all__ = [
     "DEFAULT_RANDOM_STATE",
-    "DEFAULT_SILHOUETTE_SAMPLE",
     "classification_table",
     "clustering_scores",
     "confusion",
@@ -26,8 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_RANDOM_STATE = 42
-#: Silhouette is O(n^2); above this many samples it is computed on a seeded sample.
-DEFAULT_SILHOUETTE_SAMPLE = 5000
 
 TABLE_COLUMNS = ["class", "precision", "recall", "f1", "support"]
 
@@ -39,6 +38,22 @@ def _pair(a, b, names=("labels", "clusters")) -> tuple[np.ndarray, np.ndarray]:
     if len(a) == 0:
         raise ValueError(f"{names[0]} and {names[1]} are empty")
     return a, b
+
+
+def _class_pair(y_true, y_pred, classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """True and predicted labels as str, and the classes to report (default: the sorted union of both)."""
+    y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
+    y_true, y_pred = y_true.astype(str), y_pred.astype(str)
+    if classes is None:
+        classes = sorted(set(y_true) | set(y_pred))
+    return y_true, y_pred, [str(c) for c in classes]
+
+
+def _embedding_of(Z, clusters) -> np.ndarray:
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] != len(clusters):
+        raise ValueError(f"Z must have shape (n_samples={len(clusters)}, n_dims), got {Z.shape}")
+    return Z
 
 
 def clustering_scores(
@@ -83,16 +98,9 @@ def clustering_scores(
         "silhouette": float("nan"),
     }
     if Z is not None:
-        Z = np.asarray(Z, dtype=np.float64)
-        if Z.ndim != 2 or Z.shape[0] != len(clusters):
-            raise ValueError(f"Z must have shape (n_samples={len(clusters)}, n_dims), got {Z.shape}")
-        n_clusters = len(np.unique(clusters))
-        if 2 <= n_clusters <= len(clusters) - 1:
-            n = len(clusters)
-            sample = silhouette_sample if silhouette_sample and n > silhouette_sample else None
-            out["silhouette"] = float(
-                metrics.silhouette_score(Z, clusters, sample_size=sample, random_state=random_state)
-            )
+        Z = _embedding_of(Z, clusters)
+        if 2 <= len(np.unique(clusters)) <= len(clusters) - 1:
+            out["silhouette"] = sampled_silhouette(Z, clusters, silhouette_sample, random_state)
     return out
 
 
@@ -118,17 +126,12 @@ def label_free_scores(
     ``stability_ari`` (mean ARI between runs with different seeds and subsamples, 1 = always the same partition);
     each NaN where undefined (fewer than 2 or more than n - 1 clusters, fewer than 2 runs).
     """
-    from seis_assets.core.cluster import clustering_stability
-
-    Z = np.asarray(Z, dtype=np.float64)
     clusters = np.asarray(clusters)
-    if Z.ndim != 2 or Z.shape[0] != len(clusters):
-        raise ValueError(f"Z must have shape (n_samples={len(clusters)}, n_dims), got {Z.shape}")
+    Z = _embedding_of(Z, clusters)
     n, n_clusters = len(clusters), len(np.unique(clusters))
     out = {"silhouette": float("nan"), "davies_bouldin": float("nan"), "stability_ari": float("nan")}
     if 2 <= n_clusters <= n - 1:
-        sample = silhouette_sample if silhouette_sample and n > silhouette_sample else None
-        out["silhouette"] = float(metrics.silhouette_score(Z, clusters, sample_size=sample, random_state=random_state))
+        out["silhouette"] = sampled_silhouette(Z, clusters, silhouette_sample, random_state)
         out["davies_bouldin"] = float(metrics.davies_bouldin_score(Z, clusters))
         out["stability_ari"] = clustering_stability(Z, n_clusters, runs=stability_runs, random_state=random_state)
     return out
@@ -161,11 +164,7 @@ def classification_table(
         fraction of all samples predicted correctly, support = n_samples,
         precision/recall NaN). ``table.attrs["accuracy"]`` holds the same float.
     """
-    y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
-    y_true, y_pred = y_true.astype(str), y_pred.astype(str)
-    if classes is None:
-        classes = sorted(set(y_true) | set(y_pred))
-    classes = [str(c) for c in classes]
+    y_true, y_pred, classes = _class_pair(y_true, y_pred, classes)
     p, r, f, s = metrics.precision_recall_fscore_support(
         y_true, y_pred, labels=classes, zero_division=zero_division
     )
@@ -173,16 +172,7 @@ def classification_table(
         {"class": c, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
         for i, c in enumerate(classes)
     ]
-    total = int(np.sum(s))
-    w = s / total if total else np.zeros_like(s, dtype=float)
-    rows.append(
-        {"class": "macro avg", "precision": float(np.mean(p)), "recall": float(np.mean(r)),
-         "f1": float(np.mean(f)), "support": total}
-    )
-    rows.append(
-        {"class": "weighted avg", "precision": float(np.sum(w * p)), "recall": float(np.sum(w * r)),
-         "f1": float(np.sum(w * f)), "support": total}
-    )
+    rows += _average_rows(p, r, f, s)
     accuracy = float(np.mean(y_true == y_pred))
     rows.append(
         {"class": "accuracy", "precision": float("nan"), "recall": float("nan"), "f1": accuracy,
@@ -191,6 +181,18 @@ def classification_table(
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"support": "int64"})
     table.attrs["accuracy"] = accuracy
     return table
+
+
+def _average_rows(p: np.ndarray, r: np.ndarray, f: np.ndarray, s: np.ndarray) -> list[dict]:
+    """The "macro avg" (unweighted) and "weighted avg" (by support ``s``) rows of :func:`classification_table`."""
+    total = int(np.sum(s))
+    w = s / total if total else np.zeros_like(s, dtype=float)
+    return [
+        {"class": "macro avg", "precision": float(np.mean(p)), "recall": float(np.mean(r)),
+         "f1": float(np.mean(f)), "support": total},
+        {"class": "weighted avg", "precision": float(np.sum(w * p)), "recall": float(np.sum(w * r)),
+         "f1": float(np.sum(w * f)), "support": total},
+    ]
 
 
 def confusion(y_true, y_pred, classes: Sequence[str] | None = None) -> pd.DataFrame:
@@ -208,11 +210,7 @@ def confusion(y_true, y_pred, classes: Sequence[str] | None = None) -> pd.DataFr
     cm : DataFrame of int64, shape (n_classes, n_classes); index name "true",
         columns name "predicted"; ``cm.loc[t, p]`` = samples of class t predicted p.
     """
-    y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
-    y_true, y_pred = y_true.astype(str), y_pred.astype(str)
-    if classes is None:
-        classes = sorted(set(y_true) | set(y_pred))
-    classes = [str(c) for c in classes]
+    y_true, y_pred, classes = _class_pair(y_true, y_pred, classes)
     cm = metrics.confusion_matrix(y_true, y_pred, labels=classes)
     return pd.DataFrame(
         cm.astype("int64"),

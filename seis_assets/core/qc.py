@@ -19,7 +19,7 @@ the same numbers):
 ``polarity``
     Polarity reversal between neighbouring traces: the correlation of each pair of adjacent traces in a sliding
     window of ``POLARITY_WINDOW`` (11) samples, at lag 0 (allowing a lag of +-1 sample lets a reversed,
-    broadband trace correlate positively: AUC 0.92 instead of 0.997 on injected blocks); the attribute is the
+    broadband trace correlate positively: benchmarks/anomaly_results.md, "Tried and dropped"); the attribute is the
     longest run of windows with correlation below ``POLARITY_CORRELATION`` (-0.5) on a boundary while a
     neighbouring boundary is positively correlated at the same depth (a dip that shifts events by half a period
     makes every boundary negative), as a share of the trace length.
@@ -73,8 +73,8 @@ BURST_WINDOW = (15, 5)
 FLOORS = {"dead_traces": 0.01, "clipped": 0.01, "spikes": 0.001, "polarity": 0.05, "noise_burst": 0.1}
 QUANTILE = 0.99
 #: training quantile of ``qc_score`` that sets the artefact threshold. Higher than ``QUANTILE``: ``qc_score`` is the
-#: largest of five attribute scores; on real F3 (calibrated on 80 % of each class) the 99th percentile flagged
-#: 4 of 200 held-out clean patches (2.0 %), the 99.5th 2 (1.0 %).
+#: largest of five attribute scores, and the 99th percentile flagged too many held-out clean F3 patches
+#: (benchmarks/anomaly_results.md, "QC false positives on clean real F3").
 THRESHOLD_QUANTILE = 0.995
 
 

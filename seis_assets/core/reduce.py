@@ -19,18 +19,16 @@ Decisions
 * **Seeded by default, reproducible.** ``random_state=42`` gives identical
   output for identical input. umap-learn forces single-threaded execution when
   seeded. ``parallel=True`` trades exact reproducibility for speed: UMAP then
-  runs on all cores without a seed (PCA stays seeded). Measured on 17,667 x 2048
-  ResNet features: 58 s seeded single-threaded vs 10 s with ``pca_components=100``
-  and ``parallel=True``.
+  runs on all cores without a seed (PCA stays seeded).
 * **Large inputs go PCA-first and parallel by themselves.** Above ``large_n``
   samples (:data:`LARGE_N` = 5,000 by default; ``large_n=0`` turns it off) the
-  seeded single-threaded UMAP costs minutes (226 s on 17,668 x 1280 features on
-  2 cores, issue 9), so ``fit_reducer`` runs PCA to :data:`LARGE_PCA_COMPONENTS`
-  components first (unless ``pca_components`` was given) and UMAP unseeded on
-  the thread budget (``engines.thread_budget``). This is logged and listed in
-  ``settings_["adjustments"]``, and ``settings_["reproducible"]`` is False. Its
-  cost in ARI on the real F3 patches (forced with ``large_n=1``) is in
-  benchmarks/README.md.
+  seeded single-threaded UMAP costs minutes, so ``fit_reducer`` runs PCA to
+  :data:`LARGE_PCA_COMPONENTS` components first (unless ``pca_components`` was
+  given) and UMAP unseeded on the thread budget (``engines.thread_budget``).
+  This is logged and listed in ``settings_["adjustments"]``, and
+  ``settings_["reproducible"]`` is False. Its speed and its cost in ARI on the
+  real F3 patches: benchmarks/README.md, "UMAP's large-input path and its cost
+  in ARI (real F3)".
 * **Small inputs are adapted, never silently.** ``n_neighbors`` is lowered to
   ``n_samples - 1``; the spectral initialisation needs
   ``n_components < n_samples - 2`` and falls back to ``init="random"``;
@@ -49,6 +47,8 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
+
+from seis_assets.core.engines import thread_budget
 
 __all__ = [
     "DEFAULT_MIN_DIST",
@@ -175,9 +175,8 @@ class Reducer:
             # umap warns about n_jobs being overridden by random_state on every call
             warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
             # One row per call: umap's transform draws the negative samples of all rows from one random stream,
-            # so a batch's rows move each other (measured: up to 0.14 in the 50-d embedding), and a patch dropped
-            # alone could land in another cluster than in the test-set batch. Alone, each row's embedding depends
-            # only on the row and the fitted model (about 30 ms a row on 2 cores).
+            # so a batch's rows move each other, and a patch dropped alone could land in another cluster than in
+            # the test-set batch. Alone, each row's embedding depends only on the row and the fitted model.
             Z = np.vstack([self.umap_.transform(Xp[i : i + 1]) for i in range(Xp.shape[0])])
         return np.asarray(Z, dtype=np.float32)
 
@@ -218,62 +217,57 @@ def fit_reducer(
     logger: logging.Logger | None = None,
     large_n: int | None = LARGE_N,
 ) -> tuple[Reducer, np.ndarray]:
-    """Fit ``[StandardScaler] -> [PCA] -> UMAP`` on ``X`` and embed it.
+    """Fit ``[scaler] -> [PCA] -> UMAP`` on ``X`` and embed it (the steps and their defaults: module docstring).
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Feature matrix, finite numbers. ``n_samples >= 3``.
-    n_components : int, default 50
-        Embedding dimension (50 for clustering / anomaly scores, 2 for plots).
-    n_neighbors : int, default 15
-        UMAP neighbourhood size; lowered to ``n_samples - 1`` when too large.
-    min_dist : float, default 0.1
-    metric : str, default "euclidean"
-        UMAP input metric (e.g. "cosine" for raw CNN features).
-    pca_components : int or None, default None
-        PCA to this many components before UMAP (e.g. 100: ~6x faster on 2048-d
-        features). Capped at ``min(n_samples, n_features)``.
-    standardize : bool or list of (start, stop, mode), default False
-        True: z-score each feature column first (hand-crafted attributes with mixed units, see module
-        docstring); off for CNN features. A list of blocks: :class:`BlockScaler` (CNN + texture fusion).
-    parallel : bool, default False
-        Run UMAP unseeded on ``n_jobs`` threads: faster, not bit-reproducible.
-    n_jobs : int, default -1
-        Threads for the parallel UMAP (-1 = the thread budget, ``engines.thread_budget()``: all usable cores
-        unless ``SEIS_THREADS`` / ``SEIS_CONCURRENT_RUNS`` say otherwise). Ignored unless ``parallel``.
-    random_state : int or None, default 42
-        Seed for PCA and (unless ``parallel``) UMAP. Same seed, same input,
-        same output.
-    logger : logging.Logger, optional
-        Where adjustment warnings go (e.g. ``context.log``); module logger if None.
-    large_n : int or None, default 5000
-        Above this many samples: PCA to 100 components first (unless ``pca_components`` is set) and
-        ``parallel=True``, recorded in ``adjustments``. 0 or None: never.
+    X : array-like (n_samples, n_features), finite numbers, ``n_samples >= 3``
+    n_components : embedding dimension (50 for clustering and anomaly scores, 2 for plots)
+    n_neighbors, min_dist, metric : UMAP's (``metric="cosine"`` for raw CNN features)
+    pca_components : PCA to this many components before UMAP (None: no PCA)
+    standardize : True: z-score each column (mixed units); a list of ``(start, stop, mode)``: :class:`BlockScaler`
+    parallel : UMAP unseeded on ``n_jobs`` threads: faster, not bit-reproducible
+    n_jobs : threads of the parallel UMAP; -1: ``engines.thread_budget()``
+    random_state : seed of PCA and (unless parallel) UMAP: same seed, same input, same output
+    logger : where adjustment warnings go (e.g. ``context.log``); the module logger if None
+    large_n : above this many samples, the large-input path (PCA to :data:`LARGE_PCA_COMPONENTS` first unless
+        ``pca_components`` is set, and parallel); 0 or None: never
 
     Returns
     -------
-    reducer : Reducer
-        Joblib-picklable; ``reducer.transform(X_new)`` embeds new samples;
-        ``reducer.settings_`` is a JSON-serialisable dict of the parameters actually
-        used, ``adjustments`` (list of str, empty if none), ``reproducible`` (bool),
-        ``n_samples``, ``n_features_in``, ``pca_explained_variance`` (float or None),
-        ``seconds``.
-    Z : ndarray of shape (n_samples, n_components), float32
-        The embedding of ``X``.
+    reducer : Reducer, joblib-picklable; ``reducer.transform(X_new)`` embeds new samples; ``reducer.settings_`` is
+        a JSON-serialisable dict of the parameters actually used, ``adjustments`` (list of str, empty if none),
+        ``reproducible`` (bool), ``n_samples``, ``n_features_in``, ``pca_explained_variance`` (float or None),
+        ``seconds``
+    Z : ndarray (n_samples, n_components), float32, the embedding of ``X``
 
     Raises
     ------
-    ValueError
-        If ``X`` is not a finite 2-D numeric matrix, has fewer than 3 samples, or
-        ``n_components`` / ``n_neighbors`` are not positive.
+    ValueError if ``X`` is not a finite 2-D numeric matrix or has fewer than 3 samples, or a size is not positive.
     """
-    import umap  # heavy import (numba): keep it out of module import time
+    import umap  # noqa: F401  heavy (numba): imported on first use, before the clock that ``seconds`` records
 
-    log = logger or _log
     t0 = time.perf_counter()
+    X = _check_inputs(X, n_components, n_neighbors, pca_components)
+    plan = _Plan(n_components, n_neighbors, pca_components, parallel, logger or _log)
+    plan.adapt_to_small_input(*X.shape)
+    plan.take_large_input_path(*X.shape, large_n)
+    scaler, pca, Xp = _scale_and_project(X, standardize, plan.pca_components, random_state)
+    seeded = random_state is not None and not plan.parallel
+    used_jobs = thread_budget() if n_jobs == -1 else int(n_jobs)
+    model, Z = _fit_umap(Xp, plan, min_dist, metric, random_state, n_jobs=1 if seeded else used_jobs, seeded=seeded)
+    settings = {
+        "method": "umap", "n_samples": int(X.shape[0]), "n_features_in": int(X.shape[1]),
+        **plan.record(min_dist, metric, scaler, pca, random_state, seeded, used_jobs, large_n),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return Reducer(scaler, pca, model, settings), Z
+
+
+def _check_inputs(X, n_components: int, n_neighbors: int, pca_components: int | None) -> np.ndarray:
+    """``X`` as a float32 matrix, or ValueError when it or a size cannot be used."""
     X = _check_matrix(X)
-    n_samples, n_features = X.shape
+    n_samples = X.shape[0]
     if n_samples < MIN_SAMPLES:
         raise ValueError(f"UMAP needs at least {MIN_SAMPLES} samples, got {n_samples}")
     if n_components < 1:
@@ -282,99 +276,109 @@ def fit_reducer(
         raise ValueError(f"n_neighbors must be >= 2, got {n_neighbors}")
     if pca_components is not None and pca_components < 1:
         raise ValueError(f"pca_components must be None or >= 1, got {pca_components}")
+    return X
 
-    adjustments: list[str] = []
 
-    def adjust(msg: str) -> None:
-        adjustments.append(msg)
-        log.warning("fit_reducer: %s", msg)
+class _Plan:
+    """What :func:`fit_reducer` will run: the caller's settings, adapted to the input, each change logged and listed
+    in ``adjustments``."""
 
-    used_neighbors = n_neighbors
-    if n_neighbors >= n_samples:
-        used_neighbors = n_samples - 1
-        adjust(f"n_neighbors {n_neighbors} >= n_samples {n_samples}: using {used_neighbors}")
+    def __init__(self, n_components: int, n_neighbors: int, pca_components: int | None, parallel: bool,
+                 log: logging.Logger):
+        self.n_components = n_components
+        self.requested_neighbors = n_neighbors
+        self.n_neighbors = n_neighbors
+        self.init = "spectral"
+        self.pca_components = pca_components
+        self.parallel = parallel
+        self.adjustments: list[str] = []
+        self._log = log
 
-    init = "spectral"
-    if n_components >= n_samples - 2:
-        init = "random"
-        adjust(
-            f"n_components {n_components} needs n_samples > n_components + 2 for spectral "
-            f"initialisation, have {n_samples}: using init='random'"
-        )
+    def adjust(self, msg: str) -> None:
+        self.adjustments.append(msg)
+        self._log.warning("fit_reducer: %s", msg)
 
-    used_pca = pca_components
-    if pca_components is not None and pca_components > min(n_samples, n_features):
-        used_pca = min(n_samples, n_features)
-        adjust(f"pca_components {pca_components} > min(n_samples, n_features): using {used_pca}")
+    def adapt_to_small_input(self, n_samples: int, n_features: int) -> None:
+        """Fewer neighbours, random initialisation and fewer PCA components where the input is too small for them."""
+        if self.n_neighbors >= n_samples:
+            self.n_neighbors = n_samples - 1
+            self.adjust(f"n_neighbors {self.requested_neighbors} >= n_samples {n_samples}: using {self.n_neighbors}")
+        if self.n_components >= n_samples - 2:
+            self.init = "random"
+            self.adjust(
+                f"n_components {self.n_components} needs n_samples > n_components + 2 for spectral "
+                f"initialisation, have {n_samples}: using init='random'"
+            )
+        if self.pca_components is not None and self.pca_components > min(n_samples, n_features):
+            requested, self.pca_components = self.pca_components, min(n_samples, n_features)
+            self.adjust(f"pca_components {requested} > min(n_samples, n_features): using {self.pca_components}")
 
-    if large_n and n_samples > large_n:
+    def take_large_input_path(self, n_samples: int, n_features: int, large_n: int | None) -> None:
+        """Above ``large_n`` samples: PCA first (unless set) and parallel unseeded UMAP (the module docstring)."""
+        if not (large_n and n_samples > large_n):
+            return
         changes = []
-        if used_pca is None and n_features > LARGE_PCA_COMPONENTS:
-            used_pca = min(LARGE_PCA_COMPONENTS, n_samples)
-            changes.append(f"PCA to {used_pca} components first")
-        if not parallel:
-            parallel = True
+        if self.pca_components is None and n_features > LARGE_PCA_COMPONENTS:
+            self.pca_components = min(LARGE_PCA_COMPONENTS, n_samples)
+            changes.append(f"PCA to {self.pca_components} components first")
+        if not self.parallel:
+            self.parallel = True
             changes.append("parallel unseeded UMAP (not bit-reproducible)")
         if changes:
-            adjust(f"n_samples {n_samples} > large_n {large_n}: " + " and ".join(changes)
-                   + "; set large_n=0 (AnalysisSettings.umap_large_n) to keep the seeded single-threaded path")
+            self.adjust(f"n_samples {n_samples} > large_n {large_n}: " + " and ".join(changes)
+                        + "; set large_n=0 (AnalysisSettings.umap_large_n) to keep the seeded single-threaded path")
 
-    scaler = None
-    Xp = X
-    if isinstance(standardize, (list, tuple)):
-        scaler = BlockScaler(standardize).fit(Xp)
-        Xp = scaler.transform(Xp)
-    elif standardize:
-        scaler = StandardScaler().fit(Xp)
-        Xp = scaler.transform(Xp)
-    pca = None
-    explained = None
-    if used_pca is not None:
-        pca = PCA(n_components=used_pca, random_state=random_state).fit(Xp)
-        Xp = pca.transform(Xp)
-        explained = float(np.sum(pca.explained_variance_ratio_))
-    Xp = np.asarray(Xp, dtype=np.float32)
+    def record(self, min_dist, metric, scaler, pca, random_state, seeded: bool, n_jobs: int, large_n) -> dict:
+        """The JSON-serialisable settings actually used (``Reducer.settings_`` without sizes and time)."""
+        return {
+            "n_components": int(self.n_components),
+            "n_neighbors": int(self.n_neighbors),
+            "min_dist": float(min_dist),
+            "metric": str(metric),
+            "init": self.init,
+            "standardize": [list(b) for b in scaler.blocks] if isinstance(scaler, BlockScaler) else scaler is not None,
+            "pca_components": None if self.pca_components is None else int(self.pca_components),
+            "pca_explained_variance": None if pca is None else float(np.sum(pca.explained_variance_ratio_)),
+            "random_state": None if random_state is None else int(random_state),
+            "parallel": bool(not seeded),
+            "n_jobs": 1 if seeded else n_jobs,
+            "reproducible": bool(seeded),
+            "adjustments": self.adjustments,
+            "large_n": int(large_n or 0),
+        }
 
-    seeded = random_state is not None and not parallel
-    from seis_assets.core.engines import thread_budget
 
-    used_jobs = thread_budget() if n_jobs == -1 else int(n_jobs)
+def _fit_umap(Xp: np.ndarray, plan: _Plan, min_dist, metric, random_state, *, n_jobs: int, seeded: bool):
+    """The fitted ``umap.UMAP`` and its embedding of ``Xp`` (float32); seeded and single-threaded when ``seeded``."""
+    import umap  # heavy (numba): kept out of module import time; fit_reducer has imported it already
+
     model = umap.UMAP(
-        n_components=n_components,
-        n_neighbors=used_neighbors,
-        min_dist=min_dist,
-        metric=metric,
-        init=init,
+        n_components=plan.n_components, n_neighbors=plan.n_neighbors, min_dist=min_dist, metric=metric,
+        init=plan.init,
         random_state=random_state if seeded else None,
         transform_seed=random_state if random_state is not None else 42,
-        n_jobs=1 if seeded else used_jobs,
+        n_jobs=n_jobs,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
         Z = model.fit_transform(Xp)
-    Z = np.asarray(Z, dtype=np.float32)
+    return model, np.asarray(Z, dtype=np.float32)
 
-    settings: dict[str, Any] = {
-        "method": "umap",
-        "n_samples": int(n_samples),
-        "n_features_in": int(n_features),
-        "n_components": int(n_components),
-        "n_neighbors": int(used_neighbors),
-        "min_dist": float(min_dist),
-        "metric": str(metric),
-        "init": init,
-        "standardize": [list(b) for b in scaler.blocks] if isinstance(scaler, BlockScaler) else bool(standardize),
-        "pca_components": None if used_pca is None else int(used_pca),
-        "pca_explained_variance": explained,
-        "random_state": None if random_state is None else int(random_state),
-        "parallel": bool(not seeded),
-        "n_jobs": 1 if seeded else used_jobs,
-        "reproducible": bool(seeded),
-        "adjustments": adjustments,
-        "large_n": int(large_n or 0),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    return Reducer(scaler, pca, model, settings), Z
+
+def _scale_and_project(X: np.ndarray, standardize, pca_components: int | None, random_state):
+    """The fitted scaler (or None), the fitted PCA (or None), and ``X`` through both as float32."""
+    scaler = None
+    if isinstance(standardize, (list, tuple)):
+        scaler = BlockScaler(standardize).fit(X)
+        X = scaler.transform(X)
+    elif standardize:
+        scaler = StandardScaler().fit(X)
+        X = scaler.transform(X)
+    pca = None
+    if pca_components is not None:
+        pca = PCA(n_components=pca_components, random_state=random_state).fit(X)
+        X = pca.transform(X)
+    return scaler, pca, np.asarray(X, dtype=np.float32)
 
 
 def fit_on_train(X, train, n_components: int = DEFAULT_N_COMPONENTS, **kwargs) -> tuple[Reducer, np.ndarray]:

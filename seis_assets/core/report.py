@@ -13,7 +13,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from seis_assets.core.anomaly import roc_auc
+from seis_assets.core.anomaly import score_anomalies
+from seis_assets.core.anomaly_evaluation import roc_auc
 from seis_assets.core.cluster import apply_mapping
 from seis_assets.core.evaluate import classification_table, clustering_scores, confusion, label_free_scores
 
@@ -42,8 +43,6 @@ def score_patches(
     (qc_score, qc_reason, novelty_score, novelty_neighbours, anomaly_score, kind, ...), ``score`` (=
     anomaly_score, the name earlier tables used), known_anomaly and rank (1 = most anomalous).
     """
-    from seis_assets.core.anomaly import score_anomalies
-
     train = (embedding["split"] == "train").to_numpy()
     qc_attrs = qc_attrs.reset_index(drop=True)
     parts = [score_anomalies(model, Z[train], X[train], qc_attrs[train], training=True)]
@@ -199,28 +198,11 @@ def summarise(
     metrics) are ``None``, never a made-up number.
     """
     labelled = has_labels(train_labels)
-    if labelled:
-        scores = clustering_scores(train_labels, train_clusters, Z_train, random_state=random_state)
-    else:
-        scores = dict.fromkeys(["ari", "ami", "nmi", "homogeneity", "completeness", "v_measure"], float("nan"))
-    scores.update(
-        label_free_scores(Z_train, train_clusters, stability_runs=stability_runs, random_state=random_state)
-    )
-    clean = predictions[~predictions["injected_anomaly"] & predictions["true_label"].notna()]
-    accuracy = {
-        m: (float((clean["true_label"] == clean[col]).mean()) if len(clean) else None)
-        for m, col in (("majority", "predicted_label"), ("hungarian", "predicted_hungarian"))
-    }
-    test = scored[scored["split"] == "test"]
-    known = test["known_anomaly"] != ""
-    auc = _finite_or_none(roc_auc(known.to_numpy(), test["score"].to_numpy())) if len(test) else None
+    scores = _clustering_quality(train_labels, train_clusters, Z_train, labelled, random_state, stability_runs)
     doc = {key: _finite_or_none(value) for key, value in scores.items()}
+    doc.update(_test_results(predictions, scored))
     doc.update(
         {
-            "accuracy_test": accuracy["majority"],
-            "accuracy_test_hungarian": accuracy["hungarian"],
-            "anomaly_roc_auc": auc,
-            "n_known_anomalies_test": int(known.sum()),
             "backbone": str(identity.get("backbone")),
             "weights": str(identity.get("weights")),
             "input_size": str(identity.get("input_size")),
@@ -236,6 +218,37 @@ def summarise(
         }
     )
     return doc
+
+
+def _clustering_quality(train_labels, train_clusters, Z_train, labelled: bool, random_state: int,
+                        stability_runs: int) -> dict[str, float]:
+    """Agreement with the labels (NaN on unlabelled data) and the label-free scores of the training clustering."""
+    if labelled:
+        scores = clustering_scores(train_labels, train_clusters, Z_train, random_state=random_state)
+    else:
+        scores = dict.fromkeys(["ari", "ami", "nmi", "homogeneity", "completeness", "v_measure"], float("nan"))
+    scores.update(
+        label_free_scores(Z_train, train_clusters, stability_runs=stability_runs, random_state=random_state)
+    )
+    return scores
+
+
+def _test_results(predictions: pd.DataFrame, scored: pd.DataFrame) -> dict:
+    """Test accuracy under both mappings (injected anomalies left out) and the ROC AUC of the known anomalies."""
+    clean = predictions[~predictions["injected_anomaly"] & predictions["true_label"].notna()]
+    accuracy = {
+        m: (float((clean["true_label"] == clean[col]).mean()) if len(clean) else None)
+        for m, col in (("majority", "predicted_label"), ("hungarian", "predicted_hungarian"))
+    }
+    test = scored[scored["split"] == "test"]
+    known = test["known_anomaly"] != ""
+    auc = _finite_or_none(roc_auc(known.to_numpy(), test["score"].to_numpy())) if len(test) else None
+    return {
+        "accuracy_test": accuracy["majority"],
+        "accuracy_test_hungarian": accuracy["hungarian"],
+        "anomaly_roc_auc": auc,
+        "n_known_anomalies_test": int(known.sum()),
+    }
 
 
 def confusion_table(predictions: pd.DataFrame, classes, column: str = "predicted_label") -> pd.DataFrame:

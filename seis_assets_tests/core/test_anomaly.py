@@ -1,7 +1,9 @@
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
-from seis_assets.core import anomaly
+from seis_assets.core import anomaly, anomaly_embedding, anomaly_evaluation, qc, report, synthetic
 from seis_assets.core.cluster import fit_kmeans
 
 
@@ -18,10 +20,10 @@ def two_clusters():
 
 def test_far_points_score_higher_than_members(two_clusters):
     Z, km = two_clusters
-    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5)
     far = np.array([[10.0, 30.0, 0.0], [-15.0, 0.0, 5.0]])
     s = scorer.score(far)
-    assert list(s.columns) == anomaly.SCORE_COLUMNS
+    assert list(s.columns) == anomaly_embedding.SCORE_COLUMNS
     train = scorer.training_scores_
     assert len(train) == len(Z)
     assert s["score"].min() > train["score"].max()
@@ -33,7 +35,7 @@ def test_far_points_score_higher_than_members(two_clusters):
 
 def test_same_distance_is_more_anomalous_in_a_tight_cluster(two_clusters):
     Z, km = two_clusters
-    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5)
     tight_center = km.cluster_centers_[np.argmin(np.abs(km.cluster_centers_[:, 0]))]
     spread_center = km.cluster_centers_[np.argmax(km.cluster_centers_[:, 0])]
     offset = np.array([0.0, 3.0, 0.0])
@@ -45,7 +47,7 @@ def test_same_distance_is_more_anomalous_in_a_tight_cluster(two_clusters):
 
 def test_training_knn_excludes_self():
     Z = np.array([[0.0], [1.0], [3.0], [6.0]])
-    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[2.5]]), n_neighbors=1)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, np.array([[2.5]]), n_neighbors=1)
     # nearest other point: 1, 1, 2, 3 (self, at distance 0, excluded)
     assert scorer.training_scores_["knn"].tolist() == pytest.approx([1.0, 1.0, 2.0, 3.0])
     # a new point equal to a training point is at distance 0 from it
@@ -54,7 +56,7 @@ def test_training_knn_excludes_self():
 
 def test_duplicate_training_points_do_not_break_self_exclusion():
     Z = np.array([[0.0, 0.0]] * 4 + [[5.0, 5.0]] * 4)
-    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[0.0, 0.0], [5.0, 5.0]]), n_neighbors=2)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, np.array([[0.0, 0.0], [5.0, 5.0]]), n_neighbors=2)
     t = scorer.training_scores_
     assert np.isfinite(t.to_numpy(dtype=float)).all()
     assert t["knn"].tolist() == pytest.approx([0.0] * 8)
@@ -64,7 +66,7 @@ def test_small_clusters_use_pooled_statistics(two_clusters):
     Z, km = two_clusters
     Zs = np.vstack([Z, [[100.0, 100.0, 100.0]]])
     centers = np.vstack([km.cluster_centers_, [[100.0, 100.0, 100.0]]])
-    scorer = anomaly.fit_anomaly_scorer(Zs, centers)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Zs, centers)
     stats = scorer.cluster_stats_.set_index("cluster")
     assert bool(stats.loc[2, "pooled"]) and stats.loc[2, "n_train"] == 1
     assert not bool(stats.loc[0, "pooled"])
@@ -72,17 +74,17 @@ def test_small_clusters_use_pooled_statistics(two_clusters):
 
 def test_score_rejects_wrong_dimension(two_clusters):
     Z, km = two_clusters
-    scorer = anomaly.fit_anomaly_scorer(Z, km)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km)
     with pytest.raises(ValueError, match="expected shape"):
         scorer.score(np.zeros((2, 5)))
     assert len(scorer.score(np.zeros((0, 3)))) == 0
 
 
 def test_roc_auc_known_values():
-    assert anomaly.roc_auc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
-    assert anomaly.roc_auc([False, False, True, True], [0.9, 0.8, 0.2, 0.1]) == 0.0
-    assert anomaly.roc_auc([False, True, False, True], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.75)
-    assert np.isnan(anomaly.roc_auc([True, True], [0.1, 0.2]))
+    assert anomaly_evaluation.roc_auc([False, False, True, True], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert anomaly_evaluation.roc_auc([False, False, True, True], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert anomaly_evaluation.roc_auc([False, True, False, True], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.75)
+    assert np.isnan(anomaly_evaluation.roc_auc([True, True], [0.1, 0.2]))
 
 
 def test_leave_one_class_out_flags_the_unseen_class():
@@ -90,7 +92,7 @@ def test_leave_one_class_out_flags_the_unseen_class():
     centers = {"a": [0, 0, 0, 0], "b": [8, 0, 0, 0], "c": [0, 8, 0, 0], "odd": [4, 4, 8, 0]}
     X = np.vstack([rng.normal(size=(60, 4)) * 0.7 + np.array(c) for c in centers.values()])
     labels = np.repeat(list(centers), 60)
-    res = anomaly.leave_one_class_out_auc(X, labels, "odd", random_state=0)
+    res = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", random_state=0)
     assert res["k"] == 3 and res["n_anomaly"] == 60 and res["n_normal"] == 36 and res["n_fit"] == 144
     assert res["auc"] > 0.95
 
@@ -104,10 +106,10 @@ def test_leave_one_class_out_flags_the_unseen_class():
         Identity.seen = len(X_fit)
         return Identity(), X_fit
 
-    res2 = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
+    res2 = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
     assert Identity.seen == 144 and res2["auc"] > 0.95
     with pytest.raises(ValueError, match="not in labels"):
-        anomaly.leave_one_class_out_auc(X, labels, "nope")
+        anomaly_evaluation.leave_one_class_out_auc(X, labels, "nope")
 
 
 # --------------------------------------------------------------------------- feature-space kNN term
@@ -131,18 +133,19 @@ def test_point_inside_a_cluster_in_the_embedding_but_far_in_features_scores_high
     x_new[0, 3:] = 6.0  # at cluster 0's centre in the embedded dims, far from everything in the other 17
     z_new = _project(x_new)
 
-    plain = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5)
+    plain = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5)
     s_plain = plain.score(z_new)
     # without features the point looks ordinary: below the median training score
     assert s_plain.loc[0, "score"] < plain.training_scores_["score"].median()
 
-    scorer = anomaly.fit_anomaly_scorer(Z, km, n_neighbors=5, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, n_neighbors=5, X_train=X)
     s = scorer.score(z_new, x_new)
     train = scorer.training_scores_
     assert scorer.uses_features and not plain.uses_features
-    assert list(s.columns) == anomaly.FEATURE_SCORE_COLUMNS and list(train.columns) == anomaly.FEATURE_SCORE_COLUMNS
+    assert list(s.columns) == anomaly_embedding.FEATURE_SCORE_COLUMNS
+    assert list(train.columns) == anomaly_embedding.FEATURE_SCORE_COLUMNS
     # the UMAP-space columns are exactly those of the plain scorer
-    for col in anomaly.SCORE_COLUMNS[:-1]:
+    for col in anomaly_embedding.SCORE_COLUMNS[:-1]:
         np.testing.assert_allclose(s[col].to_numpy(), s_plain[col].to_numpy())
     assert s.loc[0, "feature_knn_z"] > 10 * train["feature_knn_z"].max()
     assert s.loc[0, "score"] > train["score"].max()
@@ -155,18 +158,18 @@ def test_point_inside_a_cluster_in_the_embedding_but_far_in_features_scores_high
 
 def test_without_features_score_is_the_mean_of_the_two_embedding_scores(two_clusters):
     Z, km = two_clusters
-    s = anomaly.fit_anomaly_scorer(Z, km).score(Z[:5] + 0.3)
+    s = anomaly_embedding.fit_anomaly_scorer(Z, km).score(Z[:5] + 0.3)
     np.testing.assert_allclose(s["score"], (s["centroid_z"] + s["knn_z"]) / 2)
 
 
 def test_training_feature_knn_excludes_self_and_is_robust_z_scaled():
     X = np.array([[0.0], [1.0], [3.0], [6.0]])
     Z = np.array([[0.0], [1.0], [2.0], [3.0]])
-    scorer = anomaly.fit_anomaly_scorer(Z, np.array([[1.5]]), n_neighbors=1, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, np.array([[1.5]]), n_neighbors=1, X_train=X)
     t = scorer.training_scores_
     # a 1-component PCA of 1-d data keeps distances: nearest other point at 1, 1, 2, 3
     assert t["feature_knn"].tolist() == pytest.approx([1.0, 1.0, 2.0, 3.0])
-    med, mad = 1.5, 0.5 * anomaly.MAD_TO_SD  # median of [1, 1, 2, 3]; median of |d - 1.5| = 0.5
+    med, mad = 1.5, 0.5 * anomaly_embedding.MAD_TO_SD  # median of [1, 1, 2, 3]; median of |d - 1.5| = 0.5
     assert scorer.feature_knn_median_ == pytest.approx(med) and scorer.feature_knn_scale_ == pytest.approx(mad)
     assert t["feature_knn_z"].tolist() == pytest.approx([(d - med) / mad for d in (1.0, 1.0, 2.0, 3.0)])
     s = scorer.score(np.array([[1.0]]), np.array([[10.0]]))
@@ -175,13 +178,14 @@ def test_training_feature_knn_excludes_self_and_is_robust_z_scaled():
 
 def test_feature_pca_components_are_capped_and_settable(features_and_embedding):
     X, Z, km = features_and_embedding
-    assert anomaly.fit_anomaly_scorer(Z, km, X_train=X).feature_pca_.n_components_ == 20  # 20 features < 50
-    assert anomaly.fit_anomaly_scorer(Z, km, X_train=X, feature_pca_components=5).feature_pca_.n_components_ == 5
+    assert anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X).feature_pca_.n_components_ == 20  # 20 features < 50
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X, feature_pca_components=5)
+    assert scorer.feature_pca_.n_components_ == 5
 
 
 def test_features_are_required_exactly_when_fitted_with_them(features_and_embedding):
     X, Z, km = features_and_embedding
-    scorer = anomaly.fit_anomaly_scorer(Z, km, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X)
     with pytest.raises(ValueError, match="fitted with X_train"):
         scorer.score(Z[:2])
     with pytest.raises(ValueError, match="expected X of shape"):
@@ -189,18 +193,16 @@ def test_features_are_required_exactly_when_fitted_with_them(features_and_embedd
     with pytest.raises(ValueError, match="expected X of shape"):
         scorer.score(Z[:2], X[:2, :5])
     with pytest.raises(ValueError, match="fitted without X_train"):
-        anomaly.fit_anomaly_scorer(Z, km).score(Z[:2], X[:2])
+        anomaly_embedding.fit_anomaly_scorer(Z, km).score(Z[:2], X[:2])
     with pytest.raises(ValueError, match="one row per Z_train row"):
-        anomaly.fit_anomaly_scorer(Z, km, X_train=X[:-1])
+        anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X[:-1])
     empty = scorer.score(np.zeros((0, 3)), np.zeros((0, 20)))
-    assert len(empty) == 0 and list(empty.columns) == anomaly.FEATURE_SCORE_COLUMNS
+    assert len(empty) == 0 and list(empty.columns) == anomaly_embedding.FEATURE_SCORE_COLUMNS
 
 
 def test_scorer_with_features_survives_joblib(features_and_embedding, tmp_path):
-    import joblib
-
     X, Z, km = features_and_embedding
-    scorer = anomaly.fit_anomaly_scorer(Z, km, X_train=X)
+    scorer = anomaly_embedding.fit_anomaly_scorer(Z, km, X_train=X)
     joblib.dump(scorer, tmp_path / "scorer.joblib")
     loaded = joblib.load(tmp_path / "scorer.joblib")
     x_new = X[:4] + 1.0
@@ -222,8 +224,9 @@ def test_leave_one_class_out_uses_the_features_behind_the_embedding():
     def embed(X_fit):
         return Project(), _project(X_fit)
 
-    with_f = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
-    without = anomaly.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail", feature_pca_components=None)
+    with_f = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail")
+    without = anomaly_evaluation.leave_one_class_out_auc(X, labels, "odd", embed=embed, split="tail",
+                                                         feature_pca_components=None)
     assert with_f["auc"] > 0.95 and with_f["auc_feature_knn"] > 0.95
     assert without["auc"] < 0.8 and np.isnan(without["auc_feature_knn"])
 
@@ -231,8 +234,6 @@ def test_leave_one_class_out_uses_the_features_behind_the_embedding():
 def _training_set(n, dim, z_dim, category, seed):
     """Random features X, an embedding Z (X's first columns), KMeans k=3 on Z, n generated patches of ``category``,
     their names and QC table: the inputs of ``fit_anomaly_model``."""
-    from seis_assets.core import qc, synthetic
-
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, dim))
     Z = X[:, :z_dim]
@@ -243,8 +244,6 @@ def _training_set(n, dim, z_dim, category, seed):
 
 
 def test_score_anomalies_tells_artefacts_from_novelty():
-    from seis_assets.core import qc, synthetic
-
     X, Z, km, patches, names, table, rng = _training_set(120, 30, 5, "horizon", 0)
     model = anomaly.fit_anomaly_model(Z, km, X, table, names)
     train = model.training_scores_
@@ -294,17 +293,13 @@ def test_feature_blocks_make_novelty_scores_independent_of_the_attributes_units(
 
 def test_score_anomalies_refuses_an_old_scorer_with_a_clear_message(two_clusters):
     Z, km = two_clusters
-    old = anomaly.fit_anomaly_scorer(Z, km)
+    old = anomaly_embedding.fit_anomaly_scorer(Z, km)
     with pytest.raises(TypeError, match="re-run the recluster job"):
         anomaly.score_anomalies(old, Z[:2], Z[:2], None)
 
 
 def test_score_patches_without_a_test_split():
     """Real surveys (LANDMASS, F3) have no test folder: every patch is a training patch, and all get ranked."""
-    import pandas as pd
-
-    from seis_assets.core import report
-
     X, Z, km, patches, names, table, rng = _training_set(60, 20, 4, "chaotic", 1)
     model = anomaly.fit_anomaly_model(Z, km, X, table, names)
     embedding = pd.DataFrame({"path": names, "category": ["chaotic"] * 60, "split": ["train"] * 60})

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from seis_assets.core import reduce
+from seis_assets.core.reduce import BlockScaler, fit_on_train
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,6 @@ def test_bad_inputs_raise_clear_errors(features):
 
 
 def test_fit_on_train_embeds_the_other_rows_with_transform():
-    from seis_assets.core.reduce import fit_on_train
-
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 1, (30, 8)), rng.normal(6, 1, (30, 8))]).astype(np.float32)
     train = np.ones(60, bool)
@@ -112,8 +111,6 @@ def test_a_rows_embedding_does_not_depend_on_its_batch(features):
 
 
 def test_block_scaler_gives_each_block_the_same_weight_whatever_its_units():
-    from seis_assets.core.reduce import BlockScaler
-
     rng = np.random.default_rng(0)
     cnn = rng.gamma(0.5, 2.0, (300, 40))  # one shared scale, a few large rare activations
     tex = rng.normal(size=(300, 6)) * [1, 10, 100, 0.01, 5, 90]  # mixed units
