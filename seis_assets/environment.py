@@ -81,13 +81,12 @@ def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     return value if value else None
 
 
-def resource_values(resource: str, environ: Mapping[str, str] | None = None) -> dict[str, tuple[Variable, str]]:
-    """``{field: (variable, text)}`` of the variables that are set and feed a field of ``resource`` (the resource's
-    key in the definitions, e.g. ``paths``), each read with :func:`env`."""
+def variables_of(resource: str) -> dict[str, Variable]:
+    """``{field: variable}`` of the variables that set a field of ``resource`` (its key in the definitions, e.g.
+    ``paths`` for ``paths.train_dir``)."""
     found = {}
     for variable in VARIABLES.values():
         owner, _, field = variable.sets.partition(".")
-        text = env(variable.name, environ) if owner == resource and field else None
-        if text is not None:
-            found[field] = (variable, text)
+        if owner == resource and field:
+            found[field] = variable
     return found

@@ -31,7 +31,7 @@ from seis_assets.core.generations import staged_file
 from seis_assets.core.segy import (
     DEFAULT_ILINE_BYTE, DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES, DEFAULT_XLINE_BYTE,
 )
-from seis_assets.environment import VARIABLES, env
+from seis_assets.environment import env, variables_of
 from seis_assets.io_managers import table_path
 
 DEFAULT_DATA_DIR = "data"
@@ -62,16 +62,6 @@ class EnvResource(dg.ConfigurableResource):
     resource_key: ClassVar[str] = ""
 
     @classmethod
-    def env_variables(cls) -> dict:
-        """``{field: Variable}`` of the variables that set a field of this resource."""
-        found = {}
-        for variable in VARIABLES.values():
-            owner, _, field = variable.sets.partition(".")
-            if owner == cls.resource_key and field:
-                found[field] = variable
-        return found
-
-    @classmethod
     def derived_defaults(cls, values: dict) -> dict:
         """``values`` (from the environment) completed with the defaults that follow from them; none here."""
         return values
@@ -79,7 +69,7 @@ class EnvResource(dg.ConfigurableResource):
     @classmethod
     def from_env(cls, **overrides) -> "EnvResource":
         """The resource with the environment's values, the defaults they imply, then ``overrides``."""
-        variables = cls.env_variables()
+        variables = variables_of(cls.resource_key)
         values = {}
         for field, variable in variables.items():
             text = env(variable.name)

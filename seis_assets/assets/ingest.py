@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from seis_assets.assets import FEATURE_STEP_K8S_TAG, HEAVY_POOL, HEAVY_TAG, INGEST
+from seis_assets.assets import HEAVY_POOL, HEAVY_TAG, INGEST, feature_step_k8s_tag
 from seis_assets.core.backbones import load_backbone, save_feature_extractor
 from seis_assets.core.distributed import BackboneSpec
 from seis_assets.core.features import extract_features
@@ -74,7 +74,7 @@ def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
     partitions_def=category_partitions,
     io_manager_key="parquet_io_manager",
     group_name=INGEST,
-    op_tags={**HEAVY_TAG, **FEATURE_STEP_K8S_TAG},
+    op_tags={**HEAVY_TAG, **feature_step_k8s_tag()},
     pool=HEAVY_POOL,
     kinds={"pytorch", "parquet"},
     description=(
