@@ -25,12 +25,14 @@ import pydantic
 from pydantic import Field, PrivateAttr
 from upath import UPath
 
+from seis_assets.core.backbones import Backbone, load_backbone
 from seis_assets.core.distributed import dask_shard_runner
 from seis_assets.core.features import input_spec
 from seis_assets.core.generations import staged_file
 from seis_assets.core.segy import (
     DEFAULT_ILINE_BYTE, DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES, DEFAULT_XLINE_BYTE,
 )
+from seis_assets.core.sources import previous_keys
 from seis_assets.environment import env, variables_of
 from seis_assets.io_managers import table_path
 
@@ -192,6 +194,11 @@ class SeisPaths(EnvResource):
         """Where the Parquet IO manager keeps ``asset`` (and ``partition``): ``warehouse/<asset>/<partition>.parquet``."""
         return table_path(self.warehouse, asset, partition)
 
+    def previous_table(self, asset: str, partition: str) -> Optional[UPath]:
+        """The table a partition's cache is read from: its own earlier one, else that of the shard it was split from
+        or merged from (:func:`seis_assets.core.sources.previous_keys`); None when there is none."""
+        return next((p for p in (self.table(asset, k) for k in previous_keys(partition)) if p.exists()), None)
+
     @property
     def staging_generation(self) -> str:
         """Id of the model generation this run writes (the run id; outside a run, one fresh id per resource)."""
@@ -269,6 +276,12 @@ class FeatureSettings(EnvResource):
         if "backbone" not in values and env("SEIS_SEGY"):
             return {**values, "backbone": SURVEY_MAPPING_BACKBONE}
         return values
+
+    def load_backbone(self, logger=None) -> Backbone:
+        """The configured backbone (``auto`` resolved, a fallback logged and recorded in its identity)."""
+        return load_backbone(
+            self.backbone, weights=self.weights, weights_path=self.weights_path, device=self.device, logger=logger
+        )
 
     def input_size_value(self) -> str:
         """The input label features are made and recorded with: ``native`` or ``<side>:<resize>`` (e.g. ``224:pad``)."""
