@@ -47,7 +47,8 @@ def qc_rows_for(qc_attributes: dict[str, pd.DataFrame], paths: pd.Series) -> pd.
         "Every patch (train and test) ranked by a combined anomaly score, with its kind (artefact | novel | "
         "normal): qc_score and qc_reason (damage: dead traces, clipping, spikes, polarity reversal, noise burst, "
         "from the raw amplitudes), novelty_score (density in a 50-d PCA of the backbone features) and its nearest "
-        "training patches; thresholds are the training patches' 99th percentiles."
+        "training patches; thresholds come from the training patches (99.5th percentile of qc_score, 99th of "
+        "novelty_score)."
     ),
 )
 def anomalies(
@@ -144,8 +145,8 @@ def assignments(
     description=(
         "ARI, AMI, NMI, homogeneity, completeness, V-measure on train (null without labels); label-free silhouette, "
         "Davies-Bouldin and stability across seeds; per-class precision, recall, F1 "
-        "and accuracy on test under both mappings; anomaly ROC AUC on known anomalies. Written to metrics.json and "
-        "classification_metrics.csv."
+        "and accuracy on test under both mappings; anomaly ROC AUC on known anomalies. Written to metrics.json, "
+        "classification_metrics.csv and confusion_matrix.csv."
     ),
 )
 def metrics(

@@ -25,12 +25,15 @@ from seis_assets.resources import DaskCluster, FeatureSettings, SeisPaths
     outs={
         "raw_mat_index": dg.AssetOut(
             io_manager_key="parquet_io_manager",
-            description="One row per readable patch of the category: path, split (train/test), sha256, size.",
+            description=(
+                "One row per readable patch of the partition (a folder, or a shard of a large one): path, "
+                "category, split (train/test), sha256, height, width."
+            ),
             kinds={"parquet"},
         ),
         "quarantine": dg.AssetOut(
             io_manager_key="parquet_io_manager",
-            description="Files of the category that could not be used, with the reason. Never replaced by made-up pixels.",
+            description="Files of the partition that could not be used, with the reason. Never replaced by made-up pixels.",
             kinds={"parquet"},
         ),
     },
