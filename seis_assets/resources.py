@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, TypeVar
 
 import dagster as dg
 import pydantic
@@ -57,6 +57,9 @@ _PARSE = {"int": int, "float": float}
 _RESOLVE = {"path": _resolve, "paths": _resolve_each}
 
 
+_R = TypeVar("_R", bound="EnvResource")
+
+
 class EnvResource(dg.ConfigurableResource):
     """A resource whose field defaults the ``SEIS_`` variables override (``seis_assets/environment.py``)."""
 
@@ -69,7 +72,7 @@ class EnvResource(dg.ConfigurableResource):
         return values
 
     @classmethod
-    def from_env(cls, **overrides) -> "EnvResource":
+    def from_env(cls: type[_R], **overrides) -> _R:
         """The resource with the environment's values, the defaults they imply, then ``overrides``."""
         variables = variables_of(cls.resource_key)
         values = {}
