@@ -16,11 +16,17 @@ from seis_assets.resources import AnalysisSettings
 #: A cluster smaller than this share of the training patches (or than 2 patches) is degenerate.
 MIN_CLUSTER_SHARE = 0.01
 
-
-@dg.asset_check(
+#: Checks on ``umap_50d`` that read every category's features (all partitions of ``resnet_features``); blocking:
+#: a failing one stops everything downstream of umap_50d.
+_ON_ALL_FEATURES = dict(
     blocking=True,
     asset="umap_50d",
     additional_ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+)
+
+
+@dg.asset_check(
+    **_ON_ALL_FEATURES,
     description="Every feature vector is finite (no NaN/Inf).",
 )
 def features_finite(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckResult:
@@ -39,9 +45,7 @@ def features_finite(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckRe
 
 
 @dg.asset_check(
-    blocking=True,
-    asset="umap_50d",
-    additional_ins={"resnet_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    **_ON_ALL_FEATURES,
     description="All categories' features come from one backbone, weights, input size and precision.",
 )
 def single_backbone(resnet_features: dict[str, pd.DataFrame]) -> dg.AssetCheckResult:

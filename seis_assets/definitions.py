@@ -16,15 +16,16 @@ ALL_ASSETS = dg.load_assets_from_modules(
 )
 
 
+#: The settings resources besides ``paths``, each under its ``resource_key`` (the key the variables table uses).
+SETTINGS = (FeatureSettings, AnalysisSettings, DaskCluster, SegySettings)
+
+
 def build_resources(paths: SeisPaths | None = None, **overrides) -> dict:
-    """Resources for the definitions, the demo and the tests; folders default from the environment."""
+    """Resources for the definitions, the demo and the tests; settings default from the environment."""
     paths = paths or SeisPaths.from_env()
     resources = {
-        "paths": paths,
-        "feature_settings": FeatureSettings.from_env(),
-        "analysis": AnalysisSettings.from_env(),
-        "dask": DaskCluster.from_env(),
-        "segy_settings": SegySettings.from_env(),
+        SeisPaths.resource_key: paths,
+        **{settings.resource_key: settings.from_env() for settings in SETTINGS},
         "parquet_io_manager": ParquetIOManager(base_path=str(paths.warehouse)),
         "io_manager": AtomicPickleIOManager(base_dir=str(paths.models / "dagster")),
     }

@@ -21,6 +21,8 @@ from seis_assets.core.listing import list_categories
 from seis_assets.core.sources import current_partition_keys, list_groups
 from seis_assets.core.synthetic import write_dataset
 from seis_assets.definitions import defs
+from seis_assets.demo_segy import run_surveys
+from seis_assets.environment import env
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import SeisPaths
 
@@ -34,9 +36,9 @@ def ensure_data(paths: SeisPaths) -> None:
     )
     if has_data:
         return
-    if "SEIS_TRAIN_DIR" in os.environ:
+    if env("SEIS_TRAIN_DIR") is not None:
         raise SystemExit(
-            f"SEIS_TRAIN_DIR={os.environ['SEIS_TRAIN_DIR']} holds no category folder with .mat files "
+            f"SEIS_TRAIN_DIR={env('SEIS_TRAIN_DIR')} holds no category folder with .mat files "
             f"({paths.train}); expected <train_dir>/<category>/*.mat"
         )
     root = paths.train.parent
@@ -110,8 +112,6 @@ def main() -> int:
         checks = result.get_asset_check_evaluations()
         print_report(paths, checks)
         if defs.resources["segy_settings"].segy:  # SEIS_SEGY: map the surveys with the models just fitted
-            from seis_assets.demo_segy import run_surveys
-
             run_surveys(defs, instance, QUIET_LOGS)
     return 0
 

@@ -13,39 +13,49 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
+#: How a variable's text becomes a setting's value (``seis_assets/resources.py`` converts it): as it is, a number,
+#: a path (made absolute; a URL is kept), or paths separated by ``:``.
+KINDS = ("text", "int", "float", "path", "paths")
+
+
 @dataclass(frozen=True)
 class Variable:
-    """One environment variable: its name, the setting it feeds (``resource.field`` or what it configures), and
-    what it means."""
+    """One environment variable: its name, the setting it feeds (``resource.field``, by the resource's key in the
+    definitions, or what it configures), what it means, and the kind of value it holds (:data:`KINDS`)."""
 
     name: str
     sets: str
     help: str
+    kind: str = "text"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {KINDS}")
 
 
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in (
         # -- paths (SeisPaths)
-        Variable("SEIS_DATA_DIR", "paths.data_dir", "storage root: warehouse/, models/, outputs/, incoming/ (default data)"),
-        Variable("SEIS_TRAIN_DIR", "paths.train_dir", "the patch folders to cluster (default <data>/train)"),
-        Variable("SEIS_TEST_DIR", "paths.test_dir", "held-out patch folders (default: test/ beside the train folder)"),
-        Variable("SEIS_OUTPUT_DIR", "paths.output_dir", "plots, CSVs and the seed's artifacts (default <data>/outputs)"),
-        Variable("SEIS_INCOMING_DIR", "paths.incoming_dir", "the folder the prediction sensor watches"),
-        Variable("SEIS_INCOMING_STABLE_S", "paths.incoming_stable_s", "seconds a dropped file must stay unchanged"),
+        Variable("SEIS_DATA_DIR", "paths.data_dir", "storage root: warehouse/, models/, outputs/, incoming/ (default data)", kind="path"),
+        Variable("SEIS_TRAIN_DIR", "paths.train_dir", "the patch folders to cluster (default <data>/train)", kind="path"),
+        Variable("SEIS_TEST_DIR", "paths.test_dir", "held-out patch folders (default: test/ beside the train folder)", kind="path"),
+        Variable("SEIS_OUTPUT_DIR", "paths.output_dir", "plots, CSVs and the seed's artifacts (default <data>/outputs)", kind="path"),
+        Variable("SEIS_INCOMING_DIR", "paths.incoming_dir", "the folder the prediction sensor watches", kind="path"),
+        Variable("SEIS_INCOMING_STABLE_S", "paths.incoming_stable_s", "seconds a dropped file must stay unchanged", kind="float"),
         Variable("SEIS_LABELS", "paths.labels", "folders (sub-folders are categories) or none (unlabelled)"),
-        Variable("SEIS_SHARD_SIZE", "paths.shard_size", "files per partition of a large folder (0: never split)"),
+        Variable("SEIS_SHARD_SIZE", "paths.shard_size", "files per partition of a large folder (0: never split)", kind="int"),
         # -- features (FeatureSettings)
         Variable("SEIS_BACKBONE", "feature_settings.backbone", "auto, resnet50, efficientnet_lite0, texture, +instnorm/+texture"),
-        Variable("SEIS_WEIGHTS_PATH", "feature_settings.weights_path", "a ResNet50 state-dict file (no download)"),
+        Variable("SEIS_WEIGHTS_PATH", "feature_settings.weights_path", "a ResNet50 state-dict file (no download)", kind="path"),
         Variable("SEIS_INPUT_SIZE", "feature_settings.input_size", "224 or native"),
         Variable("SEIS_RESIZE", "feature_settings.resize", "stretch, pad or crop"),
         Variable("SEIS_ENGINE", "feature_settings.engine", "auto, torch, onnxruntime or openvino"),
-        Variable("SEIS_ENGINE_CACHE", "feature_settings.engine_cache_dir", "where exported ONNX models are kept"),
+        Variable("SEIS_ENGINE_CACHE", "the ONNX export cache", "where exported ONNX models are kept when a step names no folder (resnet_features: feature_settings.engine_cache_dir)"),
         # -- analysis (AnalysisSettings)
-        Variable("SEIS_K", "analysis_settings.k", "clusters: a number, auto or default"),
+        Variable("SEIS_K", "analysis.k", "clusters: a number, auto or default"),
         # -- SEG-Y (SegySettings)
-        Variable("SEIS_SEGY", "segy_settings.segy", "SEG-Y files or folders to map, separated by ':'"),
+        Variable("SEIS_SEGY", "segy_settings.segy", "SEG-Y files or folders to map, separated by ':'", kind="paths"),
         # -- scaling out and scheduling
         Variable("SEIS_DASK_SCHEDULER", "dask.scheduler_address", "tcp://host:8786: feature extraction on that Dask cluster"),
         Variable("SEIS_EXECUTOR", "the runs' executor", "default, or k8s (one pod per step)"),
@@ -69,3 +79,14 @@ def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
         raise KeyError(f"{name} is not a registered environment variable: add it to seis_assets.environment.VARIABLES")
     value = (os.environ if environ is None else environ).get(name)
     return value if value else None
+
+
+def variables_of(resource: str) -> dict[str, Variable]:
+    """``{field: variable}`` of the variables that set a field of ``resource`` (its key in the definitions, e.g.
+    ``paths`` for ``paths.train_dir``)."""
+    found = {}
+    for variable in VARIABLES.values():
+        owner, _, field = variable.sets.partition(".")
+        if owner == resource and field:
+            found[field] = variable
+    return found

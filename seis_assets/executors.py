@@ -9,25 +9,25 @@ runs (here or on a Dask cluster) is the ``dask`` resource's business, not the ex
 
 from __future__ import annotations
 
-import os
-
 import yaml
+
+from seis_assets.environment import env
 
 EXECUTORS = ("default", "k8s")
 
 
 def executor_from_env():
     """The executor named by ``SEIS_EXECUTOR`` (None = Dagster's default)."""
-    name = os.environ.get("SEIS_EXECUTOR", "default") or "default"
+    name = env("SEIS_EXECUTOR") or "default"
     if name not in EXECUTORS:
         raise ValueError(f"SEIS_EXECUTOR={name!r}: choose one of {EXECUTORS}")
     if name == "default":
         return None
-    try:
+    try:  # imported here: dagster-k8s is an optional dependency (the k8s extra)
         from dagster_k8s import k8s_job_executor
     except ImportError as e:
         raise ImportError("SEIS_EXECUTOR=k8s needs dagster-k8s: pip install 'seis_assets[k8s]'") from e
-    config_file = os.environ.get("SEIS_K8S_EXECUTOR_CONFIG")
+    config_file = env("SEIS_K8S_EXECUTOR_CONFIG")
     if not config_file:
         return k8s_job_executor
     with open(config_file) as handle:

@@ -1,29 +1,39 @@
 """Settings of the pipeline as Dagster resources: one home per setting.
 
-Three small resources, each with the defaults that run the demo:
+Small resources, each with the defaults that run the demo; every field carries a description the launchpad shows:
 
 - :class:`SeisPaths`: where patches come from and where results go.
-- :class:`FeatureSettings`: how features are made (backbone, weights, input size, precision).
+- :class:`FeatureSettings`: how features are made (backbone, weights, input size, precision, engine).
 - :class:`AnalysisSettings`: embedding, clustering, quality gates.
+- :class:`DaskCluster`: where features are made (here, or on a Dask cluster).
+- :class:`SegySettings`: SEG-Y surveys to map and how they are cut into windows.
 
-Environment variables override the folder defaults when the definitions load (``SEIS_TRAIN_DIR``,
-``SEIS_TEST_DIR`` (default: the ``test`` folder beside the train folder), ``SEIS_OUTPUT_DIR``, ``SEIS_DATA_DIR``, ``SEIS_INCOMING_DIR``, ``SEIS_BACKBONE``,
-``SEIS_WEIGHTS_PATH``, ``SEIS_ENGINE``); in the Dagster UI every field can also be changed in the launchpad.
-Relative paths are resolved against the working directory (the repository root under ``make``).
+When the definitions load, the ``SEIS_`` environment variables override the defaults of the fields they set
+(:meth:`EnvResource.from_env`; ``seis_assets/environment.py`` lists which variable sets which ``resource.field``);
+in the Dagster UI every field can also be changed in the launchpad. Relative paths are resolved against the working
+directory (the repository root under ``make``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional
-
 import uuid
+from typing import ClassVar, Optional, TypeVar
 
 import dagster as dg
 import pydantic
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from upath import UPath
 
+from seis_assets.core.backbones import Backbone, load_backbone
+from seis_assets.core.distributed import dask_shard_runner
+from seis_assets.core.preprocess import input_spec
+from seis_assets.core.generations import staged_file
+from seis_assets.core.segy import (
+    DEFAULT_ILINE_BYTE, DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES, DEFAULT_XLINE_BYTE,
+)
+from seis_assets.core.sources import previous_keys
+from seis_assets.environment import env, variables_of
 from seis_assets.io_managers import table_path
 
 DEFAULT_DATA_DIR = "data"
@@ -36,27 +46,97 @@ def _resolve(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-class SeisPaths(dg.ConfigurableResource):
-    """Folders of the pipeline.
+def _resolve_each(paths: str) -> str:
+    """``:``-separated paths, each resolved; empty entries dropped."""
+    return ":".join(_resolve(p) for p in paths.split(":") if p.strip())
 
-    ``train_dir`` holds one sub-folder per category (LANDMASS layout); ``test_dir`` is optional (real LANDMASS has
-    no split): when it does not exist, test predictions are simply empty. ``data_dir`` is the storage root:
-    ``warehouse/`` (Parquet tables), ``models/`` (fitted reducers, KMeans, mapping); ``output_dir`` receives the
-    seed script's artifacts and the plots. ``incoming_dir`` is watched by the sensor for new files to predict.
-    """
 
-    train_dir: str = os.path.join(DEFAULT_DATA_DIR, "train")
-    test_dir: str = os.path.join(DEFAULT_DATA_DIR, "test")
-    output_dir: str = os.path.join(DEFAULT_DATA_DIR, "outputs")
-    data_dir: str = DEFAULT_DATA_DIR
-    incoming_dir: str = os.path.join(DEFAULT_DATA_DIR, "incoming")
-    mat_key: Optional[str] = "img"
-    # ``folders``: sub-folders are categories (labels); ``none``: a flat folder or folders that are not categories
-    labels: str = "folders"
-    # a folder with more .mat files than this is split into shards (independent ingest runs); 0 = never
-    shard_size: int = 2000
-    # seconds a dropped file's size and mtime must stay unchanged before it is predicted (0: the sensor interval)
-    incoming_stable_s: float = 0.0
+#: How a variable's text becomes a field value, by its kind (``environment.KINDS``): numbers are parsed from the
+#: environment, paths are resolved whatever their source (environment, derived default or override).
+_PARSE = {"int": int, "float": float}
+_RESOLVE = {"path": _resolve, "paths": _resolve_each}
+
+
+_R = TypeVar("_R", bound="EnvResource")
+
+
+class EnvResource(dg.ConfigurableResource):
+    """A resource whose field defaults the ``SEIS_`` variables override (``seis_assets/environment.py``)."""
+
+    #: the resource's key in the definitions, as the variables table names it (``paths`` in ``paths.train_dir``)
+    resource_key: ClassVar[str] = ""
+
+    @classmethod
+    def derived_defaults(cls, values: dict) -> dict:
+        """``values`` (from the environment) completed with the defaults that follow from them; none here."""
+        return values
+
+    @classmethod
+    def from_env(cls: type[_R], **overrides) -> _R:
+        """The resource with the environment's values, the defaults they imply, then ``overrides``."""
+        variables = variables_of(cls.resource_key)
+        values = {}
+        for field, variable in variables.items():
+            text = env(variable.name)
+            if text is not None:
+                values[field] = _PARSE.get(variable.kind, str)(text)
+        values = {**cls.derived_defaults(values), **overrides}
+        for field, value in values.items():
+            kind = variables[field].kind if field in variables else "text"
+            if isinstance(value, str) and kind in _RESOLVE:
+                values[field] = _RESOLVE[kind](value)
+        return cls(**values)
+
+
+class SeisPaths(EnvResource):
+    """Folders of the pipeline: where patches come from, where tables, models and outputs go."""
+
+    resource_key: ClassVar[str] = "paths"
+
+    train_dir: str = Field(
+        os.path.join(DEFAULT_DATA_DIR, "train"),
+        description="The patches to cluster: one sub-folder per category (LANDMASS layout), or unlabelled folders "
+        "(labels=none). A folder or a bucket URL.",
+    )
+    test_dir: str = Field(
+        os.path.join(DEFAULT_DATA_DIR, "test"),
+        description="Held-out patches, laid out as train_dir. Optional (real LANDMASS has no split): when it does not "
+        "exist, test predictions are empty. From the environment: the test folder beside train_dir.",
+    )
+    output_dir: str = Field(
+        os.path.join(DEFAULT_DATA_DIR, "outputs"),
+        description="Receives the seed script's artifacts (joblib, npy, csv, pth), the plots and the facies maps.",
+    )
+    data_dir: str = Field(
+        DEFAULT_DATA_DIR,
+        description="Storage root: warehouse/ (Parquet tables), models/ (model generations of fitted reducers, "
+        "KMeans, mapping), cache/engines/ (exported ONNX models).",
+    )
+    incoming_dir: str = Field(
+        os.path.join(DEFAULT_DATA_DIR, "incoming"),
+        description="Watched by incoming_files_sensor: .mat files dropped here are predicted, then moved to "
+        "processed/ or rejected/.",
+    )
+    mat_key: Optional[str] = Field(
+        "img",
+        description="Variable holding the patch in each .mat file; when a file lacks it (or it is unset), the file's "
+        "only image-like numeric array is read (and a missing key is logged).",
+    )
+    labels: str = Field(
+        "folders",
+        description="folders: the sub-folders of train_dir are categories (labels); none: a flat folder, or folders "
+        "that are not categories (unlabelled: clusters without names, k chosen by the k sweep).",
+    )
+    shard_size: int = Field(
+        2000,
+        description="A folder with more .mat files than this is split into shards, each its own partition and ingest "
+        "run; 0 = never split.",
+    )
+    incoming_stable_s: float = Field(
+        0.0,
+        description="Seconds a dropped file's size and mtime must stay unchanged before it is predicted (0: the "
+        "sensor interval).",
+    )
 
     # the model generation this run writes into (its run id); see seis_assets/core/generations.py
     _staging_generation: Optional[str] = PrivateAttr(default=None)
@@ -66,27 +146,20 @@ class SeisPaths(dg.ConfigurableResource):
         self._staging_generation = run.run_id if run is not None else None
 
     @classmethod
-    def from_env(cls, **overrides) -> "SeisPaths":
-        data_dir = os.environ.get("SEIS_DATA_DIR", DEFAULT_DATA_DIR)
-        train_dir = os.environ.get("SEIS_TRAIN_DIR", os.path.join(data_dir, "train"))
-        values = dict(
-            train_dir=train_dir,
-            # the `test` folder beside the train folder: data/test for data/train; for a real survey pointed to by
-            # SEIS_TRAIN_DIR, its own sibling (usually absent), never the demo's generated test set
-            test_dir=os.environ.get("SEIS_TEST_DIR", os.path.join(os.path.dirname(_resolve(train_dir)), "test")),
-            output_dir=os.environ.get("SEIS_OUTPUT_DIR", os.path.join(data_dir, "outputs")),
-            data_dir=data_dir,
-            incoming_dir=os.environ.get("SEIS_INCOMING_DIR", os.path.join(data_dir, "incoming")),
-        )
-        if os.environ.get("SEIS_INCOMING_STABLE_S"):
-            values["incoming_stable_s"] = float(os.environ["SEIS_INCOMING_STABLE_S"])
-        if os.environ.get("SEIS_LABELS"):
-            values["labels"] = os.environ["SEIS_LABELS"]
-        if os.environ.get("SEIS_SHARD_SIZE"):
-            values["shard_size"] = int(os.environ["SEIS_SHARD_SIZE"])
-        values.update(overrides)
-        unresolved = {"mat_key", "labels"}
-        return cls(**{k: _resolve(v) if isinstance(v, str) and k not in unresolved else v for k, v in values.items()})
+    def derived_defaults(cls, values: dict) -> dict:
+        """Folders under ``data_dir`` unless set; ``test_dir`` is the ``test`` folder beside ``train_dir``."""
+        data_dir = values.get("data_dir", DEFAULT_DATA_DIR)
+        train_dir = values.get("train_dir", os.path.join(data_dir, "train"))
+        return {
+            "data_dir": data_dir,
+            "train_dir": train_dir,
+            # data/test for data/train; for a real survey pointed to by SEIS_TRAIN_DIR, its own sibling (usually
+            # absent), never the demo's generated test set
+            "test_dir": os.path.join(os.path.dirname(_resolve(train_dir)), "test"),
+            "output_dir": os.path.join(data_dir, "outputs"),
+            "incoming_dir": os.path.join(data_dir, "incoming"),
+            **values,
+        }
 
     @pydantic.field_validator("labels")
     @classmethod
@@ -124,6 +197,11 @@ class SeisPaths(dg.ConfigurableResource):
         """Where the Parquet IO manager keeps ``asset`` (and ``partition``): ``warehouse/<asset>/<partition>.parquet``."""
         return table_path(self.warehouse, asset, partition)
 
+    def previous_table(self, asset: str, partition: str) -> Optional[UPath]:
+        """The table a partition's cache is read from: its own earlier one, else that of the shard it was split from
+        or merged from (:func:`seis_assets.core.sources.previous_keys`); None when there is none."""
+        return next((p for p in (self.table(asset, k) for k in previous_keys(partition)) if p.exists()), None)
+
     @property
     def staging_generation(self) -> str:
         """Id of the model generation this run writes (the run id; outside a run, one fresh id per resource)."""
@@ -137,8 +215,6 @@ class SeisPaths(dg.ConfigurableResource):
         Writers and readers inside a re-clustering use it; nothing a prediction reads changes until the
         ``model_generation`` asset switches ``models/CURRENT`` (seis_assets/core/generations.py).
         """
-        from seis_assets.core.generations import staged_file
-
         return staged_file(self.models, self.staging_generation, name)
 
     def output(self, name: str) -> UPath:
@@ -148,100 +224,108 @@ class SeisPaths(dg.ConfigurableResource):
 
 
 #: The backbone ``FeatureSettings.from_env`` picks when ``SEIS_SEGY`` is set and ``SEIS_BACKBONE`` is not: models
-#: fitted on patches map a survey of other processing far better with per-image instance normalisation (inline 362:
-#: continuous layers -> ``other`` 0.108 -> 0.840 at the default stride 11, the three other regions >= 0.8; 7 of 10
-#: shifted or mirrored window grids meet the goal), while on patches alone plain
-#: ``auto`` scores higher (demo ARI 0.789 vs 0.724, anomaly AUC 0.966 vs 0.872): benchmarks/README.md, facies map.
+#: fitted on patches map a survey of other processing far better with per-image instance normalisation, while on
+#: patches alone plain ``auto`` scores higher (benchmarks/README.md, "Facies map of F3 inline 362", third round).
 SURVEY_MAPPING_BACKBONE = "auto+instnorm"
 
 
-class FeatureSettings(dg.ConfigurableResource):
-    """How ``resnet_features`` turns patches into vectors.
+class FeatureSettings(EnvResource):
+    """How ``resnet_features`` (and ``survey_windows``) turn patches into vectors."""
 
-    backbone: ``auto`` (ResNet50 if its ImageNet weights resolve, else the packaged EfficientNet-Lite0, logged and
-    recorded), ``resnet50``, ``efficientnet_lite0`` or ``texture`` (hand-crafted seismic attributes); a CNN may take
-    ``+instnorm`` and then ``+texture`` (``seis_assets.core.backbones``). From the environment: ``SEIS_BACKBONE``,
-    else :data:`SURVEY_MAPPING_BACKBONE` when ``SEIS_SEGY`` names surveys to map, else ``auto``.
-    weights: torchvision weights name for ResNet50 (``IMAGENET1K_V1`` as the seed used, or ``IMAGENET1K_V2``).
-    weights_path: a ResNet50 state-dict file to use instead of the torch cache / a download.
-    input_size: ``224`` (the seed's choice) or ``native`` (the patch's own size, ~1/5 of the compute at 99x99).
-    resize: how a patch reaches the square input, antialiased: ``stretch`` (each axis on its own), ``pad`` (aspect
-    ratio and dips kept, zero-amplitude fill) or ``crop`` (aspect kept, centre cut); recorded in the features' identity.
-    precision: ``auto`` (bf16 autocast where the CPU supports it), ``fp32`` or ``bf16``.
-    device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-    engine: inference runtime of the forward pass: ``auto`` (torch bf16 on CPUs with AMX/AVX512-BF16 and on CUDA,
-    ONNX Runtime fp32 on other CPUs), ``torch``, ``onnxruntime`` or ``openvino`` (``seis_assets.core.engines``).
-    engine_cache_dir: where exported ONNX models are cached (default ``<data_dir>/cache/engines``).
-    """
+    resource_key: ClassVar[str] = "feature_settings"
 
-    backbone: str = "auto"
-    weights: str = "IMAGENET1K_V1"
-    weights_path: Optional[str] = None
-    input_size: str = "224"
-    resize: str = "stretch"  # benchmarks/README.md "Clustering quality": chosen from measured ARI
-    precision: str = "auto"
-    # patches per forward pass; unset: the engine's measured default (16 for torch on a CPU, 64 for ONNX Runtime and
-    # OpenVINO, 256 on a CUDA GPU: seis_assets/core/engines.py)
-    batch_size: Optional[int] = None
-    device: str = "auto"
-    engine: str = "auto"
-    engine_cache_dir: Optional[str] = None
+    backbone: str = Field(
+        "auto",
+        description="auto (ResNet50 if its ImageNet weights resolve, else the packaged EfficientNet-Lite0, logged and "
+        "recorded), resnet50, efficientnet_lite0 or texture (hand-crafted seismic attributes); a CNN may take "
+        "+instnorm and then +texture (seis_assets.core.backbones). From the environment: SEIS_BACKBONE, else "
+        f"{SURVEY_MAPPING_BACKBONE} when SEIS_SEGY names surveys to map, else auto.",
+    )
+    weights: str = Field(
+        "IMAGENET1K_V1",
+        description="torchvision weights name for ResNet50 (IMAGENET1K_V1 as the seed used, or IMAGENET1K_V2).",
+    )
+    weights_path: Optional[str] = Field(
+        None, description="A ResNet50 state-dict file to use instead of the torch cache (nothing is downloaded)."
+    )
+    input_size: str = Field(
+        "224", description="224 (the seed's choice) or native (the patch's own size: nothing is resized)."
+    )
+    resize: str = Field(
+        "stretch",
+        description="How a patch reaches the square input, antialiased: stretch (each axis on its own), pad (aspect "
+        "ratio and dips kept, zero-amplitude fill) or crop (aspect kept, centre cut); recorded in the features' "
+        "identity. Chosen from measured ARI: benchmarks/README.md, Clustering quality.",
+    )
+    precision: str = Field("auto", description="auto (bf16 autocast where the CPU supports it), fp32 or bf16.")
+    batch_size: Optional[int] = Field(
+        None,
+        description="Patches per forward pass; unset: the engine's default (engines.batch_size_for, chosen in "
+        "benchmarks/README.md, Feature engines).",
+    )
+    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
+    engine: str = Field(
+        "auto",
+        description="Inference runtime of the forward pass: auto (torch bf16 on CPUs with AMX/AVX512-BF16 and on "
+        "CUDA, ONNX Runtime fp32 on other CPUs), torch, onnxruntime or openvino (seis_assets.core.engines).",
+    )
+    engine_cache_dir: Optional[str] = Field(
+        None, description="Where exported ONNX models are cached (unset: <data_dir>/cache/engines)."
+    )
 
     @classmethod
-    def from_env(cls, **overrides) -> "FeatureSettings":
-        values = {}
-        if os.environ.get("SEIS_BACKBONE"):
-            values["backbone"] = os.environ["SEIS_BACKBONE"]
-        elif os.environ.get("SEIS_SEGY"):
-            values["backbone"] = SURVEY_MAPPING_BACKBONE
-        if os.environ.get("SEIS_WEIGHTS_PATH"):
-            values["weights_path"] = _resolve(os.environ["SEIS_WEIGHTS_PATH"])
-        if os.environ.get("SEIS_INPUT_SIZE"):
-            values["input_size"] = os.environ["SEIS_INPUT_SIZE"]
-        if os.environ.get("SEIS_ENGINE"):
-            values["engine"] = os.environ["SEIS_ENGINE"]
-        if os.environ.get("SEIS_RESIZE"):
-            values["resize"] = os.environ["SEIS_RESIZE"]
-        values.update(overrides)
-        return cls(**values)
+    def derived_defaults(cls, values: dict) -> dict:
+        """Surveys to map (``SEIS_SEGY``) and no explicit backbone: :data:`SURVEY_MAPPING_BACKBONE`."""
+        if "backbone" not in values and env("SEIS_SEGY"):
+            return {**values, "backbone": SURVEY_MAPPING_BACKBONE}
+        return values
+
+    def load_backbone(self, logger=None) -> Backbone:
+        """The configured backbone (``auto`` resolved, a fallback logged and recorded in its identity)."""
+        return load_backbone(
+            self.backbone, weights=self.weights, weights_path=self.weights_path, device=self.device, logger=logger
+        )
 
     def input_size_value(self) -> str:
         """The input label features are made and recorded with: ``native`` or ``<side>:<resize>`` (e.g. ``224:pad``)."""
-        from seis_assets.core.preprocess import input_spec
-
         return input_spec(self.input_size, self.resize)
 
 
-class AnalysisSettings(dg.ConfigurableResource):
-    """Embedding, clustering and quality gates.
+class AnalysisSettings(EnvResource):
+    """Embedding, clustering and quality gates."""
 
-    k: number of KMeans clusters: a number, ``auto`` (chosen from the k sweep, see
-    :func:`seis_assets.core.cluster.choose_k`) or ``default`` (= ``0``): the number of categories on labelled
-    data, ``auto`` on unlabelled data.
-    stability_runs: KMeans runs (different seeds, 80 % subsamples) whose pairwise ARI is the stability of a k.
-    k_sweep_max: the k sweep runs 2..k_sweep_max.
-    pca_components: optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none.
-    umap_parallel: UMAP on all cores without a seed (faster, not reproducible; recorded in the metadata).
-    umap_large_n: above this many training patches UMAP goes PCA-first (100) and parallel by itself (recorded in
-    the metadata); 0 keeps the seeded single-threaded path at every size.
-    ari_floor: the ``ari_above_floor`` check fails below it (a regression guard).
-    max_quarantine_share: the quarantine check fails when more than this share of files is rejected.
-    anomaly_neighbors: k of the k-nearest-neighbour anomaly score.
-    """
+    resource_key: ClassVar[str] = "analysis"
 
-    umap_n_neighbors: int = 15
-    umap_min_dist: float = 0.1
-    pca_components: int = 0
-    umap_parallel: bool = False
-    umap_large_n: int = 5000
-    seed: int = 42
-    k: str = "default"
-    stability_runs: int = 5
-    k_sweep_max: int = 10
-    ari_floor: float = 0.3
-    max_quarantine_share: float = 0.05
-    anomaly_neighbors: int = 10
-    n_top_anomalies: int = 24
+    umap_n_neighbors: int = Field(15, description="UMAP n_neighbors (both embeddings).")
+    umap_min_dist: float = Field(0.1, description="UMAP min_dist (both embeddings).")
+    pca_components: int = Field(
+        0, description="Optional PCA before UMAP (e.g. 100; faster on large sets), 0 = none."
+    )
+    umap_parallel: bool = Field(
+        False, description="UMAP on all cores without a seed (faster, not reproducible; recorded in the metadata)."
+    )
+    umap_large_n: int = Field(
+        5000,
+        description="Above this many training patches UMAP goes PCA-first (100) and parallel by itself (recorded in "
+        "the metadata); 0 keeps the seeded single-threaded path at every size.",
+    )
+    seed: int = Field(42, description="Random state of UMAP, KMeans, the k sweep, the anomaly model and the plots.")
+    k: str = Field(
+        "default",
+        description="Number of KMeans clusters: a number, auto (chosen from the k sweep, "
+        "seis_assets.core.cluster.choose_k) or default (= 0): the number of categories on labelled data, auto on "
+        "unlabelled data.",
+    )
+    stability_runs: int = Field(
+        5, description="KMeans runs (different seeds, 80 % subsamples) whose pairwise ARI is the stability of a k."
+    )
+    k_sweep_max: int = Field(10, description="The k sweep runs k = 2..k_sweep_max.")
+    ari_floor: float = Field(0.3, description="The ari_above_floor check fails below it (a regression guard).")
+    max_quarantine_share: float = Field(
+        0.05, description="The quarantine check fails when more than this share of files is rejected."
+    )
+    anomaly_neighbors: int = Field(10, description="k of the k-nearest-neighbour anomaly score.")
+    n_top_anomalies: int = Field(24, description="Patches shown in the top_anomalies.png gallery.")
 
     @pydantic.field_validator("k", mode="before")
     @classmethod
@@ -249,47 +333,35 @@ class AnalysisSettings(dg.ConfigurableResource):
         # k=4 from Python (and the old integer setting, 0 = default) stays valid
         return str(value) if isinstance(value, int) else value
 
-    @classmethod
-    def from_env(cls, **overrides) -> "AnalysisSettings":
-        values = {"k": os.environ["SEIS_K"]} if os.environ.get("SEIS_K") else {}
-        values.update(overrides)
-        return cls(**values)
 
-
-class DaskCluster(dg.ConfigurableResource):
+class DaskCluster(EnvResource):
     """Where ``resnet_features`` reads and embeds the files: here (default), or on a Dask cluster.
 
-    scheduler_address: unset (default) = in the run's own process, nothing else starts. ``tcp://host:8786``
-    (env ``SEIS_DASK_SCHEDULER``) = shards of ``shard_size`` files go to that cluster's workers (a
-    ``dask-scheduler`` you started, dask-kubernetes, a cloud provider's Dask); the table is still written by the
-    run. Workers need this package (same version) and read access to the files: a bucket (``s3://``) or a shared
-    folder mounted at the same path. Why a client and not dagster-dask's executor: ``seis_assets.core.distributed``.
-    shard_size: files per Dask task.
+    Why a client and not dagster-dask's executor: ``seis_assets.core.distributed``.
     """
 
-    scheduler_address: Optional[str] = None
-    shard_size: int = 256
+    resource_key: ClassVar[str] = "dask"
 
-    @classmethod
-    def from_env(cls, **overrides) -> "DaskCluster":
-        values = {}
-        if os.environ.get("SEIS_DASK_SCHEDULER"):
-            values["scheduler_address"] = os.environ["SEIS_DASK_SCHEDULER"]
-        values.update(overrides)
-        return cls(**values)
+    scheduler_address: Optional[str] = Field(
+        None,
+        description="Unset: in the run's own process, nothing else starts. tcp://host:8786: shards of shard_size "
+        "files go to that cluster's workers (a dask-scheduler you started, dask-kubernetes, a cloud provider's "
+        "Dask); the table is still written by the run. Workers need this package (same version) and read access "
+        "to the files: a bucket (s3://) or a shared folder mounted at the same path.",
+    )
+    shard_size: int = Field(256, description="Files per Dask task.")
 
     def shard_runner(self, spec, *, key: Optional[str], batch_size: int):
         """A ``shard_runner`` for ``extract_features`` on this cluster, or None when no scheduler is set. The
         client connects when extraction starts and closes when it ends; the cluster keeps running."""
         if not self.scheduler_address:
             return None
-        try:
+        try:  # imported here: dask.distributed is an optional dependency (the dask extra)
             from distributed import Client
         except ImportError as e:
             raise ImportError(
                 f"scheduler_address={self.scheduler_address!r} needs dask.distributed: pip install 'seis_assets[dask]'"
             ) from e
-        from seis_assets.core.distributed import dask_shard_runner
 
         def run(todo, identity):
             with Client(self.scheduler_address, set_as_default=False, timeout="30s") as client:
@@ -297,39 +369,43 @@ class DaskCluster(dg.ConfigurableResource):
                 yield from runner(todo, identity)
 
         return run
-class SegySettings(dg.ConfigurableResource):
-    """SEG-Y surveys to map, and how windows are cut from them (``seis_assets.core.segy``).
 
-    segy: SEG-Y files and/or folders, separated by ``:`` (env ``SEIS_SEGY``); each file is one ``survey`` partition.
-    iline_byte, xline_byte: trace-header byte positions of the inline and crossline numbers (SEG-Y rev 1: 189, 193).
-    window_traces, window_samples, stride: window size (traces x samples) and step; windows cover every sample.
-    scaling: ``per_window`` (min-max, as the patches; the default) or ``survey`` (robust survey-wide: bright stays bright).
-    directions: ``inline`` or ``inline,xline`` (windows along crosslines too, 3-D cubes only).
-    map_xlines: the facies map PDF gets one page per crossline too (3-D cubes).
-    models: ``patches`` (classify with the models the recluster job fitted on the patches: clusters and categories)
-    or ``survey`` (fit UMAP + KMeans on this survey's windows alone: clusters, no categories).
-    k: clusters for ``models=survey`` (0: the k of the fitted patch models, else 4).
-    """
 
-    segy: str = ""
-    iline_byte: int = 189
-    xline_byte: int = 193
-    window_traces: int = 99
-    window_samples: int = 99
-    stride: int = 11  # segy.DEFAULT_STRIDE (why 11: there)
-    scaling: str = "per_window"
-    directions: str = "inline"
-    map_xlines: bool = False
-    models: str = "patches"
-    k: int = 0
+class SegySettings(EnvResource):
+    """SEG-Y surveys to map, and how windows are cut from them (``seis_assets.core.segy``)."""
 
-    @classmethod
-    def from_env(cls, **overrides) -> "SegySettings":
-        values = {}
-        if os.environ.get("SEIS_SEGY"):
-            values["segy"] = ":".join(_resolve(p) for p in os.environ["SEIS_SEGY"].split(":") if p.strip())
-        values.update(overrides)
-        return cls(**values)
+    resource_key: ClassVar[str] = "segy_settings"
+
+    segy: str = Field(
+        "", description="SEG-Y files and/or folders, separated by ':'; each file is one survey partition."
+    )
+    iline_byte: int = Field(
+        DEFAULT_ILINE_BYTE, description="Trace-header byte position of the inline number (SEG-Y rev 1: 189)."
+    )
+    xline_byte: int = Field(
+        DEFAULT_XLINE_BYTE, description="Trace-header byte position of the crossline number (SEG-Y rev 1: 193)."
+    )
+    window_traces: int = Field(DEFAULT_WINDOW_TRACES, description="Window width in traces.")
+    window_samples: int = Field(DEFAULT_WINDOW_SAMPLES, description="Window height in samples.")
+    stride: int = Field(
+        DEFAULT_STRIDE,
+        description="Step between windows, in traces and samples; windows cover every sample (why this default: "
+        "seis_assets.core.segy.DEFAULT_STRIDE).",
+    )
+    scaling: str = Field(
+        "per_window",
+        description="per_window (min-max, as the patches) or survey (robust survey-wide: bright stays bright).",
+    )
+    directions: str = Field(
+        "inline", description="inline, or inline,xline (windows along crosslines too, 3-D cubes only)."
+    )
+    map_xlines: bool = Field(False, description="The facies map PDF gets one page per crossline too (3-D cubes).")
+    models: str = Field(
+        "patches",
+        description="patches: classify with the models the recluster job fitted on the patches (clusters and "
+        "categories); survey: fit UMAP + KMeans on this survey's windows alone (clusters, no categories).",
+    )
+    k: int = Field(0, description="Clusters for models=survey (0: 4); models=patches keeps the fitted models' k.")
 
     def direction_list(self) -> tuple[str, ...]:
         return tuple(d.strip() for d in self.directions.split(",") if d.strip())

@@ -4,10 +4,9 @@ Off until switched on in the UI (or by setting ``SEIS_RECLUSTER_SCHEDULE=on``): 
 KMeans on every category's features, which should be a deliberate choice on a shared machine.
 """
 
-import os
-
 import dagster as dg
 
+from seis_assets.environment import env
 from seis_assets.jobs import recluster_job
 
 DEFAULT_RECLUSTER_CRON = "0 3 * * *"
@@ -15,10 +14,10 @@ DEFAULT_RECLUSTER_CRON = "0 3 * * *"
 recluster_schedule = dg.ScheduleDefinition(
     name="recluster_schedule",
     job=recluster_job,
-    cron_schedule=os.environ.get("SEIS_RECLUSTER_CRON", DEFAULT_RECLUSTER_CRON),
+    cron_schedule=env("SEIS_RECLUSTER_CRON") or DEFAULT_RECLUSTER_CRON,
     default_status=(
         dg.DefaultScheduleStatus.RUNNING
-        if os.environ.get("SEIS_RECLUSTER_SCHEDULE", "off").lower() == "on"
+        if (env("SEIS_RECLUSTER_SCHEDULE") or "off").lower() == "on"
         else dg.DefaultScheduleStatus.STOPPED
     ),
     description="Refit the embedding and the clusters on all categories' features, then metrics and plots.",

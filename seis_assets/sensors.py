@@ -2,7 +2,7 @@
 
 - ``train_folder_sensor``: a folder appears -> a dynamic partition is added (one per shard of a large folder,
   see core/sources.py); a partition's files change (count, names, sizes, mtimes) -> ``ingest_job`` runs for it; a
-  failed ingest is requested again. Only a folder that was really deleted loses its partitions (a missing,
+  failed ingest is requested again (the decisions: core/ingest_requests.py). Only a folder that was really deleted loses its partitions (a missing,
   unreadable or empty train folder removes none), so re-clustering does not read stale features. A folder or file
   whose name cannot be used is logged with the reason and skipped; the others go on.
 - ``incoming_files_sensor``: ``.mat`` files in ``incoming_dir`` whose size and mtime have been stable for
@@ -11,8 +11,6 @@
   to ``processed/`` or ``rejected/``. See seis_assets/core/claims.py.
 """
 
-
-import hashlib
 import json
 import time
 
@@ -21,8 +19,8 @@ import dagster as dg
 from seis_assets.assets.incoming import CLAIM_TAG
 from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, scan
 from seis_assets.core.generations import serving_generation
-from seis_assets.core.listing import FileInfo, list_categories, list_mat_files_detailed
-from seis_assets.core.sources import list_groups, parse_partition_key, plan_partitions
+from seis_assets.core.ingest_requests import RunOutcome, decide_ingests
+from seis_assets.core.sources import list_groups
 from seis_assets.jobs import ingest_job, predict_incoming_job
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import SeisPaths
@@ -30,34 +28,20 @@ from seis_assets.resources import SeisPaths
 TRAIN_SENSOR_INTERVAL_S = 30
 INCOMING_SENSOR_INTERVAL_S = 5
 MAX_FILES_PER_RUN = 500
-#: A failed ingest of unchanged files is requested again this many times, then logged and left until they change.
-MAX_INGEST_RETRIES = 3
 RUN_KEY_TAG = "dagster/run_key"
 
 
-def folder_fingerprint(files: list[FileInfo]) -> str:
-    """Changes when a file is added, removed, renamed, rewritten (size or mtime). No request per file."""
-    h = hashlib.sha1()
-    for f in sorted(files, key=lambda f: f.path):
-        h.update(f"{f.path}\0{f.size}\0{f.mtime}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def _load_cursor(text: str | None) -> dict:
-    state = json.loads(text) if text else {}
-    if state and "fingerprints" not in state:  # cursor of an older version: {category: fingerprint}
-        state = {"fingerprints": state}
-    return {"fingerprints": {}, "pending": {}, "gave_up": {}, **state}
-
-
-def _ingest_runs_by_run_key(instance: dg.DagsterInstance, run_keys: list[str]) -> dict[str, dg.DagsterRun]:
-    """The ingest runs created for these run keys (one query, however many keys)."""
+def _ingest_outcomes(instance: dg.DagsterInstance, run_keys: list[str]) -> dict[str, RunOutcome]:
+    """How the newest ingest run of each of these run keys stands (one query, however many keys)."""
     if not run_keys:
         return {}
     runs = instance.get_runs(filters=dg.RunsFilter(job_name=ingest_job.name, tags={RUN_KEY_TAG: run_keys}))
-    found: dict[str, dg.DagsterRun] = {}
+    found: dict[str, RunOutcome] = {}
     for run in runs:  # newest first: keep the newest run of each key
-        found.setdefault(run.tags.get(RUN_KEY_TAG), run)
+        found.setdefault(
+            run.tags.get(RUN_KEY_TAG),
+            RunOutcome(run.is_finished, run.status == dg.DagsterRunStatus.SUCCESS, run.status.value, run.run_id),
+        )
     return found
 
 
@@ -71,11 +55,10 @@ def _ingest_runs_by_run_key(instance: dg.DagsterInstance, run_keys: list[str]) -
     ),
 )
 def train_folder_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -> dg.SensorResult | dg.SkipReason:
-    """One tick: list the folders (core/sources.py), plan the partition keys, compare with the cursor.
+    """One tick: list the folders (core/sources.py), let core/ingest_requests.py decide, log its notes, request.
 
-    The cursor holds each key's fingerprint, the keys whose ingest was requested and not yet seen succeed
-    (``pending``, with the run key), and those given up after :data:`MAX_INGEST_RETRIES` failed retries. A failed or
-    canceled ingest is requested again with a new run key; the fingerprint alone never marks a key as done.
+    A failed or canceled ingest is requested again with a new run key (up to ``MAX_INGEST_RETRIES`` times); the
+    fingerprint alone never marks a partition as done.
     """
     try:
         listing = list_groups(paths.train, paths.test, paths.labels)
@@ -85,72 +68,26 @@ def train_folder_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths) -
         return dg.SkipReason(
             f"train_dir {paths.train} cannot be listed ({type(exc).__name__}: {exc}): no partition is removed"
         )
-    for name, reason in listing.skipped:
-        context.log.warning(f"skipped {name}: {reason}")
-    for name, reason in sorted(listing.unreadable.items()):
-        context.log.warning(f"folder {name} cannot be listed ({reason}): its partitions are kept, not re-ingested")
-    state = _load_cursor(context.cursor)
-    known = set(context.instance.get_dynamic_partitions(CATEGORY_PARTITIONS_NAME))
-    if not listing.files and not listing.empty and not listing.unreadable and known:
-        return dg.SkipReason(
-            f"train_dir {paths.train} holds nothing (unmounted?): {len(known)} partition(s) kept; delete the "
-            "folders one by one to remove partitions"
-        )
-    plan = {
-        key: hashlib.sha1(f"{paths.labels}:{fp}".encode()).hexdigest()[:16]
-        for key, fp in plan_partitions(listing.files, paths.shard_size).items()
-    }
-    # folders that exist but cannot be listed or are empty right now keep their partitions and fingerprints
-    held = {g for g in (*listing.empty, *listing.unreadable)}
-    for group in sorted(listing.empty):
-        context.log.info(f"folder {group} is empty: its partitions and features are kept (delete it to drop them)")
-    kept = {k for k in known | set(state["fingerprints"]) if parse_partition_key(k).group in held}
-    fingerprints = {**{k: state["fingerprints"][k] for k in kept if k in state["fingerprints"]}, **plan}
-    pending = {k: v for k, v in state["pending"].items() if k in plan}
-    gave_up = {k: v for k, v in state["gave_up"].items() if plan.get(k) == v}
-
-    run_requests = []
-
-    def request(key: str, run_key: str, attempt: int):
-        run_requests.append(dg.RunRequest(partition_key=key, run_key=run_key))
-        pending[key] = {"run_key": run_key, "attempt": attempt}
-
-    runs = _ingest_runs_by_run_key(context.instance, [v["run_key"] for v in pending.values()])
-    for key, fp in sorted(plan.items()):
-        if state["fingerprints"].get(key) != fp:
-            gave_up.pop(key, None)
-            request(key, f"{key}:{fp}", 0)
-            continue
-        if key not in pending:
-            continue
-        run = runs.get(pending[key]["run_key"])
-        if run is None or not run.is_finished:
-            continue  # not launched yet, queued or running
-        if run.status == dg.DagsterRunStatus.SUCCESS:
-            del pending[key]
-        elif pending[key]["attempt"] < MAX_INGEST_RETRIES:
-            attempt = pending[key]["attempt"] + 1
-            context.log.warning(f"ingest of {key} ended {run.status.value} (run {run.run_id}): requesting it again")
-            request(key, f"{key}:{fp}:retry{attempt}", attempt)
-        else:
-            context.log.error(
-                f"ingest of {key} failed {MAX_INGEST_RETRIES + 1} times (last run {run.run_id}): not requested again "
-                "until its files change; fix the cause and launch ingest_job for it from the UI"
-            )
-            gave_up[key] = fp
-            del pending[key]
-    gone = sorted(known - set(plan) - kept)
+    decision = decide_ingests(
+        listing, context.instance.get_dynamic_partitions(CATEGORY_PARTITIONS_NAME), context.cursor,
+        labels=paths.labels, shard_size=paths.shard_size, train_dir=str(paths.train),
+        outcomes=lambda run_keys: _ingest_outcomes(context.instance, run_keys),
+    )
+    for level, message in decision.notes:
+        getattr(context.log, level)(message)
+    if decision.skip:
+        return dg.SkipReason(decision.skip)
     return dg.SensorResult(
-        run_requests=run_requests,
+        run_requests=[dg.RunRequest(partition_key=key, run_key=run_key) for key, run_key in decision.runs],
         dynamic_partitions_requests=[
             r
             for r in (
-                dg.AddDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, sorted(set(plan) - known)),
-                dg.DeleteDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, gone),
+                dg.AddDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, decision.add),
+                dg.DeleteDynamicPartitionsRequest(CATEGORY_PARTITIONS_NAME, decision.delete),
             )
             if r.partition_keys
         ],
-        cursor=json.dumps({"fingerprints": fingerprints, "pending": pending, "gave_up": gave_up}, sort_keys=True),
+        cursor=decision.cursor.dumps(),
     )
 
 

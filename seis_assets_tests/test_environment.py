@@ -46,3 +46,13 @@ def test_readme_lists_every_variable():
     text = README.read_text()
     missing = [name for name in VARIABLES if f"`{name}`" not in text]
     assert missing == []
+
+
+def test_each_resource_variable_names_a_field_of_that_resource():
+    from seis_assets.definitions import build_resources
+
+    resources = build_resources()
+    for variable in VARIABLES.values():
+        owner, _, field = variable.sets.partition(".")
+        if field:
+            assert field in type(resources[owner]).model_fields, variable

@@ -96,7 +96,10 @@ def kmeans_model(
     io_manager_key="parquet_io_manager",
     group_name=CLUSTERING,
     kinds={"parquet"},
-    description="Each cluster's category by majority vote and by the optimal one-to-one (Hungarian) assignment.",
+    description=(
+        "Each cluster's size and category by majority vote and by the optimal one-to-one (Hungarian) assignment "
+        "(null without labels)."
+    ),
 )
 def cluster_mapping(
     context: dg.AssetExecutionContext, umap_50d: pd.DataFrame, kmeans_model, paths: SeisPaths

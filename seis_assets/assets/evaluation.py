@@ -2,8 +2,6 @@
 
 
 import json
-import os
-import textwrap
 
 import dagster as dg
 import pandas as pd
@@ -11,15 +9,14 @@ import pandas as pd
 from seis_assets.assets import EVALUATION
 from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.assets.clustering import configured_k
-from seis_assets.core import plots as P
 from seis_assets.core.anomaly import fit_anomaly_model
 from seis_assets.core.dataset import (
     combine_feature_tables, features_for, known_anomaly_kinds, read_known_anomalies, stack_vectors,
 )
-from seis_assets.core.patches import load_patch
+from seis_assets.core.outputs import write_evaluation_plots, write_metrics_files
 from seis_assets.core.report import (
-    assignment_rows, classification_metrics, cluster_labels, confusion_table, has_labels, mapping_has_labels,
-    predict_test_set, score_patches, summarise,
+    assignment_rows, classification_metrics, has_labels, mapping_has_labels, predict_test_set, score_patches,
+    summarise,
 )
 from seis_assets.core.storage import atomic_write_bytes, save_joblib_atomic
 from seis_assets.resources import AnalysisSettings, SeisPaths
@@ -50,7 +47,8 @@ def qc_rows_for(qc_attributes: dict[str, pd.DataFrame], paths: pd.Series) -> pd.
         "Every patch (train and test) ranked by a combined anomaly score, with its kind (artefact | novel | "
         "normal): qc_score and qc_reason (damage: dead traces, clipping, spikes, polarity reversal, noise burst, "
         "from the raw amplitudes), novelty_score (density in a 50-d PCA of the backbone features) and its nearest "
-        "training patches; thresholds are the training patches' 99th percentiles."
+        "training patches; thresholds come from the training patches (99.5th percentile of qc_score, 99th of "
+        "novelty_score)."
     ),
 )
 def anomalies(
@@ -147,8 +145,8 @@ def assignments(
     description=(
         "ARI, AMI, NMI, homogeneity, completeness, V-measure on train (null without labels); label-free silhouette, "
         "Davies-Bouldin and stability across seeds; per-class precision, recall, F1 "
-        "and accuracy on test under both mappings; anomaly ROC AUC on known anomalies. Written to metrics.json and "
-        "classification_metrics.csv."
+        "and accuracy on test under both mappings; anomaly ROC AUC on known anomalies. Written to metrics.json, "
+        "classification_metrics.csv and confusion_matrix.csv."
     ),
 )
 def metrics(
@@ -185,10 +183,7 @@ def metrics(
         k_rule=k_rule,
     )
     doc["fallback_reason"] = identity.get("fallback_reason")
-    atomic_write_bytes(paths.output("metrics.json"), json.dumps(doc, indent=2).encode())
-    atomic_write_bytes(paths.output("classification_metrics.csv"), classification.to_csv(index=False).encode())
-    confusion = confusion_table(predictions, classes) if len(predictions) and labelled else pd.DataFrame()
-    atomic_write_bytes(paths.output("confusion_matrix.csv"), confusion.to_csv().encode())
+    written = write_metrics_files(paths.outputs, doc, classification, predictions, classes, labelled)
     numbers = {k: v for k, v in doc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     context.add_output_metadata(
         {
@@ -198,31 +193,10 @@ def metrics(
             "k_rule": str(k_rule),
             "labelled": labelled,
             "classification": dg.MetadataValue.md(markdown_preview(classification, n=40)),
-            "metrics_json": dg.MetadataValue.path(str(paths.output("metrics.json"))),
+            "metrics_json": dg.MetadataValue.path(str(written)),
         }
     )
     return doc
-
-
-#: novel patches shown beside their nearest training patches (novel_neighbours.png)
-N_NOVEL_SHOWN = 8
-
-
-def _short_name(path: str) -> str:
-    parts = str(path).replace("\\", "/").split("/")
-    return "/".join(parts[-2:])[-28:]
-
-
-def anomaly_label(r) -> str:
-    """Gallery title lines: split/category, kind and its reason (QC reason, or the novelty score)."""
-    text = f"{r.split}/{r.category}\n{r.kind}"
-    if r.kind == "artefact":
-        text += ":\n" + "\n".join(textwrap.wrap(r.qc_reason, 24))
-    elif r.kind == "novel":
-        text += f" (novelty {r.novelty_score:.1f})"
-    if r.known_anomaly:
-        text += f"\n[known: {r.known_anomaly}]"
-    return text
 
 
 @dg.asset(
@@ -244,59 +218,10 @@ def plots(
     paths: SeisPaths,
     analysis: AnalysisSettings,
 ) -> dict[str, str]:
-    train = umap_2d[umap_2d["split"] == "train"].reset_index(drop=True)
-    xy = stack_vectors(train["embedding"])
-    labelled = has_labels(train["category"])
-    mapping = cluster_labels(cluster_mapping, "majority") if mapping_has_labels(cluster_mapping) else None
-    classes = sorted(train["category"].unique()) if labelled else []
-    key = paths.mat_key
-    out = {}
-    if labelled:
-        out["umap_true_labels"] = P.scatter_labels(
-            xy, train["category"], "UMAP 2-d, training patches by true category", paths.output("umap_true_labels.png"),
-            classes=classes,
-        )
-    elif paths.output("umap_true_labels.png").exists():
-        paths.output("umap_true_labels.png").unlink()
-        context.log.info("unlabelled data: removed the previous run's umap_true_labels.png")
-    out = {
-        **out,
-        "umap_kmeans_clusters": P.scatter_clusters(
-            xy, kmeans_model.labels_, "UMAP 2-d, training patches by KMeans cluster",
-            paths.output("umap_kmeans_clusters.png"), mapping=mapping,
-        ),
-        "cluster_gallery": P.cluster_gallery(
-            lambda i: load_patch(train["path"].iloc[i], key), kmeans_model.labels_,
-            paths.output("cluster_gallery.png"), mapping=mapping, random_state=analysis.seed,
-        ),
-    }
-    top = anomalies.head(analysis.n_top_anomalies).reset_index(drop=True)
-    out["top_anomalies"] = P.anomaly_gallery(
-        lambda i: load_patch(top["path"].iloc[i], key), top["anomaly_score"].to_numpy(),
-        paths.output("top_anomalies.png"),
-        labels=[anomaly_label(r) for r in top.itertuples()],
-        n=len(top),
+    out = write_evaluation_plots(
+        umap_2d, kmeans_model.labels_, cluster_mapping, predictions, anomalies, paths.outputs,
+        mat_key=paths.mat_key, random_state=analysis.seed, n_top_anomalies=analysis.n_top_anomalies,
+        logger=context.log,
     )
-    novel = anomalies[anomalies["kind"] == "novel"].head(N_NOVEL_SHOWN).reset_index(drop=True)
-    if len(novel):
-        out["novel_neighbours"] = P.novelty_neighbours_gallery(
-            lambda i: load_patch(novel["path"].iloc[i], key),
-            [lambda j, nb=list(r.novelty_neighbours): load_patch(nb[j], key) for r in novel.itertuples()],
-            [f"#{r.rank} novelty {r.novelty_score:.1f}\n{r.split}/{r.category}"
-             + (f" [{r.known_anomaly}]" if r.known_anomaly else "") for r in novel.itertuples()],
-            [[_short_name(p) for p in r.novelty_neighbours] for r in novel.itertuples()],
-            paths.output("novel_neighbours.png"),
-        )
-    elif paths.output("novel_neighbours.png").exists():
-        paths.output("novel_neighbours.png").unlink()
-        context.log.info("no novel patches this run: removed the previous run's novel_neighbours.png")
-    if len(predictions) and predictions["true_label"].notna().all():
-        out["confusion_matrix"] = P.confusion_heatmap(
-            confusion_table(predictions, classes), paths.output("confusion_matrix.png"), classes=classes
-        )
-    elif paths.output("confusion_matrix.png").exists():
-        # no test set this time: a confusion matrix left by an earlier run would describe other data
-        paths.output("confusion_matrix.png").unlink()
-        context.log.info("no test patches: removed the previous run's confusion_matrix.png")
     context.add_output_metadata({name: image_metadata(str(path)) for name, path in out.items()})
     return {name: str(path) for name, path in out.items()}

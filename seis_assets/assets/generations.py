@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from seis_assets.assets import EVALUATION
-from seis_assets.core.generations import promote
+from seis_assets.core.generations import _copy, promote
 from seis_assets.core.predict import FittedModels
 from seis_assets.core.storage import load_joblib, path_str, write_parquet_atomic
 from seis_assets.resources import SeisPaths
@@ -21,8 +21,6 @@ SEED_COPIES = ("umap_reducer.joblib", "umap_reducer_2d.joblib", "kmeans_model.jo
 
 
 def _copy_to_outputs(generation, paths: SeisPaths) -> list[str]:
-    from seis_assets.core.generations import _copy
-
     out = []
     for name in SEED_COPIES:
         if generation.file(name).exists():

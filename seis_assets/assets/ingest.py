@@ -10,14 +10,14 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from seis_assets.assets import FEATURE_STEP_K8S_TAG, HEAVY_POOL, HEAVY_TAG, INGEST
-from seis_assets.core.backbones import load_backbone, save_feature_extractor
+from seis_assets.assets import HEAVY_POOL, HEAVY_TAG, INGEST, feature_step_k8s_tag
+from seis_assets.assets._metadata import markdown_preview
+from seis_assets.core.backbones import save_feature_extractor
 from seis_assets.core.distributed import BackboneSpec
 from seis_assets.core.features import extract_features
-from seis_assets.core.sources import index_partition, parse_partition_key, previous_keys
+from seis_assets.core.sources import index_partition, parse_partition_key
 from seis_assets.io_managers import WrittenTable
 from seis_assets.partitions import category_partitions
-from seis_assets.assets._metadata import markdown_preview
 from seis_assets.resources import DaskCluster, FeatureSettings, SeisPaths
 
 
@@ -25,12 +25,15 @@ from seis_assets.resources import DaskCluster, FeatureSettings, SeisPaths
     outs={
         "raw_mat_index": dg.AssetOut(
             io_manager_key="parquet_io_manager",
-            description="One row per readable patch of the category: path, split (train/test), sha256, size.",
+            description=(
+                "One row per readable patch of the partition (a folder, or a shard of a large one): path, "
+                "category, split (train/test), sha256, height, width."
+            ),
             kinds={"parquet"},
         ),
         "quarantine": dg.AssetOut(
             io_manager_key="parquet_io_manager",
-            description="Files of the category that could not be used, with the reason. Never replaced by made-up pixels.",
+            description="Files of the partition that could not be used, with the reason. Never replaced by made-up pixels.",
             kinds={"parquet"},
         ),
     },
@@ -70,16 +73,42 @@ def raw_mat_index(context: dg.AssetExecutionContext, paths: SeisPaths):
     )
 
 
+def _feature_metadata(report, requested: str, ran_on: str, saved) -> dict:
+    """What the UI shows of one extraction: the identity actually used, the counts, the throughput, the artifact."""
+    identity = report.identity
+    return {
+        "backbone": identity["backbone"],
+        "backbone_requested": identity.get("requested", requested),
+        "fallback_reason": identity.get("fallback_reason") or "",
+        "weights": identity["weights"],
+        "dim": int(identity["dim"]),
+        "input_size": str(report.input_size),  # label with the resize mode, e.g. 224:stretch
+        "precision": str(report.precision),
+        "engine": str(identity.get("engine", "")),
+        "engine_note": identity.get("engine_note") or "",
+        "threads": int(report.threads),
+        "n_extracted": report.n_extracted,
+        "n_reused": report.n_reused,
+        "n_dropped": report.n_dropped,
+        "n_failed": len(report.failures),
+        "img_per_s": float(round(report.img_per_s, 1)),
+        "seconds": float(round(report.seconds, 2)),
+        "ran_on": ran_on,
+        "feature_extractor": dg.MetadataValue.path(saved) if saved else "not written (no network ran)",
+    }
+
+
 @dg.asset(
     partitions_def=category_partitions,
     io_manager_key="parquet_io_manager",
     group_name=INGEST,
-    op_tags={**HEAVY_TAG, **FEATURE_STEP_K8S_TAG},
+    op_tags={**HEAVY_TAG, **feature_step_k8s_tag()},
     pool=HEAVY_POOL,
     kinds={"pytorch", "parquet"},
     description=(
-        "One feature vector per indexed patch (ImageNet ResNet50 without its classifier by default; the backbone "
-        "actually used is recorded per row and in the file's metadata). Only new or changed files are extracted."
+        "One feature vector per indexed patch, from the configured backbone: by default (auto) ImageNet ResNet50 "
+        "without its classifier when its weights resolve, else the packaged EfficientNet-Lite0. The backbone "
+        "actually used is recorded per row and in the file's metadata. Only new or changed files are extracted."
     ),
 )
 def resnet_features(
@@ -92,16 +121,10 @@ def resnet_features(
     category = context.partition_key
     out = paths.table("resnet_features", category)
     # the cache: this partition's own table, else the shard it was split from / merged from (core/sources.py)
-    previous = next((p for p in (paths.table("resnet_features", k) for k in previous_keys(category)) if p.exists()), None)
+    previous = paths.previous_table("resnet_features", category)
     if previous is not None and str(previous) != str(out):
         context.log.info(f"[{category}] re-using features of {previous} (the folder was re-sharded)")
-    backbone = load_backbone(
-        feature_settings.backbone,
-        weights=feature_settings.weights,
-        weights_path=feature_settings.weights_path,
-        device=feature_settings.device,
-        logger=context.log,
-    )
+    backbone = feature_settings.load_backbone(logger=context.log)
     # unset scheduler (default): None, extraction runs here; else shards go to the Dask cluster's workers
     spec = BackboneSpec.of(backbone, feature_settings.weights, feature_settings.weights_path, feature_settings.device)
     shard_runner = dask.shard_runner(spec, key=paths.mat_key, batch_size=feature_settings.batch_size)
@@ -125,27 +148,8 @@ def resnet_features(
     saved = save_feature_extractor(backbone, paths.output("feature_extractor.pth"))
     if len(report.failures):
         context.log.warning(f"{len(report.failures)} file(s) of '{category}' failed during extraction and were left out")
-    identity = report.identity
+    ran_on = f"dask {dask.scheduler_address}" if shard_runner is not None else "this process"
     return dg.Output(
         WrittenTable(str(out), report.n_rows),
-        metadata={
-            "backbone": identity["backbone"],
-            "backbone_requested": identity.get("requested", feature_settings.backbone),
-            "fallback_reason": identity.get("fallback_reason") or "",
-            "weights": identity["weights"],
-            "dim": int(identity["dim"]),
-            "input_size": str(report.input_size),  # label with the resize mode, e.g. 224:stretch
-            "precision": str(report.precision),
-            "engine": str(identity.get("engine", "")),
-            "engine_note": identity.get("engine_note") or "",
-            "threads": int(report.threads),
-            "n_extracted": report.n_extracted,
-            "n_reused": report.n_reused,
-            "n_dropped": report.n_dropped,
-            "n_failed": len(report.failures),
-            "img_per_s": float(round(report.img_per_s, 1)),
-            "seconds": float(round(report.seconds, 2)),
-            "ran_on": f"dask {dask.scheduler_address}" if shard_runner is not None else "this process",
-            "feature_extractor": dg.MetadataValue.path(saved) if saved else "not written (no network ran)",
-        },
+        metadata=_feature_metadata(report, feature_settings.backbone, ran_on, saved),
     )

@@ -13,7 +13,6 @@ from seis_assets.assets import INGEST
 from seis_assets.assets._metadata import markdown_preview
 from seis_assets.core.matfiles import read_mat_array
 from seis_assets.core.qc import QC_ATTRIBUTES, qc_table_reusing
-from seis_assets.core.sources import previous_keys
 from seis_assets.core.storage import read_parquet
 from seis_assets.partitions import category_partitions
 from seis_assets.resources import SeisPaths
@@ -33,7 +32,7 @@ from seis_assets.resources import SeisPaths
 def qc_attributes(context: dg.AssetExecutionContext, raw_mat_index: pd.DataFrame, paths: SeisPaths) -> pd.DataFrame:
     # the cache, as for resnet_features: this partition's earlier table (or the shard it was split from)
     category = context.partition_key
-    previous = next((p for p in (paths.table("qc_attributes", k) for k in previous_keys(category)) if p.exists()), None)
+    previous = paths.previous_table("qc_attributes", category)
     table, n_reused = qc_table_reusing(
         raw_mat_index, lambda p: read_mat_array(p, paths.mat_key), read_parquet(previous) if previous else None
     )

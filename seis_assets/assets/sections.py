@@ -17,18 +17,16 @@ import pandas as pd
 
 from seis_assets.assets import HEAVY_POOL, HEAVY_TAG, SECTIONS
 from seis_assets.assets._metadata import image_metadata, markdown_preview
-from seis_assets.core.backbones import load_backbone
 from seis_assets.core.dataset import stack_vectors
 from seis_assets.core.facies import write_facies_outputs
-from seis_assets.core.feature_table import BackboneMismatchError, CACHE_KEYS, table_identity
+from seis_assets.core.feature_table import table_identity
 from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import FittedModels
 from seis_assets.core.segy import WINDOW_COLUMNS, list_segy_files, open_survey, survey_name
+from seis_assets.core.survey_models import MODEL_SOURCES, check_window_identity, fit_survey_models, window_qc
 from seis_assets.core.window_predict import classify_windows, survey_features
 from seis_assets.partitions import survey_partitions
 from seis_assets.resources import FeatureSettings, SegySettings, SeisPaths
-
-MODEL_SOURCES = ("patches", "survey")
 
 
 def survey_file(settings: SegySettings, key: str) -> str:
@@ -61,10 +59,7 @@ def survey_windows(
     context: dg.AssetExecutionContext, paths: SeisPaths, feature_settings: FeatureSettings, segy_settings: SegySettings
 ) -> pd.DataFrame:
     path = survey_file(segy_settings, context.partition_key)
-    backbone = load_backbone(
-        feature_settings.backbone, weights=feature_settings.weights, weights_path=feature_settings.weights_path,
-        device=feature_settings.device, logger=context.log,
-    )
+    backbone = feature_settings.load_backbone(logger=context.log)
     identity = table_identity(backbone, feature_settings.input_size_value(), feature_settings.precision)
     with open_survey(path, segy_settings.iline_byte, segy_settings.xline_byte) as survey:
         info = survey.info
@@ -99,19 +94,21 @@ def survey_windows(
     return table
 
 
-def _survey_models(X: np.ndarray, qc: pd.DataFrame, k: int, seed: int, log):
-    """UMAP + KMeans + anomaly scorer fitted on one survey's windows (``models=survey``): clusters, no categories."""
-    import types
-
-    from seis_assets.core.anomaly import fit_anomaly_model
-    from seis_assets.core.cluster import fit_kmeans
-    from seis_assets.core.reduce import fit_reducer
-
-    reducer, Z = fit_reducer(X, 50, random_state=seed, logger=log)
-    kmeans = fit_kmeans(Z, k, random_state=seed)
-    scorer = fit_anomaly_model(Z, kmeans, X, qc, [f"window {i}" for i in range(len(X))], random_state=seed)
-    mapping = pd.DataFrame({"cluster": range(k), "majority": [""] * k, "hungarian": [""] * k})
-    return types.SimpleNamespace(reducer=reducer, kmeans=kmeans, mapping=mapping, scorer=scorer)
+def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> dict:
+    """What the UI shows of one facies map: where the models came from, class shares, legend, the files."""
+    files = result["files"]
+    shares = pd.DataFrame(sorted(result["category_share"].items()), columns=["class", "share_of_samples"])
+    return {
+        "models": source,
+        "k": k,
+        "n_windows": n_windows,
+        "share_of_samples": dg.MetadataValue.md(shares.to_markdown(index=False, floatfmt=".3f")),
+        "legend": dg.MetadataValue.md(markdown_preview(result["legend"], n=30)),
+        "facies_map": image_metadata(files["facies_map.png"]),
+        "anomaly_map": image_metadata(files["anomaly_map.png"]),
+        "facies_labels": dg.MetadataValue.path(files["facies_labels.sgy"]),
+        "folder": dg.MetadataValue.path(str(out)),
+    }
 
 
 @dg.asset(
@@ -139,51 +136,25 @@ def facies_map(
         raise dg.Failure(f"segy_settings.models must be one of {MODEL_SOURCES}, got {segy_settings.models!r}")
     X = stack_vectors(survey_windows["features"])
     windows = survey_windows[WINDOW_COLUMNS].reset_index(drop=True)
-    qc_columns = [c for c in survey_windows.columns if c.startswith("qc_")]
-    qc = survey_windows[qc_columns].rename(columns=lambda c: c[len("qc_"):]).reset_index(drop=True)
-    qc.insert(0, "path", [f"window {i}" for i in range(len(qc))])
+    qc = window_qc(survey_windows)
     if segy_settings.models == "patches":
         models = FittedModels.load(require_serving_generation(paths.models))  # one model generation, whole
-        diffs = [
-            f"{k_} {survey_windows[k_].iloc[0]!r} (windows) != {models.identity.get(k_)!r} (models)"
-            for k_ in ("backbone", "weights", "input_size", "precision")
-            if k_ in CACHE_KEYS and str(survey_windows[k_].iloc[0]) != str(models.identity.get(k_))
-        ]
-        if diffs:
-            raise BackboneMismatchError(
-                f"survey {key}: window features and fitted models differ: {'; '.join(diffs)}. "
-                "Re-materialize survey_windows with the models' backbone settings, or re-cluster."
-            )
+        check_window_identity(survey_windows, models.identity, key)
         k = int(models.kmeans.n_clusters)
         source = "models fitted on the labelled patches (recluster job)"
     else:
         k = segy_settings.k or 4
-        models = _survey_models(X, qc, k, 42, context.log)
+        models = fit_survey_models(X, qc, k, 42, context.log)
         source = f"UMAP + KMeans (k={k}) fitted on this survey's {len(X)} windows"
     pred = classify_windows(X, models, qc)
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
-    path = survey_file(segy_settings, key)
     out = output_folder(paths, key)
-    with open_survey(path, segy_settings.iline_byte, segy_settings.xline_byte) as survey:
+    with open_survey(survey_file(segy_settings, key), segy_settings.iline_byte, segy_settings.xline_byte) as survey:
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
             map_xlines=segy_settings.map_xlines,
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
-    files = result["files"]
-    shares = pd.DataFrame(sorted(result["category_share"].items()), columns=["class", "share_of_samples"])
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
-    return dg.MaterializeResult(
-        metadata={
-            "models": source,
-            "k": k,
-            "n_windows": len(windows),
-            "share_of_samples": dg.MetadataValue.md(shares.to_markdown(index=False, floatfmt=".3f")),
-            "legend": dg.MetadataValue.md(markdown_preview(result["legend"], n=30)),
-            "facies_map": image_metadata(files["facies_map.png"]),
-            "anomaly_map": image_metadata(files["anomaly_map.png"]),
-            "facies_labels": dg.MetadataValue.path(files["facies_labels.sgy"]),
-            "folder": dg.MetadataValue.path(str(out)),
-        }
-    )
+    return dg.MaterializeResult(metadata=_facies_metadata(result, source, k, len(windows), out))

@@ -58,3 +58,13 @@ def test_folders_come_from_the_environment_and_test_sits_beside_train(monkeypatc
     monkeypatch.setenv("SEIS_OUTPUT_DIR", str(tmp_path / "out"))
     explicit = SeisPaths.from_env()
     assert explicit.test_dir == str(tmp_path / "held_out") and explicit.output_dir == str(tmp_path / "out")
+
+
+def test_every_setting_has_a_description_in_the_launchpad():
+    from seis_assets.definitions import build_resources
+
+    for key, resource in build_resources().items():
+        if key in ("parquet_io_manager", "io_manager"):
+            continue
+        fields = type(resource).to_config_schema().as_field().config_type.fields
+        assert fields and all(f.description for f in fields.values()), key

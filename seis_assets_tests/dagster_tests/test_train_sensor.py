@@ -11,8 +11,9 @@ import scipy.io
 from dagster._core.test_utils import create_run_for_test
 
 from seis_assets.core import sources
+from seis_assets.core.ingest_requests import MAX_INGEST_RETRIES
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
-from seis_assets.sensors import MAX_INGEST_RETRIES, train_folder_sensor
+from seis_assets.sensors import train_folder_sensor
 
 from .helpers import paths_for
 

@@ -21,7 +21,7 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from seis_assets.assets import FEATURE_STEP_K8S_TAG
+from seis_assets.assets import feature_step_k8s_tag
 from seis_assets.definitions import ALL_ASSETS, build_resources
 from seis_assets.executors import executor_from_env
 from seis_assets.jobs import ingest_job, predict_incoming_job, recluster_job
@@ -151,7 +151,7 @@ def test_only_the_feature_step_asks_for_a_gpu(monkeypatch):
                                .get("nvidia.com/gpu"))
     assert {n for n, g in gpus.items() if g} == {"resnet_features"} and gpus["resnet_features"] == "1"
     assert len(gpus) >= 10
-    assert json.loads(json.dumps(FEATURE_STEP_K8S_TAG))  # a plain JSON tag value, as Dagster stores it
+    assert json.loads(json.dumps(feature_step_k8s_tag()))  # a plain JSON tag value, as Dagster stores it
 
 
 @pytest.mark.parametrize("gpus, expected", [("0", None), ("2", "2")])
