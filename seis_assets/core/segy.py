@@ -1,4 +1,6 @@
-"""SEG-Y surveys: open and check with segyio, cut windows along lines, scale them, write class-index SEG-Y.
+"""SEG-Y surveys: open and check with segyio, cut windows along lines, scale them.
+
+Writing SEG-Y (the class-index labels file, generated surveys) is :mod:`seis_assets.core.segy_write`.
 
 A survey is one SEG-Y file: a structured 3-D cube (inline x crossline grid, one or more inlines) or a 2-D line
 (unstructured: traces in file order). The inline and crossline numbers are read from trace-header byte positions
@@ -31,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
+import struct
 from collections.abc import Iterator, Sequence
 from typing import Iterable
 
@@ -39,7 +41,8 @@ import numpy as np
 import pandas as pd
 import segyio
 
-from seis_assets.core.storage import atomic_path, path_str, to_upath
+from seis_assets.core.matfiles import normalise_patch
+from seis_assets.core.storage import path_str, to_upath
 
 __all__ = [
     "DEFAULT_ILINE_BYTE",
@@ -60,16 +63,15 @@ __all__ = [
     "scale_window",
     "iter_windows",
     "cut_windows",
-    "write_like",
 ]
 
 DEFAULT_ILINE_BYTE = 189
 DEFAULT_XLINE_BYTE = 193
 DEFAULT_WINDOW_TRACES = 99
 DEFAULT_WINDOW_SAMPLES = 99
-#: Step between windows, in traces and samples. 11, not 33: the thin chaotic band of F3 inline 362 held >= 0.80 on
-#: every shifted or mirrored window grid at 11 and only on 3 of 10 at 33 (benchmarks/README.md, facies map), at ~8x
-#: the windows (a 2-D line of 951 x 463: 2,765 windows, 33 s on 2 cores; set 33 for large cubes).
+#: Step between windows, in traces and samples. 11, not 33: thin layers (the chaotic band of F3 inline 362) map
+#: right whatever the offset of the window grid, at several times the windows (benchmarks/README.md, facies map of
+#: F3 inline 362, third round); set 33 for large cubes.
 DEFAULT_STRIDE = 11
 SCALINGS = ("per_window", "survey")
 SURVEY_PERCENTILE = 99.5
@@ -181,8 +183,6 @@ _BYTES_PER_SAMPLE = {1: 4, 2: 4, 3: 2, 5: 4, 6: 8, 8: 1, 10: 4, 11: 2, 16: 1}
 def _check_size(path: str, size: int) -> None:
     """File size against the binary header (samples per trace, format, extended headers), before segyio's terse
     "trace count inconsistent with file size"."""
-    import struct
-
     with open(path, "rb") as fh:
         head = fh.read(3600)
     n_samples, fmt = struct.unpack(">H", head[3220:3222])[0], struct.unpack(">H", head[3224:3226])[0]
@@ -288,49 +288,15 @@ def open_survey(
 
 
 def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int, size: int) -> Survey:
+    """The checks of :func:`open_survey` on an open file, in order, and its :class:`Survey`."""
     n_samples = len(f.samples)
     if n_samples == 0 or f.tracecount == 0:
         raise SegyError(path, f"no data: {f.tracecount} traces of {n_samples} samples")
-    n_ext = int(f.ext_headers or 0)
-    expected = _expected_size(f, n_ext)
-    if size != expected:
-        trace_bytes = (expected - 3600 - 3200 * n_ext) // f.tracecount
-        whole, rest = divmod(size - 3600 - 3200 * n_ext, trace_bytes)
-        if size < expected or rest:
-            raise SegyError(
-                path,
-                f"truncated or inconsistent trace count: {size} bytes hold {whole} whole traces of {trace_bytes} "
-                f"bytes ({n_samples} samples) and {rest} bytes more; the headers imply {expected} bytes",
-            )
+    _check_layout(f, path, size, n_samples)
     with contextlib.suppress(Exception):
         f.mmap()
-    # every trace header must agree with the binary header's sample count (the file layout assumes it)
-    counts = np.asarray(f.attributes(segyio.TraceField.TRACE_SAMPLE_COUNT)[:], dtype=np.int64)
-    bad = np.flatnonzero((counts != 0) & (counts != n_samples))
-    if len(bad):
-        raise SegyError(
-            path,
-            f"inconsistent trace lengths: {len(bad)} trace header(s) give a sample count other than {n_samples}, "
-            f"e.g. trace {int(bad[0])} says {int(counts[bad[0]])}",
-        )
-    il = np.asarray(f.attributes(iline_byte)[:], dtype=np.int64)
-    xl = np.asarray(f.attributes(xline_byte)[:], dtype=np.int64)
-    if not il.any() and not xl.any():
-        raise SegyError(
-            path,
-            f"inline (byte {iline_byte}) and crossline (byte {xline_byte}) numbers are zero in every trace header: "
-            "wrong byte positions? Set the inline/crossline byte settings",
-        )
-    if not xl.any():
-        raise SegyError(path, f"crossline numbers (byte {xline_byte}) are zero in every trace header: wrong byte position?")
-    pairs = il * (2**32) + xl
-    n_unique = len(np.unique(pairs))
-    if n_unique != len(pairs):
-        raise SegyError(
-            path,
-            f"{len(pairs) - n_unique} traces repeat an (inline, crossline) pair read at bytes {iline_byte}/{xline_byte}: "
-            "wrong byte positions, or a prestack file",
-        )
+    _check_trace_lengths(f, path, n_samples)
+    il, xl = _line_numbers(f, path, iline_byte, xline_byte)
     inlines, xlines = np.unique(il), np.unique(xl)
     structured = len(inlines) * len(xlines) == len(il)
     dt = float(segyio.tools.dt(f)) / 1000.0
@@ -352,6 +318,56 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
         xline_byte=xline_byte,
     )
     return Survey(f, info, il, xl)
+
+
+def _check_layout(f: segyio.SegyFile, path: str, size: int, n_samples: int) -> None:
+    """The file size against what segyio read of the headers: whole traces, none missing."""
+    n_ext = int(f.ext_headers or 0)
+    expected = _expected_size(f, n_ext)
+    if size != expected:
+        trace_bytes = (expected - 3600 - 3200 * n_ext) // f.tracecount
+        whole, rest = divmod(size - 3600 - 3200 * n_ext, trace_bytes)
+        if size < expected or rest:
+            raise SegyError(
+                path,
+                f"truncated or inconsistent trace count: {size} bytes hold {whole} whole traces of {trace_bytes} "
+                f"bytes ({n_samples} samples) and {rest} bytes more; the headers imply {expected} bytes",
+            )
+
+
+def _check_trace_lengths(f: segyio.SegyFile, path: str, n_samples: int) -> None:
+    """Every trace header must agree with the binary header's sample count (the file layout assumes it)."""
+    counts = np.asarray(f.attributes(segyio.TraceField.TRACE_SAMPLE_COUNT)[:], dtype=np.int64)
+    bad = np.flatnonzero((counts != 0) & (counts != n_samples))
+    if len(bad):
+        raise SegyError(
+            path,
+            f"inconsistent trace lengths: {len(bad)} trace header(s) give a sample count other than {n_samples}, "
+            f"e.g. trace {int(bad[0])} says {int(counts[bad[0]])}",
+        )
+
+
+def _line_numbers(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each trace's inline and crossline number, checked: not all zero, no (inline, crossline) pair twice."""
+    il = np.asarray(f.attributes(iline_byte)[:], dtype=np.int64)
+    xl = np.asarray(f.attributes(xline_byte)[:], dtype=np.int64)
+    if not il.any() and not xl.any():
+        raise SegyError(
+            path,
+            f"inline (byte {iline_byte}) and crossline (byte {xline_byte}) numbers are zero in every trace header: "
+            "wrong byte positions? Set the inline/crossline byte settings",
+        )
+    if not xl.any():
+        raise SegyError(path, f"crossline numbers (byte {xline_byte}) are zero in every trace header: wrong byte position?")
+    pairs = il * (2**32) + xl
+    n_unique = len(np.unique(pairs))
+    if n_unique != len(pairs):
+        raise SegyError(
+            path,
+            f"{len(pairs) - n_unique} traces repeat an (inline, crossline) pair read at bytes {iline_byte}/{xline_byte}: "
+            "wrong byte positions, or a prestack file",
+        )
+    return il, xl
 
 
 # --------------------------------------------------------------------------- windows
@@ -395,8 +411,6 @@ def scale_window(window: np.ndarray, scaling: str, scale: float | None = None, n
     ``survey``: ``window / scale`` clipped to [-1, 1].
     """
     if scaling == "per_window":
-        from seis_assets.core.matfiles import normalise_patch
-
         return normalise_patch(window, name=name)
     if scaling == "survey":
         if scale is None or not scale > 0:
@@ -444,30 +458,38 @@ def iter_windows(
         if direction == "xline" and not info.structured:
             raise SegyError(info.path, "crossline windows need a 3-D cube; this file is a 2-D line")
         for number in survey.lines(direction):
-            data, idx = survey.read_line(direction, number)
-            try:
-                trace_starts = window_starts(len(idx), n_traces, stride)
-            except ValueError:
-                raise SegyError(
-                    info.path, f"{direction} {number} has {len(idx)} traces, fewer than the window's {n_traces}"
-                ) from None
-            other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
-            step = int(np.median(np.diff(other))) if len(other) > 1 else 1
-            for t0 in trace_starts:
-                for s0 in sample_starts:
-                    first_other = int(other[t0])
-                    position = {
-                        "survey": info.name,
-                        "direction": direction,
-                        "inline": int(number) if direction == "inline" else first_other,
-                        "xline": first_other if direction == "inline" else int(number),
-                        "sample": int(s0),
-                        "time_ms": float(info.time_ms(s0)),
-                        "n_traces": int(n_traces),
-                        "n_samples": int(n_samples),
-                        "trace_step": step,
-                    }
-                    yield position, data[t0 : t0 + n_traces, s0 : s0 + n_samples].T.copy()
+            yield from _line_windows(survey, direction, number, n_traces, n_samples, stride, sample_starts)
+
+
+def _line_windows(
+    survey: Survey, direction: str, number: int, n_traces: int, n_samples: int, stride: int, sample_starts: list[int]
+) -> Iterator[tuple[dict, np.ndarray]]:
+    """:func:`iter_windows` on one line: read it, then yield its windows trace start by trace start."""
+    info = survey.info
+    data, idx = survey.read_line(direction, number)
+    try:
+        trace_starts = window_starts(len(idx), n_traces, stride)
+    except ValueError:
+        raise SegyError(
+            info.path, f"{direction} {number} has {len(idx)} traces, fewer than the window's {n_traces}"
+        ) from None
+    other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
+    step = int(np.median(np.diff(other))) if len(other) > 1 else 1
+    for t0 in trace_starts:
+        for s0 in sample_starts:
+            first_other = int(other[t0])
+            position = {
+                "survey": info.name,
+                "direction": direction,
+                "inline": int(number) if direction == "inline" else first_other,
+                "xline": first_other if direction == "inline" else int(number),
+                "sample": int(s0),
+                "time_ms": float(info.time_ms(s0)),
+                "n_traces": int(n_traces),
+                "n_samples": int(n_samples),
+                "trace_step": step,
+            }
+            yield position, data[t0 : t0 + n_traces, s0 : s0 + n_samples].T.copy()
 
 
 def cut_windows(
@@ -500,55 +522,3 @@ def cut_windows(
     if scale is not None:
         scaling_info.update(scale=scale, percentile=SURVEY_PERCENTILE)
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.stack(patches), scaling_info
-
-
-# --------------------------------------------------------------------------- writing
-def write_like(
-    source: str | os.PathLike,
-    dest: str | os.PathLike,
-    traces: Iterable[tuple[np.ndarray, np.ndarray]],
-    *,
-    iline_byte: int = DEFAULT_ILINE_BYTE,
-    xline_byte: int = DEFAULT_XLINE_BYTE,
-) -> str:
-    """Write a SEG-Y with ``source``'s text, binary and trace headers and new samples, atomically.
-
-    ``traces`` yields ``(trace indices, values (len(indices), n_samples))`` blocks (e.g. one line at a time) that
-    together cover every trace exactly once. The sample format is the source's (class indices are small integers,
-    exact in IBM and IEEE floats).
-
-    Raises
-    ------
-    ValueError
-        A block of the wrong shape, or traces left unwritten / written twice.
-    """
-    source = _local_path(str(source))
-    written = None
-    with open_survey(source, iline_byte, xline_byte) as survey, atomic_path(dest) as tmp:
-        n, ns = survey.info.n_traces, survey.info.n_samples
-        local_tmp = str(tmp)
-        is_remote = "://" in local_tmp
-        if is_remote:  # segyio writes local files: write next to the source's temp, then upload
-            import tempfile
-
-            local_tmp = tempfile.mktemp(suffix=".sgy")
-        shutil.copyfile(source, local_tmp)  # headers and layout byte for byte; samples overwritten below
-        written = np.zeros(n, dtype=bool)
-        with segyio.open(local_tmp, "r+", ignore_geometry=True) as out:
-            for idx, values in traces:
-                idx = np.asarray(idx, dtype=np.int64)
-                values = np.asarray(values, dtype=np.float32)
-                if values.shape != (len(idx), ns):
-                    raise ValueError(f"block of shape {values.shape} for {len(idx)} traces of {ns} samples")
-                if written[idx].any():
-                    raise ValueError(f"trace {int(idx[written[idx]][0])} written twice")
-                for i, v in zip(idx, values):
-                    out.trace[int(i)] = v
-                written[idx] = True
-        if not written.all():
-            raise ValueError(f"{int((~written).sum())} of {n} traces were not written, e.g. trace {int(np.flatnonzero(~written)[0])}")
-        if is_remote:
-            with open(local_tmp, "rb") as fh, tmp.open("wb") as sink:
-                shutil.copyfileobj(fh, sink)
-            os.unlink(local_tmp)
-    return path_str(dest)
