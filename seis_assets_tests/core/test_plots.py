@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from seis_assets.core import plots
+from seis_assets.core.plots.thumbnails import THUMBNAIL_MAX_BYTES
 
 CLASSES = ["chaotic", "fault", "horizon", "salt dome"]
 
@@ -131,7 +132,7 @@ def test_thumbnail_markdown_is_small_png(tmp_path, embedding):
     path = plots.scatter_labels(xy, labels, "UMAP", tmp_path / "big.png")
     md = plots.thumbnail_markdown(path, max_px=200)
     m = re.fullmatch(r"!\[big\.png\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
-    assert m and len(md) < plots.THUMBNAIL_MAX_BYTES
+    assert m and len(md) < THUMBNAIL_MAX_BYTES
     (tmp_path / "t.png").write_bytes(base64.b64decode(m.group(1)))
     assert max(_png_size(tmp_path / "t.png")) == 200
     assert len(plots.thumbnail_markdown(path, max_bytes=3000)) < 3000
