@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from upath import UPath
 
 from seis_assets.core import plots
 from seis_assets.core.plots.thumbnails import THUMBNAIL_MAX_BYTES
@@ -139,8 +140,6 @@ def test_thumbnail_markdown_is_small_png(tmp_path, embedding):
 
 
 def test_save_figure_accepts_upath_urls(embedding):
-    from upath import UPath
-
     xy, labels, _ = embedding
     target = UPath("memory://plots-test/scatter.png")
     out = plots.scatter_labels(xy, labels, "UMAP", target)

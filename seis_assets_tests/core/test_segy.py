@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import segyio
+from sklearn.cluster import KMeans
 
+from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.facies import legend_table, region_share, vote_line, write_facies_outputs
 from seis_assets.core.segy import (
     SegyError, cut_windows, iter_windows, list_segy_files, open_survey, scale_window, survey_scale, window_starts,
@@ -215,10 +217,6 @@ def test_vote_line_takes_the_majority_and_marks_uncovered_samples():
 
 
 def test_round_trip_cut_cluster_write_and_read_back_headers_identical(tmp_path):
-    from sklearn.cluster import KMeans
-
-    from seis_assets.core.attributes import attribute_vectors
-
     src = write_cube(tmp_path / "survey.sgy", range(5, 23), range(1, 41), n_samples=100, fmt=1)
     out = tmp_path / "out"
     with open_survey(src) as survey:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 
+from PIL import Image
+
 from seis_assets.core.plots._figure import PathLike
 from seis_assets.core.storage import read_bytes
 
@@ -24,8 +26,6 @@ def thumbnail_markdown(path: PathLike, max_px: int = THUMBNAIL_MAX_PX,
     -------
     markdown : str ``"![<file name>](data:image/png;base64,...)"``, len < max_bytes.
     """
-    from PIL import Image
-
     name = str(path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
     with Image.open(io.BytesIO(read_bytes(path))) as im:
