@@ -21,7 +21,8 @@ from seis_assets.core.segy_write import write_cube  # noqa: E402
 CHILD = r"""
 import sys, resource
 sys.path.insert(0, {root!r})
-from seis_assets.core.segy import open_survey, iter_windows, scale_window
+from seis_assets.core.segy import open_survey
+from seis_assets.core.segy_windows import iter_windows, scale_window
 def anon():
     for line in open('/proc/self/status'):
         if line.startswith('RssAnon'):

@@ -97,7 +97,7 @@ def vote_line(
 
     Parameters
     ----------
-    windows : DataFrame with the window columns of :data:`seis_assets.core.segy.WINDOW_COLUMNS`, index 0..n-1
+    windows : DataFrame with the window columns of :data:`seis_assets.core.segy_windows.WINDOW_COLUMNS`, index 0..n-1
     clusters : ndarray (n,) int, each window's cluster in 0..k-1
     scores : ndarray (n,) or None, each window's anomaly score
     n_traces, n_samples : size of the line

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from seis_assets.core.report import cluster_labels
-from seis_assets.core.segy import DEFAULT_STRIDE
+from seis_assets.core.segy_windows import DEFAULT_STRIDE
 
 __all__ = ["window_features", "classify_windows", "survey_features"]
 
@@ -121,7 +121,7 @@ def survey_features(
     qc : DataFrame of :func:`seis_assets.core.qc.qc_table` rows, one per window, from the raw (unscaled) amplitudes
     """
     from seis_assets.core.qc import qc_table
-    from seis_assets.core.segy import SCALINGS, SURVEY_PERCENTILE, WINDOW_COLUMNS, iter_windows, scale_window, survey_scale
+    from seis_assets.core.segy_windows import SCALINGS, SURVEY_PERCENTILE, WINDOW_COLUMNS, iter_windows, scale_window, survey_scale
 
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")

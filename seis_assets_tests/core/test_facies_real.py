@@ -14,7 +14,8 @@ from seis_assets.core.facies import region_share, vote_line
 from seis_assets.core.features import embed, table_identity
 from seis_assets.core.matfiles import load_patch
 from seis_assets.core.reduce import fit_reducer
-from seis_assets.core.segy import DEFAULT_STRIDE, cut_windows, open_survey
+from seis_assets.core.segy import open_survey
+from seis_assets.core.segy_windows import DEFAULT_STRIDE, cut_windows
 from seis_assets.core.window_predict import window_features
 from seis_assets.resources import SURVEY_MAPPING_BACKBONE
 

@@ -13,9 +13,8 @@ from sklearn.cluster import KMeans
 
 from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.facies import legend_table, region_share, vote_line, write_facies_outputs
-from seis_assets.core.segy import (
-    SegyError, cut_windows, iter_windows, list_segy_files, open_survey, scale_window, survey_scale, window_starts,
-)
+from seis_assets.core.segy import SegyError, list_segy_files, open_survey
+from seis_assets.core.segy_windows import cut_windows, iter_windows, scale_window, survey_scale, window_starts
 from seis_assets.core.segy_write import write_cube, write_like
 
 SECTIONS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sections"
