@@ -144,10 +144,10 @@ def iter_windows(
         if direction == "xline" and not info.structured:
             raise SegyError(info.path, "crossline windows need a 3-D cube; this file is a 2-D line")
         for number in survey.lines(direction):
-            yield from _line_windows(survey, direction, number, n_traces, n_samples, stride, sample_starts)
+            yield from _windows_of_line(survey, direction, number, n_traces, n_samples, stride, sample_starts)
 
 
-def _line_windows(
+def _windows_of_line(
     survey: Survey, direction: str, number: int, n_traces: int, n_samples: int, stride: int, sample_starts: list[int]
 ) -> Iterator[tuple[dict, np.ndarray]]:
     """:func:`iter_windows` on one line: read it, then yield its windows trace start by trace start."""
