@@ -44,7 +44,10 @@ from seis_assets.core.feature_table import table_identity  # noqa: E402
 from seis_assets.core.features import embed  # noqa: E402
 from seis_assets.core.patches import load_patch  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
-from seis_assets.core.segy import cut_windows, open_survey, window_starts  # noqa: E402
+from seis_assets.core.segy import open_survey  # noqa: E402
+from seis_assets.core.segy_windows import (  # noqa: E402
+    WINDOW_COLUMNS, cut_windows, scale_window, survey_scale, window_starts,
+)
 from seis_assets.core.window_predict import classify_windows, window_features  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -132,8 +135,6 @@ def _line(row: dict) -> str:
 
 def perturbed_shares(models, identity, *, scaling: str, traces: int, samples: int, stride: int, segy: str):
     """Region shares with the window grid shifted and the section mirrored (rows: mirror, offsets, shares)."""
-    from seis_assets.core.segy import WINDOW_COLUMNS, scale_window, survey_scale
-
     with open_survey(segy) as survey:
         [number] = survey.info.inlines
         section, idx = survey.read_line("inline", number)  # (traces, samples)

@@ -16,10 +16,13 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from seis_assets.core.segy_write import write_cube  # noqa: E402
+
 CHILD = r"""
 import sys, resource
 sys.path.insert(0, {root!r})
-from seis_assets.core.segy import open_survey, iter_windows, scale_window
+from seis_assets.core.segy import open_survey
+from seis_assets.core.segy_windows import iter_windows, scale_window
 def anon():
     for line in open('/proc/self/status'):
         if line.startswith('RssAnon'):
@@ -38,8 +41,6 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folder", default="/tmp/seis_bench_segy")
     args = ap.parse_args()
-    from seis_assets_tests.core.test_segy import write_cube
-
     os.makedirs(args.folder, exist_ok=True)
     for n_inlines in (120, 480):
         path = os.path.join(args.folder, f"cube_{n_inlines}x120x463.sgy")

@@ -22,7 +22,8 @@ from seis_assets.core.facies import write_facies_outputs
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import FittedModels
-from seis_assets.core.segy import WINDOW_COLUMNS, list_segy_files, open_survey, survey_name
+from seis_assets.core.segy import list_segy_files, open_survey, survey_name
+from seis_assets.core.segy_windows import WINDOW_COLUMNS
 from seis_assets.core.survey_models import MODEL_SOURCES, check_window_identity, fit_survey_models, window_qc
 from seis_assets.core.window_predict import classify_windows, survey_features
 from seis_assets.partitions import survey_partitions

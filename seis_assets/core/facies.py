@@ -11,73 +11,41 @@ Outputs (:func:`write_facies_outputs`)
 --------------------------------------
 ``facies_map.png`` (first page), ``facies_map.pdf`` (one page per line), ``anomaly_map.png``,
 ``facies_labels.sgy`` (the input's headers, samples = cluster index), ``facies_legend.csv`` (index, cluster,
-category, colour), ``section_assignments.csv`` (one row per window).
+category, colour), ``section_assignments.csv`` (one row per window). The figures are
+:mod:`seis_assets.core.facies_figures`'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from upath import UPath
 
-matplotlib.use("Agg", force=False)
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
-from matplotlib.colors import ListedColormap, to_hex  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from seis_assets.core.segy import Survey, SurveyInfo, write_like  # noqa: E402
-from seis_assets.core.storage import atomic_path, atomic_write_bytes  # noqa: E402
+from seis_assets.core.facies_figures import DPI, anomaly_map_figure, category_colours, facies_map_figure
+from seis_assets.core.segy import Survey
+from seis_assets.core.segy_write import write_like
+from seis_assets.core.storage import atomic_path, atomic_write_bytes
 
 __all__ = [
-    "CATEGORY_COLOURS",
     "SECTION_ASSIGNMENT_COLUMNS",
-    "category_colours",
     "legend_table",
     "vote_line",
     "region_share",
-    "facies_map_figure",
-    "anomaly_map_figure",
     "write_facies_outputs",
 ]
 
-#: Colours of the LANDMASS / F3 categories (other names get tab10 colours in sorted order).
-CATEGORY_COLOURS = {
-    "salt dome": "#d62728",
-    "chaotic": "#ff7f0e",
-    "fault": "#9467bd",
-    "other": "#2ca02c",
-    "horizon": "#2ca02c",
-}
-ALPHA = 0.45
-DPI = 110
 #: Window rows of ``section_assignments.csv``: the window's position, then the assignment columns.
 SECTION_ASSIGNMENT_COLUMNS = [
     "survey", "direction", "inline", "xline", "sample", "time_ms", "n_traces", "n_samples",
     "cluster", "predicted_label", "anomaly_score", "anomaly_percentile",
 ]
-
-
-def category_colours(categories: Sequence[str]) -> dict[str, str]:
-    """One colour per category: the fixed LANDMASS colours, tab10 for other names."""
-    import matplotlib as mpl
-
-    tab = mpl.colormaps["tab10"].colors
-    spare = [to_hex(c) for c in tab if to_hex(c) not in CATEGORY_COLOURS.values()]
-    out, j = {}, 0
-    for c in sorted(set(categories)):
-        if c in CATEGORY_COLOURS:
-            out[c] = CATEGORY_COLOURS[c]
-        else:
-            out[c] = spare[j % len(spare)]
-            j += 1
-    return out
 
 
 def legend_table(cluster_to_category: Mapping[int, str], k: int) -> pd.DataFrame:
@@ -129,7 +97,7 @@ def vote_line(
 
     Parameters
     ----------
-    windows : DataFrame with the window columns of :data:`seis_assets.core.segy.WINDOW_COLUMNS`, index 0..n-1
+    windows : DataFrame with the window columns of :data:`seis_assets.core.segy_windows.WINDOW_COLUMNS`, index 0..n-1
     clusters : ndarray (n,) int, each window's cluster in 0..k-1
     scores : ndarray (n,) or None, each window's anomaly score
     n_traces, n_samples : size of the line
@@ -173,88 +141,34 @@ def region_share(category_map: np.ndarray, category: str, xlines: np.ndarray, ti
     return float((box == category).mean())
 
 
-# --------------------------------------------------------------------------- figures
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+# --------------------------------------------------------------------------- outputs
+@dataclasses.dataclass(frozen=True)
+class _LinePainter:
+    """The windows' clusters and scores of one survey, painted onto one line at a time."""
 
+    survey: Survey
+    windows: pd.DataFrame
+    clusters: np.ndarray
+    scores: np.ndarray | None
+    k: int
 
-def _section_extent(other: np.ndarray, info: SurveyInfo) -> list[float]:
-    t_end = info.time_ms(info.n_samples - 1)
-    return [float(other[0]) - 0.5, float(other[-1]) + 0.5, float(t_end) + info.sample_interval_ms / 2,
-            info.t0_ms - info.sample_interval_ms / 2]
+    def paint(self, direction: str, number: int):
+        """``(section, trace indices, other numbers, cluster map, score map)`` of one line; every sample covered."""
+        survey, info = self.survey, self.survey.info
+        section, idx = survey.read_line(direction, number)
+        other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
+        cmap, smap = vote_line(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
+                               number, other)
+        if (cmap < 0).any():
+            raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
+        return section, idx, other, cmap, smap
 
-
-def facies_map_figure(
-    section: np.ndarray,
-    cluster_map: np.ndarray,
-    legend: pd.DataFrame,
-    info: SurveyInfo,
-    direction: str,
-    number: int,
-    line_other: np.ndarray,
-    *,
-    by: str = "category",
-    clip_percentile: float = 99.0,
-) -> Figure:
-    """The seismic in grey with translucent class colours, a legend with names, crossline (or inline) and time axes.
-
-    ``section`` and ``cluster_map`` are (n_traces, n_samples); ``by="category"`` colours by mapped category,
-    ``"cluster"`` by cluster (a distinct colour per cluster, named ``cluster i → category``).
-    """
-    extent = _section_extent(line_other, info)
-    width = min(16.0, max(6.0, 2.0 + len(line_other) / 70))
-    fig = _new_figure(width, 6.0)
-    ax = fig.add_subplot(1, 1, 1)
-    clip = float(np.percentile(np.abs(section), clip_percentile)) or 1.0
-    ax.imshow(section.T, cmap="gray", vmin=-clip, vmax=clip, aspect="auto", extent=extent, interpolation="bilinear")
-    k = len(legend)
-    if by == "category":
-        names = sorted(set(legend["category"]))
-        colours = category_colours(names)
-        code = {n: i for i, n in enumerate(names)}
-        lut = np.array([code[c] for c in legend["category"]] + [-1])
-        classes = np.where(cluster_map >= 0, lut[np.clip(cluster_map, 0, k - 1)], -1)
-        handles = [Patch(facecolor=colours[n], alpha=0.8, label=n) for n in names]
-        cmap = ListedColormap([colours[n] for n in names])
-        n_classes = len(names)
-    else:
-        import matplotlib as mpl
-
-        tab = mpl.colormaps["tab20"].colors
-        cols = [to_hex(tab[i % len(tab)]) for i in range(k)]
-        classes = cluster_map.astype(int)
-        handles = [Patch(facecolor=cols[i], alpha=0.8, label=f"cluster {i} → {legend['category'].iloc[i]}") for i in range(k)]
-        cmap = ListedColormap(cols)
-        n_classes = k
-    masked = np.ma.masked_less(classes.T, 0)
-    ax.imshow(masked, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, alpha=ALPHA, aspect="auto", extent=extent,
-              interpolation="nearest")
-    other_name = "crossline" if direction == "inline" else "inline"
-    ax.set_xlabel(other_name)
-    ax.set_ylabel("time (ms)")
-    ax.set_title(f"{info.name}: {direction} {number}, facies by {by}")
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=by)
-    return fig
-
-
-def anomaly_map_figure(section: np.ndarray, score_map: np.ndarray, info: SurveyInfo, direction: str, number: int,
-                       line_other: np.ndarray) -> Figure:
-    """The anomaly score (mean over covering windows) as a heat map over the grey section."""
-    extent = _section_extent(line_other, info)
-    width = min(16.0, max(6.0, 2.0 + len(line_other) / 70))
-    fig = _new_figure(width, 6.0)
-    ax = fig.add_subplot(1, 1, 1)
-    clip = float(np.percentile(np.abs(section), 99.0)) or 1.0
-    ax.imshow(section.T, cmap="gray", vmin=-clip, vmax=clip, aspect="auto", extent=extent, interpolation="bilinear")
-    im = ax.imshow(np.ma.masked_invalid(score_map.T), cmap="inferno", alpha=0.55, aspect="auto", extent=extent,
-                   interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="anomaly score (robust z, mean of covering windows)")
-    ax.set_xlabel("crossline" if direction == "inline" else "inline")
-    ax.set_ylabel("time (ms)")
-    ax.set_title(f"{info.name}: {direction} {number}, anomaly score")
-    return fig
+    def label_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(trace indices, cluster index per sample)`` one inline at a time, so the labels never sit in memory as
+        a cube."""
+        for n in self.survey.info.inlines:
+            _, idx, _, cmap, _ = self.paint("inline", n)
+            yield idx, cmap.astype(np.float32)
 
 
 def _png_bytes(fig: Figure) -> bytes:
@@ -295,30 +209,39 @@ def write_facies_outputs(
     line_other)} when ``keep_maps``), ``category_share`` (share of samples per category over the survey) and
     ``assignments`` (the rows of section_assignments.csv)
     """
-    from upath import UPath
-
     out = UPath(str(out_dir))
     info = survey.info
     windows = windows.reset_index(drop=True)
     clusters = np.asarray(clusters, dtype=np.int64)
     legend = legend_table(dict(cluster_to_category), k)
-    files: dict[str, str] = {}
-    maps: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    painter = _LinePainter(survey, windows, clusters, scores, k)
     pages = [("inline", n) for n in info.inlines] + ([("xline", n) for n in info.xlines] if map_xlines and info.structured else [])
+    files, counts, maps = _write_map_pages(painter, legend, pages, out, keep_maps)
+    files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(),
+                                            iline_byte=info.iline_byte, xline_byte=info.xline_byte)
+    files["facies_legend.csv"] = atomic_write_bytes(out / "facies_legend.csv", legend.to_csv(index=False).encode())
+    table = _assignment_table(windows, clusters, scores, cluster_to_category, extra_columns)
+    files["section_assignments.csv"] = atomic_write_bytes(
+        out / "section_assignments.csv", table.to_csv(index=False).encode()
+    )
+    share = _category_share(legend["category"].tolist(), counts[:k])
+    return {"files": files, "legend": legend, "maps": maps, "category_share": share, "assignments": table}
+
+
+def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tuple[str, int]], out: UPath,
+                     keep_maps: bool) -> tuple[dict[str, str], np.ndarray, dict]:
+    """``facies_map.pdf`` (one page per line), ``facies_map.png`` and ``anomaly_map.png`` (the first page).
+
+    Returns the files written, the samples per cluster over the inlines (``k + 1`` counts) and, with
+    ``keep_maps``, each inline's ``(cluster_map, line_other)``.
+    """
+    info, k = painter.survey.info, painter.k
     counts = np.zeros(k + 1, dtype=np.int64)
+    maps: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
     first_png = first_anomaly = None
-
-    def paint(direction: str, number: int):
-        section, idx = survey.read_line(direction, number)
-        other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
-        cmap, smap = vote_line(windows, clusters, scores, k, len(idx), info.n_samples, direction, number, other)
-        if (cmap < 0).any():
-            raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
-        return section, idx, other, cmap, smap
-
     with atomic_path(out / "facies_map.pdf") as tmp_pdf, tmp_pdf.open("wb") as pdf_handle, PdfPages(pdf_handle) as pdf:
         for direction, number in pages:
-            section, idx, other, cmap, smap = paint(direction, number)
+            section, idx, other, cmap, smap = painter.paint(direction, number)
             fig = facies_map_figure(section, cmap, legend, info, direction, number, other)
             pdf.savefig(fig, dpi=DPI)
             if first_png is None:
@@ -329,19 +252,16 @@ def write_facies_outputs(
                 counts += np.bincount(cmap.ravel().astype(np.int64), minlength=k + 1)[: k + 1]
                 if keep_maps:
                     maps[(direction, number)] = (cmap, other)
-    files["facies_map.pdf"] = str(out / "facies_map.pdf")
+    files = {"facies_map.pdf": str(out / "facies_map.pdf")}
     files["facies_map.png"] = atomic_write_bytes(out / "facies_map.png", first_png)
     if first_anomaly is not None:
         files["anomaly_map.png"] = atomic_write_bytes(out / "anomaly_map.png", first_anomaly)
-    # second pass, one inline at a time, so the labels never sit in memory as a cube
-    def label_blocks():
-        for n in info.inlines:
-            _, idx, _, cmap, _ = paint("inline", n)
-            yield idx, cmap.astype(np.float32)
+    return files, counts, maps
 
-    files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", label_blocks(),
-                                            iline_byte=info.iline_byte, xline_byte=info.xline_byte)
-    files["facies_legend.csv"] = atomic_write_bytes(out / "facies_legend.csv", legend.to_csv(index=False).encode())
+
+def _assignment_table(windows: pd.DataFrame, clusters: np.ndarray, scores: np.ndarray | None,
+                      cluster_to_category: Mapping[int, str], extra_columns: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of ``section_assignments.csv``: each window's position, cluster, category and scores."""
     table = windows[[c for c in SECTION_ASSIGNMENT_COLUMNS if c in windows.columns]].copy()
     table["cluster"] = clusters
     table["predicted_label"] = [cluster_to_category.get(int(c), "") for c in clusters]
@@ -350,12 +270,13 @@ def write_facies_outputs(
     if extra_columns is not None:
         for col in extra_columns.columns:
             table[col] = extra_columns[col].to_numpy()
-    files["section_assignments.csv"] = atomic_write_bytes(
-        out / "section_assignments.csv", table.to_csv(index=False).encode()
-    )
-    cats = legend["category"].tolist()
+    return table
+
+
+def _category_share(categories: list[str], counts: np.ndarray) -> dict[str, float]:
+    """Share of samples per category, from each cluster's category and sample count."""
     share: dict[str, float] = {}
-    total = counts[:k].sum()
-    for c, n in zip(cats, counts[:k]):
+    total = counts.sum()
+    for c, n in zip(categories, counts):
         share[c] = share.get(c, 0.0) + float(n) / float(total)
-    return {"files": files, "legend": legend, "maps": maps, "category_share": share, "assignments": table}
+    return share

@@ -25,7 +25,7 @@ from typing import Iterable
 
 from upath import UPath
 
-from seis_assets.core.storage import PathLike, atomic_write_bytes, is_local, path_str, to_upath
+from seis_assets.core.storage import PathLike, atomic_path, atomic_write_bytes, is_local, path_str, to_upath
 
 GENERATIONS_DIR = "generations"
 CURRENT_FILE = "CURRENT"
@@ -87,8 +87,6 @@ def require_serving_generation(models_dir: PathLike) -> Generation:
 def _copy(src: UPath, dst: UPath) -> None:
     """Copy one file atomically (temporary name, then rename)."""
     if is_local(src) and is_local(dst):
-        from seis_assets.core.storage import atomic_path
-
         with atomic_path(dst) as tmp:
             shutil.copyfile(path_str(src), str(tmp))
     else:

@@ -1,24 +1,11 @@
-"""SEG-Y surveys: open and check with segyio, cut windows along lines, scale them, write class-index SEG-Y.
+"""SEG-Y surveys: open and check a file with segyio, read it line by line.
+
+Cutting a survey into windows and scaling them is :mod:`seis_assets.core.segy_windows`; writing SEG-Y (the
+class-index labels file, generated surveys) is :mod:`seis_assets.core.segy_write`.
 
 A survey is one SEG-Y file: a structured 3-D cube (inline x crossline grid, one or more inlines) or a 2-D line
 (unstructured: traces in file order). The inline and crossline numbers are read from trace-header byte positions
 (defaults 189 and 193, SEG-Y rev 1).
-
-Windows
--------
-A window is ``n_traces`` neighbouring traces x ``n_samples`` samples of one line: along an inline (``direction =
-"inline"``: fixed inline, increasing crossline) or, in a 3-D cube, along a crossline (``"xline"``: fixed crossline,
-increasing inline). Windows start every ``stride`` traces / samples, and one more window is aligned to the end of
-the line and of the trace when the stride does not land there, so every sample of a line is covered. Each window
-records where it came from: ``direction, inline, xline, sample`` (the line's number and the first trace's other
-number, the first sample index), ``time_ms`` of the first sample, and its size.
-
-Scaling
--------
-``per_window`` (the patches' scaling): each window min-max scaled to [-1, 1] on its own.
-``survey`` (robust, survey-wide): every window divided by one amplitude of the whole survey, the
-``SURVEY_PERCENTILE`` (99.5th) percentile of ``|amplitude|`` over an evenly spaced sample of its traces, then
-clipped to [-1, 1]: bright spots stay bright and dim zones dim.
 
 Memory
 ------
@@ -31,55 +18,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
+import struct
 from collections.abc import Iterator, Sequence
-from typing import Iterable
 
 import numpy as np
-import pandas as pd
 import segyio
 
-from seis_assets.core.storage import atomic_path, path_str, to_upath
+from seis_assets.core.storage import path_str, to_upath
 
 __all__ = [
     "DEFAULT_ILINE_BYTE",
     "DEFAULT_XLINE_BYTE",
-    "DEFAULT_WINDOW_TRACES",
-    "DEFAULT_WINDOW_SAMPLES",
-    "DEFAULT_STRIDE",
-    "SCALINGS",
-    "SURVEY_PERCENTILE",
-    "WINDOW_COLUMNS",
+    "DIRECTIONS",
     "SegyError",
     "SurveyInfo",
     "Survey",
     "open_survey",
     "list_segy_files",
-    "window_starts",
-    "survey_scale",
-    "scale_window",
-    "iter_windows",
-    "cut_windows",
-    "write_like",
+    "survey_name",
 ]
 
 DEFAULT_ILINE_BYTE = 189
 DEFAULT_XLINE_BYTE = 193
-DEFAULT_WINDOW_TRACES = 99
-DEFAULT_WINDOW_SAMPLES = 99
-#: Step between windows, in traces and samples. 11, not 33: the thin chaotic band of F3 inline 362 held >= 0.80 on
-#: every shifted or mirrored window grid at 11 and only on 3 of 10 at 33 (benchmarks/README.md, facies map), at ~8x
-#: the windows (a 2-D line of 951 x 463: 2,765 windows, 33 s on 2 cores; set 33 for large cubes).
-DEFAULT_STRIDE = 11
-SCALINGS = ("per_window", "survey")
-SURVEY_PERCENTILE = 99.5
-#: Traces read to estimate the survey-wide amplitude (evenly spaced; all of them for smaller surveys).
-SURVEY_SCALE_TRACES = 4000
 SEGY_SUFFIXES = (".sgy", ".segy")
 DIRECTIONS = ("inline", "xline")
-WINDOW_COLUMNS = [
-    "survey", "direction", "inline", "xline", "sample", "time_ms", "n_traces", "n_samples", "trace_step",
-]
 
 
 class SegyError(ValueError):
@@ -181,8 +143,6 @@ _BYTES_PER_SAMPLE = {1: 4, 2: 4, 3: 2, 5: 4, 6: 8, 8: 1, 10: 4, 11: 2, 16: 1}
 def _check_size(path: str, size: int) -> None:
     """File size against the binary header (samples per trace, format, extended headers), before segyio's terse
     "trace count inconsistent with file size"."""
-    import struct
-
     with open(path, "rb") as fh:
         head = fh.read(3600)
     n_samples, fmt = struct.unpack(">H", head[3220:3222])[0], struct.unpack(">H", head[3224:3226])[0]
@@ -288,49 +248,15 @@ def open_survey(
 
 
 def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int, size: int) -> Survey:
+    """The checks of :func:`open_survey` on an open file, in order, and its :class:`Survey`."""
     n_samples = len(f.samples)
     if n_samples == 0 or f.tracecount == 0:
         raise SegyError(path, f"no data: {f.tracecount} traces of {n_samples} samples")
-    n_ext = int(f.ext_headers or 0)
-    expected = _expected_size(f, n_ext)
-    if size != expected:
-        trace_bytes = (expected - 3600 - 3200 * n_ext) // f.tracecount
-        whole, rest = divmod(size - 3600 - 3200 * n_ext, trace_bytes)
-        if size < expected or rest:
-            raise SegyError(
-                path,
-                f"truncated or inconsistent trace count: {size} bytes hold {whole} whole traces of {trace_bytes} "
-                f"bytes ({n_samples} samples) and {rest} bytes more; the headers imply {expected} bytes",
-            )
+    _check_layout(f, path, size, n_samples)
     with contextlib.suppress(Exception):
         f.mmap()
-    # every trace header must agree with the binary header's sample count (the file layout assumes it)
-    counts = np.asarray(f.attributes(segyio.TraceField.TRACE_SAMPLE_COUNT)[:], dtype=np.int64)
-    bad = np.flatnonzero((counts != 0) & (counts != n_samples))
-    if len(bad):
-        raise SegyError(
-            path,
-            f"inconsistent trace lengths: {len(bad)} trace header(s) give a sample count other than {n_samples}, "
-            f"e.g. trace {int(bad[0])} says {int(counts[bad[0]])}",
-        )
-    il = np.asarray(f.attributes(iline_byte)[:], dtype=np.int64)
-    xl = np.asarray(f.attributes(xline_byte)[:], dtype=np.int64)
-    if not il.any() and not xl.any():
-        raise SegyError(
-            path,
-            f"inline (byte {iline_byte}) and crossline (byte {xline_byte}) numbers are zero in every trace header: "
-            "wrong byte positions? Set the inline/crossline byte settings",
-        )
-    if not xl.any():
-        raise SegyError(path, f"crossline numbers (byte {xline_byte}) are zero in every trace header: wrong byte position?")
-    pairs = il * (2**32) + xl
-    n_unique = len(np.unique(pairs))
-    if n_unique != len(pairs):
-        raise SegyError(
-            path,
-            f"{len(pairs) - n_unique} traces repeat an (inline, crossline) pair read at bytes {iline_byte}/{xline_byte}: "
-            "wrong byte positions, or a prestack file",
-        )
+    _check_trace_lengths(f, path, n_samples)
+    il, xl = _line_numbers(f, path, iline_byte, xline_byte)
     inlines, xlines = np.unique(il), np.unique(xl)
     structured = len(inlines) * len(xlines) == len(il)
     dt = float(segyio.tools.dt(f)) / 1000.0
@@ -354,201 +280,51 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
     return Survey(f, info, il, xl)
 
 
-# --------------------------------------------------------------------------- windows
-def window_starts(n: int, size: int, stride: int) -> list[int]:
-    """First indices of windows of ``size`` every ``stride`` over ``n``, plus one aligned to the end if needed.
-
-    Raises ValueError when ``size > n`` or a non-positive size/stride.
-    """
-    if size < 1 or stride < 1:
-        raise ValueError(f"window size and stride must be >= 1, got {size}, {stride}")
-    if size > n:
-        raise ValueError(f"window of {size} does not fit in {n}")
-    starts = list(range(0, n - size + 1, stride))
-    if starts[-1] != n - size:
-        starts.append(n - size)
-    return starts
-
-
-def survey_scale(survey: Survey, percentile: float = SURVEY_PERCENTILE, max_traces: int = SURVEY_SCALE_TRACES) -> float:
-    """One robust amplitude for the whole survey: the ``percentile`` of ``|amplitude|`` over evenly spaced traces.
-
-    Raises SegyError when the survey is silent (the percentile is zero).
-    """
-    n = survey.info.n_traces
-    picks = np.unique(np.linspace(0, n - 1, min(n, max_traces)).astype(int))
-    chunk = []
-    for i in picks:
-        chunk.append(np.abs(np.asarray(survey.file.trace.raw[int(i)], dtype=np.float32)))
-    values = np.concatenate(chunk)
-    values = values[np.isfinite(values)]
-    scale = float(np.percentile(values, percentile)) if len(values) else 0.0
-    if not scale > 0:
-        raise SegyError(survey.info.path, f"the {percentile}th percentile of |amplitude| is {scale}: a silent survey")
-    return scale
+def _check_layout(f: segyio.SegyFile, path: str, size: int, n_samples: int) -> None:
+    """The file size against what segyio read of the headers: whole traces, none missing."""
+    n_ext = int(f.ext_headers or 0)
+    expected = _expected_size(f, n_ext)
+    if size != expected:
+        trace_bytes = (expected - 3600 - 3200 * n_ext) // f.tracecount
+        whole, rest = divmod(size - 3600 - 3200 * n_ext, trace_bytes)
+        if size < expected or rest:
+            raise SegyError(
+                path,
+                f"truncated or inconsistent trace count: {size} bytes hold {whole} whole traces of {trace_bytes} "
+                f"bytes ({n_samples} samples) and {rest} bytes more; the headers imply {expected} bytes",
+            )
 
 
-def scale_window(window: np.ndarray, scaling: str, scale: float | None = None, name: str = "<window>") -> np.ndarray:
-    """A window (n_samples, n_traces) as a [-1, 1] float32 patch.
-
-    ``per_window``: min-max to [-1, 1] (as the ``.mat`` patches; a constant window is an error, never made up).
-    ``survey``: ``window / scale`` clipped to [-1, 1].
-    """
-    if scaling == "per_window":
-        from seis_assets.core.patches import normalise_patch
-
-        return normalise_patch(window, name=name)
-    if scaling == "survey":
-        if scale is None or not scale > 0:
-            raise ValueError("survey scaling needs the survey's positive scale (survey_scale)")
-        return np.clip(np.asarray(window, dtype=np.float32) / np.float32(scale), -1.0, 1.0)
-    raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+def _check_trace_lengths(f: segyio.SegyFile, path: str, n_samples: int) -> None:
+    """Every trace header must agree with the binary header's sample count (the file layout assumes it)."""
+    counts = np.asarray(f.attributes(segyio.TraceField.TRACE_SAMPLE_COUNT)[:], dtype=np.int64)
+    bad = np.flatnonzero((counts != 0) & (counts != n_samples))
+    if len(bad):
+        raise SegyError(
+            path,
+            f"inconsistent trace lengths: {len(bad)} trace header(s) give a sample count other than {n_samples}, "
+            f"e.g. trace {int(bad[0])} says {int(counts[bad[0]])}",
+        )
 
 
-def _check_directions(directions: Iterable[str]) -> tuple[str, ...]:
-    directions = tuple(directions)
-    bad = [d for d in directions if d not in DIRECTIONS]
-    if bad or not directions:
-        raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}, got {directions}")
-    return directions
-
-
-def iter_windows(
-    survey: Survey,
-    *,
-    n_traces: int = DEFAULT_WINDOW_TRACES,
-    n_samples: int = DEFAULT_WINDOW_SAMPLES,
-    stride: int = DEFAULT_STRIDE,
-    stride_samples: int | None = None,
-    directions: Sequence[str] = ("inline",),
-) -> Iterator[tuple[dict, np.ndarray]]:
-    """Yield ``(position, window)`` for every window of the survey, one line in memory at a time.
-
-    ``window`` is (n_samples, n_traces) float32, time down and traces across (as the patches), the file's
-    amplitudes unscaled (scaling is :func:`scale_window`'s job).
-    ``position`` holds the :data:`WINDOW_COLUMNS`. Crossline windows need a structured (3-D) survey.
-
-    Raises
-    ------
-    SegyError
-        When a line is shorter than the window (or the trace shorter than ``n_samples``).
-    """
-    info = survey.info
-    stride_samples = stride_samples or stride
-    directions = _check_directions(directions)
-    try:
-        sample_starts = window_starts(info.n_samples, n_samples, stride_samples)
-    except ValueError:
-        raise SegyError(info.path, f"traces hold {info.n_samples} samples, fewer than the window's {n_samples}") from None
-    for direction in directions:
-        if direction == "xline" and not info.structured:
-            raise SegyError(info.path, "crossline windows need a 3-D cube; this file is a 2-D line")
-        for number in survey.lines(direction):
-            data, idx = survey.read_line(direction, number)
-            try:
-                trace_starts = window_starts(len(idx), n_traces, stride)
-            except ValueError:
-                raise SegyError(
-                    info.path, f"{direction} {number} has {len(idx)} traces, fewer than the window's {n_traces}"
-                ) from None
-            other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
-            step = int(np.median(np.diff(other))) if len(other) > 1 else 1
-            for t0 in trace_starts:
-                for s0 in sample_starts:
-                    first_other = int(other[t0])
-                    position = {
-                        "survey": info.name,
-                        "direction": direction,
-                        "inline": int(number) if direction == "inline" else first_other,
-                        "xline": first_other if direction == "inline" else int(number),
-                        "sample": int(s0),
-                        "time_ms": float(info.time_ms(s0)),
-                        "n_traces": int(n_traces),
-                        "n_samples": int(n_samples),
-                        "trace_step": step,
-                    }
-                    yield position, data[t0 : t0 + n_traces, s0 : s0 + n_samples].T.copy()
-
-
-def cut_windows(
-    survey: Survey,
-    *,
-    scaling: str = "per_window",
-    n_traces: int = DEFAULT_WINDOW_TRACES,
-    n_samples: int = DEFAULT_WINDOW_SAMPLES,
-    stride: int = DEFAULT_STRIDE,
-    stride_samples: int | None = None,
-    directions: Sequence[str] = ("inline",),
-) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """All windows of a survey, scaled, as ``(positions, patches (n, n_samples, n_traces) float32, scaling_info)``.
-
-    ``scaling_info`` records ``scaling`` and, for ``survey``, the ``scale`` and its ``percentile``.
-    Memory: the patches of this survey (a 3-D cube's windows are better streamed with :func:`iter_windows`).
-    """
-    if scaling not in SCALINGS:
-        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
-    scale = survey_scale(survey) if scaling == "survey" else None
-    rows, patches = [], []
-    for position, window in iter_windows(
-        survey, n_traces=n_traces, n_samples=n_samples, stride=stride, stride_samples=stride_samples,
-        directions=directions,
-    ):
-        name = f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} sample {position['sample']}"
-        patches.append(scale_window(window, scaling, scale, name=name))
-        rows.append(position)
-    scaling_info = {"scaling": scaling}
-    if scale is not None:
-        scaling_info.update(scale=scale, percentile=SURVEY_PERCENTILE)
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.stack(patches), scaling_info
-
-
-# --------------------------------------------------------------------------- writing
-def write_like(
-    source: str | os.PathLike,
-    dest: str | os.PathLike,
-    traces: Iterable[tuple[np.ndarray, np.ndarray]],
-    *,
-    iline_byte: int = DEFAULT_ILINE_BYTE,
-    xline_byte: int = DEFAULT_XLINE_BYTE,
-) -> str:
-    """Write a SEG-Y with ``source``'s text, binary and trace headers and new samples, atomically.
-
-    ``traces`` yields ``(trace indices, values (len(indices), n_samples))`` blocks (e.g. one line at a time) that
-    together cover every trace exactly once. The sample format is the source's (class indices are small integers,
-    exact in IBM and IEEE floats).
-
-    Raises
-    ------
-    ValueError
-        A block of the wrong shape, or traces left unwritten / written twice.
-    """
-    source = _local_path(str(source))
-    written = None
-    with open_survey(source, iline_byte, xline_byte) as survey, atomic_path(dest) as tmp:
-        n, ns = survey.info.n_traces, survey.info.n_samples
-        local_tmp = str(tmp)
-        is_remote = "://" in local_tmp
-        if is_remote:  # segyio writes local files: write next to the source's temp, then upload
-            import tempfile
-
-            local_tmp = tempfile.mktemp(suffix=".sgy")
-        shutil.copyfile(source, local_tmp)  # headers and layout byte for byte; samples overwritten below
-        written = np.zeros(n, dtype=bool)
-        with segyio.open(local_tmp, "r+", ignore_geometry=True) as out:
-            for idx, values in traces:
-                idx = np.asarray(idx, dtype=np.int64)
-                values = np.asarray(values, dtype=np.float32)
-                if values.shape != (len(idx), ns):
-                    raise ValueError(f"block of shape {values.shape} for {len(idx)} traces of {ns} samples")
-                if written[idx].any():
-                    raise ValueError(f"trace {int(idx[written[idx]][0])} written twice")
-                for i, v in zip(idx, values):
-                    out.trace[int(i)] = v
-                written[idx] = True
-        if not written.all():
-            raise ValueError(f"{int((~written).sum())} of {n} traces were not written, e.g. trace {int(np.flatnonzero(~written)[0])}")
-        if is_remote:
-            with open(local_tmp, "rb") as fh, tmp.open("wb") as sink:
-                shutil.copyfileobj(fh, sink)
-            os.unlink(local_tmp)
-    return path_str(dest)
+def _line_numbers(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each trace's inline and crossline number, checked: not all zero, no (inline, crossline) pair twice."""
+    il = np.asarray(f.attributes(iline_byte)[:], dtype=np.int64)
+    xl = np.asarray(f.attributes(xline_byte)[:], dtype=np.int64)
+    if not il.any() and not xl.any():
+        raise SegyError(
+            path,
+            f"inline (byte {iline_byte}) and crossline (byte {xline_byte}) numbers are zero in every trace header: "
+            "wrong byte positions? Set the inline/crossline byte settings",
+        )
+    if not xl.any():
+        raise SegyError(path, f"crossline numbers (byte {xline_byte}) are zero in every trace header: wrong byte position?")
+    pairs = il * (2**32) + xl
+    n_unique = len(np.unique(pairs))
+    if n_unique != len(pairs):
+        raise SegyError(
+            path,
+            f"{len(pairs) - n_unique} traces repeat an (inline, crossline) pair read at bytes {iline_byte}/{xline_byte}: "
+            "wrong byte positions, or a prestack file",
+        )
+    return il, xl

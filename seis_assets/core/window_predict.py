@@ -17,7 +17,7 @@ from seis_assets.core.anomaly import AnomalyModel, score_anomalies
 from seis_assets.core.predict import Embedder
 from seis_assets.core.qc import qc_table
 from seis_assets.core.report import cluster_labels
-from seis_assets.core.segy import (
+from seis_assets.core.segy_windows import (
     DEFAULT_STRIDE,
     SCALINGS,
     SURVEY_PERCENTILE,

@@ -17,6 +17,7 @@ from seis_assets.core.backbones import (
     resnet50_cache_path,
 )
 from seis_assets.core.features import embed
+from seis_assets.core.instance_norm import shallow_batchnorms
 
 
 
@@ -171,8 +172,6 @@ def _cosine(a, b):
 
 
 def test_instnorm_normalises_exactly_the_shallow_batchnorms(random_resnet_file):
-    from seis_assets.core.backbones import shallow_batchnorms
-
     lite = load_backbone("efficientnet_lite0+instnorm", device="cpu")
     assert lite.name == "efficientnet_lite0+instnorm" and lite.dim == 1280
     assert lite.identity["requested"] == "efficientnet_lite0+instnorm" and "stride <= 4" in lite.identity["instance_norm"]

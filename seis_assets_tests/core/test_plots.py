@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from upath import UPath
 
 from seis_assets.core import plots
+from seis_assets.core.plots.thumbnails import THUMBNAIL_MAX_BYTES
 
 CLASSES = ["chaotic", "fault", "horizon", "salt dome"]
 
@@ -131,15 +133,13 @@ def test_thumbnail_markdown_is_small_png(tmp_path, embedding):
     path = plots.scatter_labels(xy, labels, "UMAP", tmp_path / "big.png")
     md = plots.thumbnail_markdown(path, max_px=200)
     m = re.fullmatch(r"!\[big\.png\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
-    assert m and len(md) < plots.THUMBNAIL_MAX_BYTES
+    assert m and len(md) < THUMBNAIL_MAX_BYTES
     (tmp_path / "t.png").write_bytes(base64.b64decode(m.group(1)))
     assert max(_png_size(tmp_path / "t.png")) == 200
     assert len(plots.thumbnail_markdown(path, max_bytes=3000)) < 3000
 
 
 def test_save_figure_accepts_upath_urls(embedding):
-    from upath import UPath
-
     xy, labels, _ = embedding
     target = UPath("memory://plots-test/scatter.png")
     out = plots.scatter_labels(xy, labels, "UMAP", target)

@@ -9,45 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import segyio
+from sklearn.cluster import KMeans
 
+from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.facies import legend_table, region_share, vote_line, write_facies_outputs
-from seis_assets.core.segy import (
-    SegyError, cut_windows, iter_windows, list_segy_files, open_survey, scale_window, survey_scale, window_starts,
-    write_like,
-)
+from seis_assets.core.segy import SegyError, list_segy_files, open_survey
+from seis_assets.core.segy_windows import cut_windows, iter_windows, scale_window, survey_scale, window_starts
+from seis_assets.core.segy_write import write_cube, write_like
 
 SECTIONS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sections"
 INLINE362 = SECTIONS / "f3_inline362.sgy"
 CUBE = SECTIONS / "F3_very_small.sgy"
-
-
-def write_cube(path, inlines, xlines, n_samples=120, fmt=5, seed=0, structured=True, dt_us=4000):
-    """A generated post-stack SEG-Y: layered sinusoids plus noise, inline at byte 189, crossline at 193."""
-    rng = np.random.default_rng(seed)
-    spec = segyio.spec()
-    spec.format = fmt
-    spec.samples = list(range(n_samples))
-    if structured:
-        spec.sorting = 2
-        spec.ilines, spec.xlines = list(inlines), list(xlines)
-    else:
-        spec.tracecount = len(inlines) * len(xlines)
-    t = np.arange(n_samples)
-    with segyio.create(str(path), spec) as f:
-        i = 0
-        for il in inlines:
-            for xl in xlines:
-                f.header[i] = {
-                    segyio.TraceField.INLINE_3D: il, segyio.TraceField.CROSSLINE_3D: xl, segyio.TraceField.CDP: xl,
-                    segyio.TraceField.TRACE_SAMPLE_COUNT: n_samples, segyio.TraceField.TRACE_SAMPLE_INTERVAL: dt_us,
-                    segyio.TraceField.CDP_X: 1000 + 25 * xl, segyio.TraceField.CDP_Y: 5000 + 25 * il,
-                }
-                trace = 1000 * np.sin(2 * np.pi * t / (12 + (xl > xlines[len(xlines) // 2]) * 10)) + rng.normal(0, 50, n_samples)
-                f.trace[i] = trace.astype(np.float32)
-                i += 1
-        f.bin.update(hdt=dt_us, hns=n_samples, format=fmt)
-        f.text[0] = segyio.tools.create_text_header({1: "seis_assets test cube"})
-    return path
 
 
 @pytest.fixture
@@ -244,10 +216,6 @@ def test_vote_line_takes_the_majority_and_marks_uncovered_samples():
 
 
 def test_round_trip_cut_cluster_write_and_read_back_headers_identical(tmp_path):
-    from sklearn.cluster import KMeans
-
-    from seis_assets.core.attributes import attribute_vectors
-
     src = write_cube(tmp_path / "survey.sgy", range(5, 23), range(1, 41), n_samples=100, fmt=1)
     out = tmp_path / "out"
     with open_survey(src) as survey:

@@ -7,12 +7,12 @@ import pytest
 import segyio
 
 from seis_assets.core.feature_table import BackboneMismatchError
+from seis_assets.core.segy_write import write_cube
 from seis_assets.core.storage import read_parquet
 from seis_assets.definitions import ALL_ASSETS
 from seis_assets.partitions import SURVEY_PARTITIONS_NAME
 from seis_assets.resources import FeatureSettings, SegySettings
 
-from ..core.test_segy import write_cube
 from .helpers import materialize_all, resources_for
 
 pytestmark = pytest.mark.slow

@@ -105,14 +105,14 @@ def test_missing_unmounted_or_unreadable_train_folder_removes_no_partition(small
         train.rmdir()
         moved.rename(train)
 
-        real_entries = sources._entries
+        real_entries = sources.list_folder
 
         def unreadable(folder):
             if str(folder) == str(train):
                 raise PermissionError(13, "Permission denied", str(folder))
             return real_entries(folder)
 
-        monkeypatch.setattr(sources, "_entries", unreadable)
+        monkeypatch.setattr(sources, "list_folder", unreadable)
         denied = _tick(instance, paths, cursor)
         assert isinstance(denied, dg.SkipReason) and "PermissionError" in denied.skip_message
         assert sorted(instance.get_dynamic_partitions(CATEGORY_PARTITIONS_NAME)) == CATEGORIES
@@ -122,11 +122,11 @@ def test_missing_unmounted_or_unreadable_train_folder_removes_no_partition(small
                 raise PermissionError(13, "Permission denied", str(folder))
             return real_entries(folder)
 
-        monkeypatch.setattr(sources, "_entries", one_unreadable)
+        monkeypatch.setattr(sources, "list_folder", one_unreadable)
         partial = _tick(instance, paths, cursor)
         assert _deletions(partial) == [] and partial.run_requests == []
         assert json.loads(partial.cursor)["fingerprints"]["fault"] == json.loads(cursor)["fingerprints"]["fault"]
-        monkeypatch.setattr(sources, "_entries", real_entries)
+        monkeypatch.setattr(sources, "list_folder", real_entries)
 
         for f in (train / "fault").iterdir():  # a folder emptied for a moment keeps its partition and features
             f.unlink()

@@ -1,0 +1,210 @@
+"""Windows of a SEG-Y survey: cut along its lines, one line in memory at a time, and scaled like the patches.
+
+Windows
+-------
+A window is ``n_traces`` neighbouring traces x ``n_samples`` samples of one line: along an inline (``direction =
+"inline"``: fixed inline, increasing crossline) or, in a 3-D cube, along a crossline (``"xline"``: fixed crossline,
+increasing inline). Windows start every ``stride`` traces / samples, and one more window is aligned to the end of
+the line and of the trace when the stride does not land there, so every sample of a line is covered. Each window
+records where it came from: ``direction, inline, xline, sample`` (the line's number and the first trace's other
+number, the first sample index), ``time_ms`` of the first sample, and its size.
+
+Scaling
+-------
+``per_window`` (the patches' scaling): each window min-max scaled to [-1, 1] on its own.
+``survey`` (robust, survey-wide): every window divided by one amplitude of the whole survey, the
+``SURVEY_PERCENTILE`` (99.5th) percentile of ``|amplitude|`` over an evenly spaced sample of its traces, then
+clipped to [-1, 1]: bright spots stay bright and dim zones dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from seis_assets.core.patches import normalise_patch
+from seis_assets.core.segy import DIRECTIONS, SegyError, Survey
+
+__all__ = [
+    "DEFAULT_WINDOW_TRACES",
+    "DEFAULT_WINDOW_SAMPLES",
+    "DEFAULT_STRIDE",
+    "SCALINGS",
+    "SURVEY_PERCENTILE",
+    "WINDOW_COLUMNS",
+    "window_starts",
+    "survey_scale",
+    "scale_window",
+    "iter_windows",
+    "cut_windows",
+]
+
+DEFAULT_WINDOW_TRACES = 99
+DEFAULT_WINDOW_SAMPLES = 99
+#: Step between windows, in traces and samples. 11, not 33: thin layers (the chaotic band of F3 inline 362) map
+#: right whatever the offset of the window grid, at several times the windows (benchmarks/README.md, facies map of
+#: F3 inline 362, third round); set 33 for large cubes.
+DEFAULT_STRIDE = 11
+SCALINGS = ("per_window", "survey")
+SURVEY_PERCENTILE = 99.5
+#: Traces read to estimate the survey-wide amplitude (evenly spaced; all of them for smaller surveys).
+SURVEY_SCALE_TRACES = 4000
+WINDOW_COLUMNS = [
+    "survey", "direction", "inline", "xline", "sample", "time_ms", "n_traces", "n_samples", "trace_step",
+]
+
+
+def window_starts(n: int, size: int, stride: int) -> list[int]:
+    """First indices of windows of ``size`` every ``stride`` over ``n``, plus one aligned to the end if needed.
+
+    Raises ValueError when ``size > n`` or a non-positive size/stride.
+    """
+    if size < 1 or stride < 1:
+        raise ValueError(f"window size and stride must be >= 1, got {size}, {stride}")
+    if size > n:
+        raise ValueError(f"window of {size} does not fit in {n}")
+    starts = list(range(0, n - size + 1, stride))
+    if starts[-1] != n - size:
+        starts.append(n - size)
+    return starts
+
+
+def survey_scale(survey: Survey, percentile: float = SURVEY_PERCENTILE, max_traces: int = SURVEY_SCALE_TRACES) -> float:
+    """One robust amplitude for the whole survey: the ``percentile`` of ``|amplitude|`` over evenly spaced traces.
+
+    Raises SegyError when the survey is silent (the percentile is zero).
+    """
+    n = survey.info.n_traces
+    picks = np.unique(np.linspace(0, n - 1, min(n, max_traces)).astype(int))
+    chunk = []
+    for i in picks:
+        chunk.append(np.abs(np.asarray(survey.file.trace.raw[int(i)], dtype=np.float32)))
+    values = np.concatenate(chunk)
+    values = values[np.isfinite(values)]
+    scale = float(np.percentile(values, percentile)) if len(values) else 0.0
+    if not scale > 0:
+        raise SegyError(survey.info.path, f"the {percentile}th percentile of |amplitude| is {scale}: a silent survey")
+    return scale
+
+
+def scale_window(window: np.ndarray, scaling: str, scale: float | None = None, name: str = "<window>") -> np.ndarray:
+    """A window (n_samples, n_traces) as a [-1, 1] float32 patch.
+
+    ``per_window``: min-max to [-1, 1] (as the ``.mat`` patches; a constant window is an error, never made up).
+    ``survey``: ``window / scale`` clipped to [-1, 1].
+    """
+    if scaling == "per_window":
+        return normalise_patch(window, name=name)
+    if scaling == "survey":
+        if scale is None or not scale > 0:
+            raise ValueError("survey scaling needs the survey's positive scale (survey_scale)")
+        return np.clip(np.asarray(window, dtype=np.float32) / np.float32(scale), -1.0, 1.0)
+    raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+
+
+def _check_directions(directions: Iterable[str]) -> tuple[str, ...]:
+    directions = tuple(directions)
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad or not directions:
+        raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}, got {directions}")
+    return directions
+
+
+def iter_windows(
+    survey: Survey,
+    *,
+    n_traces: int = DEFAULT_WINDOW_TRACES,
+    n_samples: int = DEFAULT_WINDOW_SAMPLES,
+    stride: int = DEFAULT_STRIDE,
+    stride_samples: int | None = None,
+    directions: Sequence[str] = ("inline",),
+) -> Iterator[tuple[dict, np.ndarray]]:
+    """Yield ``(position, window)`` for every window of the survey, one line in memory at a time.
+
+    ``window`` is (n_samples, n_traces) float32, time down and traces across (as the patches), the file's
+    amplitudes unscaled (scaling is :func:`scale_window`'s job).
+    ``position`` holds the :data:`WINDOW_COLUMNS`. Crossline windows need a structured (3-D) survey.
+
+    Raises
+    ------
+    SegyError
+        When a line is shorter than the window (or the trace shorter than ``n_samples``).
+    """
+    info = survey.info
+    stride_samples = stride_samples or stride
+    directions = _check_directions(directions)
+    try:
+        sample_starts = window_starts(info.n_samples, n_samples, stride_samples)
+    except ValueError:
+        raise SegyError(info.path, f"traces hold {info.n_samples} samples, fewer than the window's {n_samples}") from None
+    for direction in directions:
+        if direction == "xline" and not info.structured:
+            raise SegyError(info.path, "crossline windows need a 3-D cube; this file is a 2-D line")
+        for number in survey.lines(direction):
+            yield from _windows_of_line(survey, direction, number, n_traces, n_samples, stride, sample_starts)
+
+
+def _windows_of_line(
+    survey: Survey, direction: str, number: int, n_traces: int, n_samples: int, stride: int, sample_starts: list[int]
+) -> Iterator[tuple[dict, np.ndarray]]:
+    """:func:`iter_windows` on one line: read it, then yield its windows trace start by trace start."""
+    info = survey.info
+    data, idx = survey.read_line(direction, number)
+    try:
+        trace_starts = window_starts(len(idx), n_traces, stride)
+    except ValueError:
+        raise SegyError(
+            info.path, f"{direction} {number} has {len(idx)} traces, fewer than the window's {n_traces}"
+        ) from None
+    other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
+    step = int(np.median(np.diff(other))) if len(other) > 1 else 1
+    for t0 in trace_starts:
+        for s0 in sample_starts:
+            first_other = int(other[t0])
+            position = {
+                "survey": info.name,
+                "direction": direction,
+                "inline": int(number) if direction == "inline" else first_other,
+                "xline": first_other if direction == "inline" else int(number),
+                "sample": int(s0),
+                "time_ms": float(info.time_ms(s0)),
+                "n_traces": int(n_traces),
+                "n_samples": int(n_samples),
+                "trace_step": step,
+            }
+            yield position, data[t0 : t0 + n_traces, s0 : s0 + n_samples].T.copy()
+
+
+def cut_windows(
+    survey: Survey,
+    *,
+    scaling: str = "per_window",
+    n_traces: int = DEFAULT_WINDOW_TRACES,
+    n_samples: int = DEFAULT_WINDOW_SAMPLES,
+    stride: int = DEFAULT_STRIDE,
+    stride_samples: int | None = None,
+    directions: Sequence[str] = ("inline",),
+) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """All windows of a survey, scaled, as ``(positions, patches (n, n_samples, n_traces) float32, scaling_info)``.
+
+    ``scaling_info`` records ``scaling`` and, for ``survey``, the ``scale`` and its ``percentile``.
+    Memory: the patches of this survey (a 3-D cube's windows are better streamed with :func:`iter_windows`).
+    """
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    scale = survey_scale(survey) if scaling == "survey" else None
+    rows, patches = [], []
+    for position, window in iter_windows(
+        survey, n_traces=n_traces, n_samples=n_samples, stride=stride, stride_samples=stride_samples,
+        directions=directions,
+    ):
+        name = f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} sample {position['sample']}"
+        patches.append(scale_window(window, scaling, scale, name=name))
+        rows.append(position)
+    scaling_info = {"scaling": scaling}
+    if scale is not None:
+        scaling_info.update(scale=scale, percentile=SURVEY_PERCENTILE)
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.stack(patches), scaling_info
