@@ -22,7 +22,7 @@ demo: venv
 	$(PY) -m seis_assets.demo
 
 ## Train on the real labelled F3 patches, map the real F3 inline 362 (SEG-Y) with them; data beside the repository.
-## SEIS_SEGY makes the backbone auto+instnorm unless SEIS_BACKBONE is set (README, "SEG-Y surveys and the facies map").
+## SEIS_SEGY makes the backbone auto+instnorm unless SEIS_BACKBONE is set (docs/segy.md, "Why the backbone changes when a survey is mapped").
 SHARED_DATA ?= $(CURDIR)/../shared/data
 demo-segy: venv
 	@test -d "$(SHARED_DATA)/f3_patches" -a -f "$(SHARED_DATA)/sections/f3_inline362.sgy" || \

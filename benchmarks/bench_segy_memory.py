@@ -29,7 +29,8 @@ def anon():
             return int(line.split()[1]) / 1024
 base = anon(); peak = base; n = 0
 with open_survey({path!r}) as s:
-    for pos, w in iter_windows(s, stride=33, directions=("inline", "xline"))  # the stride of the figures in benchmarks/README.md:
+    # stride 33: the stride of this benchmark's figures in benchmarks/README.md
+    for pos, w in iter_windows(s, stride=33, directions=("inline", "xline")):
         scale_window(w, 'per_window'); n += 1
         if n % 50 == 0:
             peak = max(peak, anon())

@@ -389,7 +389,7 @@ class SegySettings(EnvResource):
     stride: int = Field(
         DEFAULT_STRIDE,
         description="Step between windows, in traces and samples; windows cover every sample (why this default: "
-        "seis_assets.core.segy.DEFAULT_STRIDE).",
+        "seis_assets.core.segy_windows.DEFAULT_STRIDE).",
     )
     scaling: str = Field(
         "per_window",

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from seis_assets.assets import EVALUATION
-from seis_assets.core.generations import _copy, promote
+from seis_assets.core.generations import copy_file, promote
 from seis_assets.core.predict import FittedModels
 from seis_assets.core.storage import load_joblib, path_str, write_parquet_atomic
 from seis_assets.resources import SeisPaths
@@ -24,7 +24,7 @@ def _copy_to_outputs(generation, paths: SeisPaths) -> list[str]:
     out = []
     for name in SEED_COPIES:
         if generation.file(name).exists():
-            _copy(generation.file(name), paths.output(name))
+            copy_file(generation.file(name), paths.output(name))
             out.append(name)
     return out
 

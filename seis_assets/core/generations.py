@@ -84,7 +84,7 @@ def require_serving_generation(models_dir: PathLike) -> Generation:
     return gen
 
 
-def _copy(src: UPath, dst: UPath) -> None:
+def copy_file(src: UPath, dst: UPath) -> None:
     """Copy one file atomically (temporary name, then rename)."""
     if is_local(src) and is_local(dst):
         with atomic_path(dst) as tmp:
@@ -100,7 +100,7 @@ def staged_file(models_dir: PathLike, staging_id: str, name: str) -> UPath:
     if not target.exists():
         serving = serving_generation(models_dir)
         if serving is not None and serving.id != staging.id and serving.file(name).exists():
-            _copy(serving.file(name), target)
+            copy_file(serving.file(name), target)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
     return target
@@ -122,7 +122,7 @@ def promote(models_dir: PathLike, staging_id: str, required: Iterable[str] = REQ
     if previous is not None and previous.id != staging.id and previous.path.exists():
         for src in previous.path.iterdir():
             if src.is_file() and not src.name.startswith(".") and not staging.file(src.name).exists():
-                _copy(src, staging.file(src.name))
+                copy_file(src, staging.file(src.name))
     missing = [name for name in required if not staging.file(name).exists()]
     if missing:
         raise FileNotFoundError(

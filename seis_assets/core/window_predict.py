@@ -146,7 +146,7 @@ def survey_features(
 
     Returns
     -------
-    positions : DataFrame of :data:`seis_assets.core.segy.WINDOW_COLUMNS`, one row per window
+    positions : DataFrame of :data:`seis_assets.core.segy_windows.WINDOW_COLUMNS`, one row per window
     X : ndarray (n_windows, dim) float32, the backbone features (what grows with the survey, as for patches)
     scaling_info : dict (``scaling``; ``scale`` and ``percentile`` for survey-wide scaling)
     qc : DataFrame of :func:`seis_assets.core.qc.qc_table` rows, one per window, from the raw (unscaled) amplitudes
