@@ -60,7 +60,7 @@ def _earlier_rows(paths: SeisPaths, claim: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).dropna() if frames else pd.DataFrame(columns=cols)
 
 
-def _still_being_written(context, paths: SeisPaths, claim: str, rejected: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def _reject_or_send_back(context, paths: SeisPaths, claim: str, rejected: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """``path, reason`` of the files to reject, and how many went back to ``incoming/`` (still being written)."""
     unread = rejected[rejected["may_be_incomplete"].astype(bool)]
     # the defaults of two settings (SeisPaths incoming_recheck_s, incoming_max_changing_s once it has them)
@@ -109,7 +109,7 @@ def new_file_predictions(
     if len(predictions):
         write_parquet_atomic(table, part)  # rows first: a crash after this point re-archives, never re-predicts
     archive_files([f for f in table["path"] if f in set(owned)], paths.incoming / PROCESSED_DIR)
-    rejected, n_back = _still_being_written(context, paths, claim, rejected)
+    rejected, n_back = _reject_or_send_back(context, paths, claim, rejected)
     for row in rejected.itertuples():
         [target] = archive_files([row.path], paths.incoming / REJECTED_DIR)
         write_reason(target, row.reason)

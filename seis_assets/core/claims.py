@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import logging
 import os
-import json
 import re
 import time
 import uuid
@@ -409,7 +409,8 @@ def _watch(claimed: Mapping[str, dict], recheck_s: float, clock, sleep) -> dict[
         for path, entry in list(pending.items()):
             size, mtime, _ = _stat(to_upath(path))
             if size != entry["size"] or (mtime is not None and entry["mtime"] is not None and mtime != entry["mtime"]):
-                changing[path] = f"it changed after it was claimed ({entry['size']} bytes then, {size} now)"
+                changing[path] = (f"its size or modification time changed after it was claimed ({entry['size']} "
+                                  f"bytes then, {size} now)")
                 del pending[path]
         left = deadline - clock()
         if not pending or left <= 0:
