@@ -8,7 +8,8 @@
 - ``incoming_files_sensor``: ``.mat`` files in ``incoming_dir`` whose size and mtime have been stable for
   ``incoming_stable_s`` (default: the sensor interval) are *claimed* (moved into ``incoming/.claims/<claim>/``) and
   one ``predict_incoming_job`` run is requested per claim, once a model generation serves. The run moves the files
-  to ``processed/`` or ``rejected/``. See seis_assets/core/claims.py.
+  to ``processed/`` or ``rejected/``, or back to ``incoming/`` when one fails to read and is still being written
+  (claimed again like a new drop). See seis_assets/core/claims.py.
 """
 
 import json
@@ -132,10 +133,10 @@ def incoming_files_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths)
     emitted = set(previous.get("emitted", []))
     # a claim made by a tick whose requests were never recorded (daemon stopped mid-tick) is requested again
     requests = [_predict_request(c, files) for c, files in open_now.items() if c not in emitted]
-    names = [f.name for f in found.eligible]
+    names, seen = [f.name for f in found.eligible], {f.name: f for f in found.eligible}
     for start in range(0, len(names), MAX_FILES_PER_RUN):
         claim_id = new_claim_id()
-        claimed = claim(incoming, names[start:start + MAX_FILES_PER_RUN], claim_id)
+        claimed = claim(incoming, names[start:start + MAX_FILES_PER_RUN], claim_id, seen)
         if claimed:
             requests.append(_predict_request(claim_id, claimed))
     if found.waiting:

@@ -3,9 +3,10 @@
 `dagster dev` is started the way `make dev` starts it (workspace.yaml, the repository's dagster.yaml), with the
 folders pointed at a temporary copy of the small generated set. The train-folder sensor discovers the categories
 and launches the ingest runs by itself; the test launches the re-clustering through GraphQL, then drops files into
-the incoming folder as people do (waves straddling a sensor tick, a slow writer, re-drops, bad files), kills a
-prediction run with SIGKILL, and checks that every drop has exactly one row. One server start-up for all of it (each
-costs a minute of CPU). The server runs under `timeout`, so it stops by itself even if the test process dies.
+the incoming folder as people do (waves straddling a sensor tick, a writer that pauses longer than the stability
+window, re-drops, bad files), kills a prediction run with SIGKILL, and checks that every drop has exactly one row.
+One server start-up for all of it (each costs a minute of CPU). The server runs under `timeout`, so it stops by
+itself even if the test process dies.
 """
 
 import io
@@ -26,15 +27,20 @@ import scipy.io
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
+from seis_assets.core.claims import RECHECK_S
 from seis_assets.core.claims import open_claims as list_open_claims
 from seis_assets.core.matfiles import PatchLoadError
 from seis_assets.core.patches import load_patch
 from seis_assets.core.storage import read_parquet
+from seis_assets.sensors import INCOMING_SENSOR_INTERVAL_S
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_LIFETIME_S = 1800
+#: The slow writer's pause: longer than the sensor's stability window (its half-written file can be claimed and
+#: read), shorter than a run's re-check of a file that fails to read (the run sees it change and sends it back)
+SLOW_WRITER_PAUSE_S = (INCOMING_SENSOR_INTERVAL_S + RECHECK_S) / 2
 RUNS_QUERY = """
 query Runs($job: String!) {
   runsOrError(filter: {pipelineName: $job}) { ... on Runs { results { runId status tags { key value } } } }
@@ -112,7 +118,7 @@ def _incoming_empty(incoming: Path) -> bool:
 
 
 def _copy_slowly(src: Path, dst: Path, pause_s: float) -> None:
-    """A writer that stops half-way for a while (shorter than the stability window)."""
+    """A writer that stops half-way for ``pause_s``, keeping the file open (as ``cp`` over a stalled share)."""
     data = src.read_bytes()
     with dst.open("wb") as out:
         out.write(data[: len(data) // 2])
@@ -180,7 +186,7 @@ def test_sensor_ingests_graphql_reclusters_and_dropped_files_get_predicted_exact
     time.sleep(7)
     for i in range(20):
         drop(f"w2_{i:03d}.mat", sources[20 + i])
-    _copy_slowly(sources[40], incoming / "slow.mat", pause_s=2)
+    _copy_slowly(sources[40], incoming / "slow.mat", pause_s=SLOW_WRITER_PAUSE_S)
     good["slow.mat"] = [sources[40].read_bytes()]
     bad = {
         "bad_text.mat": b"this is not a MAT-file",

@@ -2,21 +2,28 @@
 
 Each run owns one *claim* (``incoming/.claims/<claim>/``, see :mod:`seis_assets.core.claims`), writes its rows to
 ``warehouse/new_file_predictions/<claim>.parquet`` and moves its files to ``incoming/processed/`` (readable) or
-``incoming/rejected/`` (with ``<name>.reason.txt``). A retry of the run (Dagster run retries, same claim) keeps the
-rows already written for files it finds archived and predicts only the rest, so no file gets two rows.
+``incoming/rejected/`` (with ``<name>.reason.txt``); a file that fails to read but is still being written goes back
+to ``incoming/`` instead (:func:`seis_assets.core.claims.settle_unreadable`). A retry of the run (Dagster run
+retries, same claim) keeps the rows already written for files it finds archived and predicts only the rest, so no
+file gets two rows.
 """
 
 
 import logging
+import os
 
 import dagster as dg
 import pandas as pd
 
 from seis_assets.assets import INCOMING
 from seis_assets.assets._metadata import markdown_preview
-from seis_assets.core.claims import PROCESSED_DIR, REJECTED_DIR, release, take_over, write_reason
+from seis_assets.core.claims import (
+    MAX_CHANGING_S, PROCESSED_DIR, RECHECK_S, REJECTED_DIR, release, settle_unreadable, take_over, write_reason,
+)
 from seis_assets.core.generations import require_serving_generation
-from seis_assets.core.predict import PREDICTION_COLUMNS, FittedModels, archive_files, mark_duplicates, predict_files
+from seis_assets.core.predict import (
+    PREDICTION_COLUMNS, REJECTED_COLUMNS, FittedModels, archive_files, mark_duplicates, predict_files,
+)
 from seis_assets.core.storage import path_str, read_parquet, write_parquet_atomic
 from seis_assets.resources import FeatureSettings, SeisPaths
 
@@ -53,6 +60,21 @@ def _earlier_rows(paths: SeisPaths, claim: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).dropna() if frames else pd.DataFrame(columns=cols)
 
 
+def _reject_or_send_back(context, paths: SeisPaths, claim: str, rejected: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``path, reason`` of the files to reject, and how many went back to ``incoming/`` (still being written)."""
+    unread = rejected[rejected["may_be_incomplete"].astype(bool)]
+    # the defaults of two settings (SeisPaths incoming_recheck_s, incoming_max_changing_s once it has them)
+    settled = settle_unreadable(paths.incoming, claim, dict(zip(unread["path"], unread["reason"])),
+                                recheck_s=RECHECK_S, max_changing_s=MAX_CHANGING_S)
+    for old, new, why in settled.returned:
+        context.log.info(f"{os.path.basename(old)} is still being written ({why}): moved back to {new}, to be "
+                         "claimed again once it is stable")
+    back = {old for old, _, _ in settled.returned}
+    reasons = {**dict(zip(rejected["path"], rejected["reason"])), **settled.rejected}
+    kept = [p for p in rejected["path"] if p not in back]
+    return pd.DataFrame({"path": kept, "reason": [reasons[p] for p in kept]}, columns=["path", "reason"]), len(back)
+
+
 @dg.asset(
     deps=["model_generation"],
     group_name=INCOMING,
@@ -74,7 +96,7 @@ def new_file_predictions(
     todo = [f for f in owned if f not in set(done["path"])]
 
     generation = require_serving_generation(paths.models)
-    predictions, rejected = pd.DataFrame(columns=PREDICTION_COLUMNS), pd.DataFrame(columns=["path", "reason"])
+    predictions, rejected = pd.DataFrame(columns=PREDICTION_COLUMNS), pd.DataFrame(columns=REJECTED_COLUMNS)
     if todo:
         models = FittedModels.load(generation)
         context.log.info(f"predicting {len(todo)} file(s) of claim {claim} with model generation {models.generation}")
@@ -87,6 +109,7 @@ def new_file_predictions(
     if len(predictions):
         write_parquet_atomic(table, part)  # rows first: a crash after this point re-archives, never re-predicts
     archive_files([f for f in table["path"] if f in set(owned)], paths.incoming / PROCESSED_DIR)
+    rejected, n_back = _reject_or_send_back(context, paths, claim, rejected)
     for row in rejected.itertuples():
         [target] = archive_files([row.path], paths.incoming / REJECTED_DIR)
         write_reason(target, row.reason)
@@ -99,6 +122,7 @@ def new_file_predictions(
             "n_predicted": len(predictions),
             "n_kept_from_earlier_attempt": len(done),
             "n_rejected": len(rejected),
+            "n_still_being_written": n_back,
             "n_already_handled": len(handled),
             "n_duplicates": int(predictions["duplicate_of"].notna().sum()) if len(predictions) else 0,
             "part": dg.MetadataValue.path(path_str(part)) if len(table) else "",

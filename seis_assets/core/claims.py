@@ -7,11 +7,19 @@ How a file travels::
                                          run for <claim> owns it, nobody else sees it
     incoming/processed/x.mat             predicted (one row in warehouse/new_file_predictions/<claim>.parquet)
     incoming/rejected/x.mat (+ .reason.txt)   unreadable, with the reason
+    incoming/x.mat (again)               unreadable but still being written: back, claimed again once stable
 
 The claim is a rename, so it is atomic on a local file system: of two claimers of one file, one gets it and the
 other finds it gone ("already handled"). Once a file is claimed its name in ``incoming/`` is free: a file dropped
 later under the same name is a new file. Hidden names (starting with ``.``) are never looked at, which gives
 writers a safe convention: write ``.x.mat.part`` (or any hidden name), then rename it to ``x.mat``.
+
+A writer that pauses longer than ``stable_s`` gets its half-written file claimed. The claim records what it was
+based on (``.claims/<claim>.json``: size, mtime, when the file was first seen); a file that then cannot be
+read as a MAT-file and whose size or mtime changed since, or changes within ``recheck_s``, is still being written:
+:func:`settle_unreadable` moves it back to ``incoming/`` (:func:`put_back`, leaving ``.returned/<name>.json`` so its
+first-seen time carries over to the next claim). Only one that still changes ``max_changing_s`` after it was first
+seen is rejected, as never finishing.
 
 No Dagster imports here.
 """
@@ -20,10 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import logging
 import os
 import re
+import time
 import uuid
+from collections.abc import Mapping
 
 from upath import UPath
 
@@ -34,6 +45,16 @@ CLAIMS_DIR = ".claims"
 PROCESSED_DIR = "processed"
 REJECTED_DIR = "rejected"
 _CLAIM_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+#: What a claim was based on: ``.claims/<claim><CLAIM_RECORD>``, beside the claim's folder
+CLAIM_RECORD = ".json"
+#: Files a run sent back to ``incoming/`` because they were still being written: ``<name>.json`` each
+RETURNED_DIR = ".returned"
+#: Default seconds a file that cannot be read is watched for a change before it is rejected (two sensor intervals)
+RECHECK_S = 10.0
+#: Default seconds after it was first seen by which a dropped file must have stopped changing
+MAX_CHANGING_S = 600.0
+#: Seconds between two looks at a file during the re-check
+_POLL_S = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +66,7 @@ class Dropped:
     name: str
     size: int
     mtime: float
+    first_seen: float | None = None  # when a look at the folder first listed it (None: not known)
 
 
 @dataclasses.dataclass
@@ -54,7 +76,7 @@ class Scan:
     eligible: list[Dropped]
     waiting: list[Dropped]  # present but not stable for long enough yet
     bad_names: list[str]  # names that cannot be handed to a run (not UTF-8): moved to rejected/
-    state: dict  # name -> [size, mtime] for the next look
+    state: dict  # name -> [size, mtime, first seen] for the next look
 
 
 def new_claim_id(now: _dt.datetime | None = None) -> str:
@@ -113,8 +135,9 @@ def scan(folder: PathLike, now: float, stable_s: float, previous: dict | None = 
                 found.append(Dropped(name, int(info.get("size") or 0), _remote_mtime(info)))
     eligible, waiting, state = [], [], {}
     for f in sorted(found, key=lambda f: f.name):
-        state[f.name] = [f.size, f.mtime]
         seen = previous.get(f.name)
+        f = dataclasses.replace(f, first_seen=seen[2] if seen is not None and len(seen) > 2 else now)
+        state[f.name] = [f.size, f.mtime, f.first_seen]
         changed = seen is not None and (seen[0] != f.size or seen[1] != f.mtime)
         if now - f.mtime >= stable_s and not changed:
             eligible.append(f)
@@ -135,14 +158,20 @@ def _move(src: UPath, dst: UPath) -> None:
         src.fs.mv(src.path, dst.path)
 
 
-def claim(incoming: PathLike, names: list[str], claim_id: str) -> list[str]:
-    """Move ``names`` from ``incoming`` into the claim's folder; return the claimed paths.
+def claim(incoming: PathLike, names: list[str], claim_id: str, seen: Mapping[str, Dropped] | None = None,
+          now: float | None = None) -> list[str]:
+    """Move ``names`` from ``incoming`` into the claim's folder and record what the claim was based on; return the
+    claimed paths.
 
+    ``seen``: the look that found the files eligible (size, mtime and first-seen time are recorded as it saw them);
+    a file not in it is looked at now. A file that a run sent back (still being written) keeps its first-seen time.
     A file that is gone by now (another claimer won) is left out: it is already handled.
     """
     folder = claim_dir(incoming, claim_id)
     folder.mkdir(parents=True, exist_ok=True)
-    claimed = []
+    now = time.time() if now is None else now
+    returned = _returned_records(incoming, names)
+    claimed, entries = [], {}
     for name in names:
         src, dst = to_upath(incoming) / name, folder / name
         try:
@@ -151,7 +180,54 @@ def claim(incoming: PathLike, names: list[str], claim_id: str) -> list[str]:
             log.info("%s is already handled (no longer in %s)", name, path_str(incoming))
             continue
         claimed.append(path_str(dst))
+        entries[name] = _claim_entry(dst, (seen or {}).get(name), returned.get(name), now)
+    if entries:
+        atomic_write_bytes(_record_path(incoming, claim_id),
+                           json.dumps({**claim_record(incoming, claim_id), **entries}).encode())
+    for name in set(entries) & set(returned):
+        (to_upath(incoming) / RETURNED_DIR / f"{name}.json").unlink(missing_ok=True)
     return claimed
+
+
+def _stat(path: UPath) -> tuple[int, float | None, int | None]:
+    """Size, mtime and inode of a file; on an object store the size only (an object is written whole)."""
+    if is_local(path):
+        st = os.stat(path_str(path))
+        return int(st.st_size), float(st.st_mtime), int(st.st_ino)
+    return int(path.fs.info(path.path).get("size") or 0), None, None
+
+
+def _claim_entry(path: UPath, dropped: Dropped | None, returned: dict | None, now: float) -> dict:
+    """What a claim of ``path`` is based on: size and mtime as judged stable, first-seen time, number of claims."""
+    if dropped is None:
+        size, mtime, inode = _stat(path)
+    else:  # as the sensor judged it stable; an object store has no inode (and gets no request per file)
+        size, mtime, inode = dropped.size, dropped.mtime, _stat(path)[2] if is_local(path) else None
+    first_seen = dropped.first_seen if dropped is not None and dropped.first_seen is not None else now
+    claims = 1
+    # the same file coming back (locally: the same inode; a new file dropped under its name is not)
+    if returned is not None and (returned.get("inode") is None or returned.get("inode") == inode):
+        first_seen, claims = min(first_seen, returned["first_seen"]), returned["claims"] + 1
+    return {"size": size, "mtime": mtime, "first_seen": first_seen, "claims": claims, "claimed_at": now}
+
+
+def claim_record(incoming: PathLike, claim_id: str) -> dict[str, dict]:
+    """File name -> what its claim was based on (``size, mtime, first_seen, claims, claimed_at``); {} when none."""
+    path = _record_path(incoming, claim_id)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _record_path(incoming: PathLike, claim_id: str) -> UPath:
+    return to_upath(incoming) / CLAIMS_DIR / f"{check_claim_id(claim_id)}{CLAIM_RECORD}"
+
+
+def _returned_records(incoming: PathLike, names: list[str]) -> dict[str, dict]:
+    """The records :func:`put_back` left for ``names`` (one listing of ``.returned/``)."""
+    folder = to_upath(incoming) / RETURNED_DIR
+    if not names or not folder.exists():
+        return {}
+    present = {p.name for p in folder.iterdir()}
+    return {n: json.loads((folder / f"{n}.json").read_text()) for n in names if f"{n}.json" in present}
 
 
 def open_claims(incoming: PathLike) -> dict[str, list[str]]:
@@ -253,14 +329,133 @@ def take_over(incoming: PathLike, files: list[str], claim_id: str) -> tuple[list
 
 
 def release(incoming: PathLike, claim_id: str) -> None:
-    """Remove the claim's folder once it is empty (all its files archived)."""
+    """Remove the claim's folder and its record once the folder is empty (all its files archived or sent back)."""
     folder = claim_dir(incoming, claim_id)
     try:
         if folder.exists() and not any(folder.iterdir()):
             folder.rmdir()
+            _record_path(incoming, claim_id).unlink(missing_ok=True)
     except OSError as exc:  # a file arrived meanwhile: leave the folder, the sensor re-requests it
         log.warning("claim folder %s not removed: %s", path_str(folder), exc)
 
 
 def write_reason(target: str, reason: str) -> None:
     atomic_write_bytes(f"{target}.reason.txt", (reason + "\n").encode())
+
+
+# ---------------------------------------------------------------- files that are still being written
+
+
+@dataclasses.dataclass
+class Settled:
+    """What :func:`settle_unreadable` decided for a run's unreadable files."""
+
+    rejected: dict[str, str]  # claimed path -> reason (the read's, or that it never stopped changing)
+    returned: list[tuple[str, str, str]]  # (claimed path, its path back in incoming/, why)
+
+
+def settle_unreadable(
+    incoming: PathLike,
+    claim_id: str,
+    failures: Mapping[str, str],
+    *,
+    recheck_s: float = RECHECK_S,
+    max_changing_s: float = MAX_CHANGING_S,
+    clock=time.time,
+    sleep=time.sleep,
+) -> Settled:
+    """Tell claimed files that failed to read as MAT-files (``failures``: path -> reason) still being written from
+    bad ones.
+
+    A file whose size or mtime differs from what its claim recorded, or changes within ``recheck_s`` (all files
+    watched together, so a run waits ``recheck_s`` at most), is still being written: it goes back to ``incoming/``
+    (:func:`put_back`), unless ``max_changing_s`` have passed since it was first seen: then it is rejected as never
+    finishing. A file that does not change is rejected with the read's reason.
+    """
+    record, start = claim_record(incoming, claim_id), clock()
+    claimed = {path: record.get(to_upath(path).name) or _unrecorded(path, start) for path in failures}
+    changing = _watch(claimed, recheck_s, clock, sleep)
+    out = Settled({}, [])
+    now = clock()
+    for path, reason in failures.items():
+        entry = claimed[path]
+        age = now - entry["first_seen"]
+        if path not in changing:
+            out.rejected[path] = reason
+        elif age >= max_changing_s:
+            out.rejected[path] = (
+                f"it never stopped changing: still being written {age:.0f} s after it was first seen (limit "
+                f"{max_changing_s:g} s), last read: {reason}; write it under a hidden name and rename it when done"
+            )
+        else:
+            out.returned.append((path, put_back(incoming, path, entry, now), changing[path]))
+    return out
+
+
+def _unrecorded(path: str, now: float) -> dict:
+    """A claimed file without a record (taken over from another claim's folder, or claimed before claims had
+    records): as it is now, first seen now."""
+    size, mtime, _ = _stat(to_upath(path))
+    return {"size": size, "mtime": mtime, "first_seen": now, "claims": 1}
+
+
+def _watch(claimed: Mapping[str, dict], recheck_s: float, clock, sleep) -> dict[str, str]:
+    """Path -> how it changed, for the files whose size or mtime differs from ``claimed`` now or within
+    ``recheck_s``; returns as soon as every file changed."""
+    deadline = clock() + recheck_s
+    pending, changing = dict(claimed), {}
+    while True:
+        for path, entry in list(pending.items()):
+            size, mtime, _ = _stat(to_upath(path))
+            if size != entry["size"] or (mtime is not None and entry["mtime"] is not None and mtime != entry["mtime"]):
+                changing[path] = (f"its size or modification time changed after it was claimed ({entry['size']} "
+                                  f"bytes then, {size} now)")
+                del pending[path]
+        left = deadline - clock()
+        if not pending or left <= 0:
+            return changing
+        sleep(min(_POLL_S, left))
+
+
+def put_back(incoming: PathLike, path: str, entry: Mapping, now: float) -> str:
+    """Move a claimed file back into ``incoming/`` (a rename: a writer's open handle goes on writing into it), first
+    leaving ``.returned/<name>.json`` so that its next claim keeps its first-seen time; return its new path.
+
+    A file dropped meanwhile under its name is never replaced: the file comes back as ``<stem>.<n><suffix>``.
+    """
+    src, inc = to_upath(path), to_upath(incoming)
+    inode = _stat(src)[2]
+    n = 0
+    while True:  # until a free name takes it
+        dst = inc / (src.name if n == 0 else f"{src.stem}.{n}{src.suffix}")
+        n += 1
+        if dst.exists():
+            continue
+        note = {"first_seen": entry["first_seen"], "claims": entry["claims"], "inode": inode, "returned_at": now}
+        (inc / RETURNED_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(inc / RETURNED_DIR / f"{dst.name}.json", json.dumps(note).encode())
+        try:
+            _move_no_replace(src, dst)
+        except FileExistsError:  # dropped under that name just now
+            continue
+        return path_str(dst)
+
+
+def _move_no_replace(src: UPath, dst: UPath) -> None:
+    """Rename ``src`` to ``dst``, raising FileExistsError instead of replacing a file there."""
+    if not (is_local(src) and is_local(dst)):
+        if dst.exists():
+            raise FileExistsError(path_str(dst))
+        src.fs.mv(src.path, dst.path)
+        return
+    s, d = path_str(src), path_str(dst)
+    try:
+        os.link(s, d)  # atomic, and fails if the name is taken (os.rename would replace the file there)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (some network shares): look, then rename
+        if os.path.lexists(d):
+            raise FileExistsError(d) from None
+        os.rename(s, d)
+        return
+    os.unlink(s)

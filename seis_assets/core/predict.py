@@ -32,6 +32,7 @@ PREDICTION_COLUMNS = [
     "anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score", "novelty_neighbours", "backbone",
     "predicted_at", "generation", "claim", "prediction_id", "duplicate_of",
 ]
+REJECTED_COLUMNS = ["path", "reason", "may_be_incomplete"]
 _HINT = "materialize the recluster job (umap_50d ... model_generation) first"
 
 
@@ -184,7 +185,10 @@ def predict_files(
     Returns
     -------
     predictions : DataFrame with PREDICTION_COLUMNS, one row per readable file
-    rejected : DataFrame with path, reason, one row per file that could not be read (never given made-up pixels)
+    rejected : DataFrame with path, reason, may_be_incomplete, one row per file that could not be read (never given
+        made-up pixels). ``may_be_incomplete``: its bytes did not read as a MAT-file variable, which is also what a
+        file still being written gives (see :func:`seis_assets.core.claims.settle_unreadable`); False when the
+        variable was read but is not a usable patch (NaN, constant, a vector...).
     """
     batch_size = 16 if batch_size is None else batch_size
     if batch_size < 1:
@@ -196,16 +200,15 @@ def predict_files(
     for start in range(0, len(files), batch_size):
         ok, hashes, patches, raws = [], [], [], []
         for path in files[start:start + batch_size]:
-            name = path_str(path)
             try:
-                try:
-                    data = read_bytes(path)
-                except OSError as exc:
-                    raise PatchLoadError(name, f"cannot read file: {type(exc).__name__}: {exc}") from exc
-                raw = read_mat_bytes(data, key, name)  # as stored: the QC attributes need the raw amplitudes
-                patches.append(normalise_patch(raw, name=name))
+                data, raw = _read_dropped(path, key)
             except PatchLoadError as exc:
-                rejected.append({"path": path, "reason": exc.reason})
+                rejected.append({"path": path, "reason": exc.reason, "may_be_incomplete": True})
+                continue
+            try:
+                patches.append(normalise_patch(raw, name=path_str(path)))
+            except PatchLoadError as exc:
+                rejected.append({"path": path, "reason": exc.reason, "may_be_incomplete": False})
                 continue
             raws.append(raw)
             ok.append(path)
@@ -217,10 +220,24 @@ def predict_files(
         parts.append(prediction_rows(models, ok, hashes, predictor.features(patches), claim, now, qc_table(ok, raws)))
         if logger is not None:
             logger.info(f"predicted {min(start + batch_size, len(files))}/{len(files)} file(s)")
-    rejected_df = pd.DataFrame(rejected, columns=["path", "reason"])
+    rejected_df = pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
     if not parts:
         return pd.DataFrame(columns=PREDICTION_COLUMNS), rejected_df
     return pd.concat(parts, ignore_index=True), rejected_df
+
+
+def _read_dropped(path: str, key: str | None) -> tuple[bytes, np.ndarray]:
+    """The bytes of a dropped file and its variable as stored (the QC attributes need the raw amplitudes).
+
+    Raises PatchLoadError when they cannot be read as a MAT-file variable (unreadable, empty, truncated, corrupt,
+    no such variable): the failures a file that is still being written can give.
+    """
+    name = path_str(path)
+    try:
+        data = read_bytes(path)
+    except OSError as exc:
+        raise PatchLoadError(name, f"cannot read file: {type(exc).__name__}: {exc}") from exc
+    return data, read_mat_bytes(data, key, name)
 
 
 def mark_duplicates(predictions: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pytest
 
 from seis_assets.assets import incoming as incoming_module
 from seis_assets.assets.incoming import CLAIM_TAG, IncomingFiles
-from seis_assets.core.claims import CLAIMS_DIR, OutsideIncomingError, open_claims, take_over
+from seis_assets.core.claims import CLAIMS_DIR, OutsideIncomingError, claim_record, open_claims, take_over
 from seis_assets.core.generations import CURRENT_FILE, promote, serving_generation
 from seis_assets.core.listing import list_categories
 from seis_assets.core.matfiles import PatchLoadError
@@ -22,11 +22,19 @@ from seis_assets.core.patches import load_patch
 from seis_assets.core.predict import mark_duplicates
 from seis_assets.core.storage import read_parquet
 from seis_assets.definitions import ALL_ASSETS
+from seis_assets.resources import SeisPaths
 from seis_assets.sensors import incoming_files_sensor
 
 from .helpers import materialize_all, paths_for, resources_for
 
 OLD = time.time() - 3600  # an mtime long past any stability window
+#: Seconds a run here re-checks a file that fails to read (the runs' default is claims.RECHECK_S)
+RECHECK_S = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _short_recheck(monkeypatch):
+    monkeypatch.setattr(incoming_module, "RECHECK_S", RECHECK_S)
 
 
 def _tick(instance, paths, cursor=None):
@@ -264,6 +272,60 @@ def test_a_retry_after_a_crash_writes_no_second_row(fitted, monkeypatch):
     assert (incoming / "rejected" / "r_bad.mat").exists()
     assert "MAT-file" in (incoming / "rejected" / "r_bad.mat.reason.txt").read_text()
     assert not (incoming / CLAIMS_DIR / "retry-claim").exists() and not list(incoming.glob("*.mat"))
+
+
+def test_a_writer_that_stalls_past_the_stability_window_loses_nothing(fitted, monkeypatch):
+    """The race of issue 19, on purpose: the sensor claims a half-written file and the run reads it, then the writer
+    goes on. The file goes back to incoming/, is claimed again and gets one row; a truncated file that does not
+    change is rejected as before."""
+    root, instance = fitted
+    incoming = root / "incoming"
+    incoming.mkdir(exist_ok=True)
+    paths = SeisPaths(**{**paths_for(root).model_dump(), "incoming_stable_s": 0.5})
+    data = (root / "test" / "fault" / "fault_0003.mat").read_bytes()
+    cut = data[:300]
+    (incoming / "cut.mat").write_bytes(cut)
+    real_predict = incoming_module.predict_files
+    with (incoming / "stall.mat").open("wb") as writer:
+        writer.write(data[: len(data) // 2])
+        writer.flush()
+        time.sleep(1.0)  # the writer stalls for longer than the stability window
+        [request] = _tick(instance, paths).run_requests  # so the sensor claims its half-written file
+        assert sorted(os.path.basename(f) for f in _files(request)) == ["cut.mat", "stall.mat"]
+        claim = request.tags[CLAIM_TAG]
+        first_seen = claim_record(incoming, claim)["stall.mat"]["first_seen"]
+
+        def read_then_the_writer_goes_on(*args, **kwargs):
+            out = real_predict(*args, **kwargs)  # the run reads both files: neither is a whole MAT-file
+            writer.write(data[len(data) // 2: 3 * len(data) // 4])  # the writer wakes up, into the claimed file
+            writer.flush()
+            return out
+
+        monkeypatch.setattr(incoming_module, "predict_files", read_then_the_writer_goes_on)
+        first = _predict(root, instance, _files(request), claim=claim)
+        monkeypatch.setattr(incoming_module, "predict_files", real_predict)
+        assert first.success
+        metadata = first.asset_materializations_for_node("new_file_predictions")[0].metadata
+        assert metadata["n_still_being_written"].value == 1 and metadata["n_rejected"].value == 1
+        assert any("stall.mat is still being written" in (e.message or "") for e in instance.all_logs(first.run_id))
+        assert (incoming / "stall.mat").exists() and not (incoming / "rejected" / "stall.mat").exists()
+        writer.write(data[3 * len(data) // 4:])  # the writer finishes, through its handle, into incoming/stall.mat
+    assert (incoming / "stall.mat").read_bytes() == data
+    with pytest.raises(PatchLoadError) as truncated:
+        load_patch(incoming / "rejected" / "cut.mat")
+    assert (incoming / "rejected" / "cut.mat.reason.txt").read_text().strip() == truncated.value.reason
+
+    time.sleep(1.0)
+    [again] = _tick(instance, paths).run_requests
+    assert [os.path.basename(f) for f in _files(again)] == ["stall.mat"]
+    record = claim_record(incoming, again.tags[CLAIM_TAG])["stall.mat"]
+    assert record["first_seen"] == first_seen and record["claims"] == 2  # the bound counts from the first sight
+    assert _predict(root, instance, _files(again), claim=again.tags[CLAIM_TAG]).success
+    rows = _all_rows(root)
+    assert rows["file_name"].tolist().count("stall.mat") == 1 and "cut.mat" not in set(rows["file_name"])
+    assert (incoming / "processed" / "stall.mat").read_bytes() == data
+    assert not list((incoming / "rejected").glob("stall*")) and (incoming / "rejected" / "cut.mat").exists()
+    assert not list(incoming.glob("*.mat")) and not open_claims(incoming)
 
 
 def test_a_failed_recluster_keeps_the_previous_generation_serving(fitted):
