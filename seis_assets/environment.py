@@ -43,6 +43,8 @@ VARIABLES: dict[str, Variable] = {
         Variable("SEIS_OUTPUT_DIR", "paths.output_dir", "plots, CSVs and the seed's artifacts (default <data>/outputs)", kind="path"),
         Variable("SEIS_INCOMING_DIR", "paths.incoming_dir", "the folder the prediction sensor watches", kind="path"),
         Variable("SEIS_INCOMING_STABLE_S", "paths.incoming_stable_s", "seconds a dropped file must stay unchanged", kind="float"),
+        Variable("SEIS_INCOMING_RECHECK_S", "paths.incoming_recheck_s", "seconds a run watches an unreadable dropped file for a change", kind="float"),
+        Variable("SEIS_INCOMING_MAX_CHANGING_S", "paths.incoming_max_changing_s", "seconds by which a dropped file must have stopped changing", kind="float"),
         Variable("SEIS_LABELS", "paths.labels", "folders (sub-folders are categories) or none (unlabelled)"),
         Variable("SEIS_SHARD_SIZE", "paths.shard_size", "files per partition of a large folder (0: never split)", kind="int"),
         # -- features (FeatureSettings)

@@ -26,6 +26,7 @@ from pydantic import Field, PrivateAttr
 from upath import UPath
 
 from seis_assets.core.backbones import Backbone, load_backbone
+from seis_assets.core.claims import MAX_CHANGING_S, RECHECK_S
 from seis_assets.core.distributed import dask_shard_runner
 from seis_assets.core.generations import staged_file
 from seis_assets.core.preprocess import input_spec
@@ -135,6 +136,17 @@ class SeisPaths(EnvResource):
         0.0,
         description="Seconds a dropped file's size and mtime must stay unchanged before it is predicted (0: the "
         "sensor interval).",
+    )
+    incoming_recheck_s: float = Field(
+        RECHECK_S,
+        description="Seconds a prediction run watches a claimed file that does not read as a MAT-file before "
+        "rejecting it; one that changed since its claim, or changes in this time, is still being written and goes "
+        "back to incoming/ (a rejected one that changes later goes back too).",
+    )
+    incoming_max_changing_s: float = Field(
+        MAX_CHANGING_S,
+        description="Seconds after the sensor first saw a dropped file by which it must have stopped changing; one "
+        "still being written then is rejected as never finishing.",
     )
 
     # the model generation this run writes into (its run id); see seis_assets/core/generations.py

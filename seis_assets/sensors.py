@@ -18,7 +18,7 @@ import time
 import dagster as dg
 
 from seis_assets.assets.incoming import CLAIM_TAG
-from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, scan
+from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, revive_rejected, scan
 from seis_assets.core.generations import serving_generation
 from seis_assets.core.ingest_requests import RunOutcome, decide_ingests
 from seis_assets.core.sources import list_groups
@@ -100,6 +100,17 @@ def _predict_request(claim: str, files: list[str]) -> dg.RunRequest:
     )
 
 
+def _revive_rejected(context: dg.SensorEvaluationContext, paths: SeisPaths) -> None:
+    """Files rejected as unreadable whose writer went on since: back to incoming/ (core/claims.py)."""
+    revived = revive_rejected(paths.incoming, time.time(), paths.incoming_max_changing_s)
+    for old, new in revived.returned:
+        context.log.info(f"{old} changed after it was rejected as unreadable: still being written, moved back to "
+                         f"{new}, to be claimed again once it is stable")
+    for path in revived.never_finished:
+        context.log.warning(f"{path} is still changing {paths.incoming_max_changing_s:g} s after it was first seen: "
+                            "rejected as never finishing (see its .reason.txt)")
+
+
 @dg.sensor(
     job=predict_incoming_job,
     minimum_interval_seconds=INCOMING_SENSOR_INTERVAL_S,
@@ -115,6 +126,7 @@ def incoming_files_sensor(context: dg.SensorEvaluationContext, paths: SeisPaths)
         return dg.SkipReason(f"incoming_dir {incoming} does not exist")
     previous = json.loads(context.cursor) if context.cursor else {}
     stable_s = paths.incoming_stable_s or INCOMING_SENSOR_INTERVAL_S
+    _revive_rejected(context, paths)
     try:
         found = scan(incoming, time.time(), stable_s, previous.get("state"))
     except OSError as exc:  # unreadable or unmounted folder: nothing is claimed, the next tick tries again

@@ -11,6 +11,7 @@ file gets two rows.
 
 import logging
 import os
+import time
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +19,7 @@ import pandas as pd
 from seis_assets.assets import INCOMING
 from seis_assets.assets._metadata import markdown_preview
 from seis_assets.core.claims import (
-    MAX_CHANGING_S, PROCESSED_DIR, RECHECK_S, REJECTED_DIR, release, settle_unreadable, take_over, write_reason,
+    PROCESSED_DIR, REJECTED_DIR, release, settle_unreadable, take_over, watch_rejected, write_reason,
 )
 from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import (
@@ -60,19 +61,20 @@ def _earlier_rows(paths: SeisPaths, claim: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).dropna() if frames else pd.DataFrame(columns=cols)
 
 
-def _reject_or_send_back(context, paths: SeisPaths, claim: str, rejected: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """``path, reason`` of the files to reject, and how many went back to ``incoming/`` (still being written)."""
+def _reject_or_send_back(context, paths: SeisPaths, claim: str, rejected: pd.DataFrame) -> tuple[pd.DataFrame, int, dict]:
+    """``path, reason`` of the files to reject, how many went back to ``incoming/`` (still being written), and the
+    claim entries of the rejected files to keep watching in ``rejected/`` (:func:`watch_rejected`)."""
     unread = rejected[rejected["may_be_incomplete"].astype(bool)]
-    # the defaults of two settings (SeisPaths incoming_recheck_s, incoming_max_changing_s once it has them)
     settled = settle_unreadable(paths.incoming, claim, dict(zip(unread["path"], unread["reason"])),
-                                recheck_s=RECHECK_S, max_changing_s=MAX_CHANGING_S)
+                                recheck_s=paths.incoming_recheck_s, max_changing_s=paths.incoming_max_changing_s)
     for old, new, why in settled.returned:
         context.log.info(f"{os.path.basename(old)} is still being written ({why}): moved back to {new}, to be "
                          "claimed again once it is stable")
     back = {old for old, _, _ in settled.returned}
     reasons = {**dict(zip(rejected["path"], rejected["reason"])), **settled.rejected}
     kept = [p for p in rejected["path"] if p not in back]
-    return pd.DataFrame({"path": kept, "reason": [reasons[p] for p in kept]}, columns=["path", "reason"]), len(back)
+    table = pd.DataFrame({"path": kept, "reason": [reasons[p] for p in kept]}, columns=["path", "reason"])
+    return table, len(back), settled.watch
 
 
 @dg.asset(
@@ -109,10 +111,12 @@ def new_file_predictions(
     if len(predictions):
         write_parquet_atomic(table, part)  # rows first: a crash after this point re-archives, never re-predicts
     archive_files([f for f in table["path"] if f in set(owned)], paths.incoming / PROCESSED_DIR)
-    rejected, n_back = _reject_or_send_back(context, paths, claim, rejected)
+    rejected, n_back, watch = _reject_or_send_back(context, paths, claim, rejected)
     for row in rejected.itertuples():
         [target] = archive_files([row.path], paths.incoming / REJECTED_DIR)
         write_reason(target, row.reason)
+        if row.path in watch:  # unreadable and young: back to incoming/ if its writer goes on (revive_rejected)
+            watch_rejected(target, watch[row.path], time.time())
         context.log.warning(f"rejected {row.path}: {row.reason}")
     release(paths.incoming, claim)
     return dg.MaterializeResult(

@@ -8,7 +8,8 @@ import os
 import time
 
 from seis_assets.core.claims import (
-    CLAIMS_DIR, RETURNED_DIR, Dropped, claim, claim_record, put_back, release, scan, settle_unreadable,
+    CLAIMS_DIR, REJECTED_DIR, RETURNED_DIR, WATCH_DIR, Dropped, Revived, claim, claim_record, put_back, release,
+    revive_rejected, scan, settle_unreadable, watch_rejected, write_reason,
 )
 
 T0 = 1_900_000_000.0  # the fake clock's start
@@ -128,3 +129,71 @@ def test_scan_keeps_when_it_first_saw_each_file(tmp_path):
     assert later.waiting[0].first_seen == T0 and later.state["a.mat"][2] == T0
     # a cursor written before first-seen times were kept ([size, mtime]): seen first now
     assert scan(tmp_path, now=T0 + 9, stable_s=5, previous={"a.mat": [2, 0.0]}).state["a.mat"][2] == T0 + 9
+
+
+def _reject(incoming, claimed: str, entry: dict, now: float) -> str:
+    """What the prediction run does with a file it rejects as unreadable and young: archive, reason, watch."""
+    target = incoming / REJECTED_DIR / os.path.basename(claimed)
+    target.parent.mkdir(exist_ok=True)
+    os.rename(claimed, target)
+    write_reason(str(target), "corrupt, truncated or not a MAT-file (...)")
+    watch_rejected(str(target), entry, now)
+    return str(target)
+
+
+def test_a_writer_that_stalls_past_the_recheck_gets_its_rejected_file_back(tmp_path):
+    """The writer stalls longer than the stability window and the re-check together: the run rejects its file, the
+    writer then goes on writing into rejected/x.mat through its handle; the next sensor tick moves it back."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    with (incoming / "x.mat").open("wb") as writer:
+        writer.write(b"MATLAB 5.0 MAT-file, first half")
+        writer.flush()
+        [claimed] = claim(incoming, ["x.mat"], "c1", _seen(incoming / "x.mat", T0 - 30))
+        fake = FakeTime(T0)  # the writer sleeps through the whole re-check
+        settled = settle_unreadable(incoming, "c1", {claimed: "corrupt, truncated or not a MAT-file (...)"},
+                                    recheck_s=10, max_changing_s=600, clock=fake.clock, sleep=fake.sleep)
+        assert list(settled.rejected) == [claimed] and list(settled.watch) == [claimed]
+        target = _reject(incoming, claimed, settled.watch[claimed], fake.now)
+        release(incoming, "c1")
+
+        assert revive_rejected(incoming, T0 + 30) == Revived([], [], [])  # unchanged: still rejected, still watched
+        assert os.path.exists(target) and os.path.exists(target + ".reason.txt")
+
+        writer.write(b", the rest")  # the writer wakes up, 40 s after it stalled
+        writer.flush()
+        revived = revive_rejected(incoming, T0 + 40)
+        assert revived.returned == [(target, str(incoming / "x.mat"))] and revived.never_finished == []
+        assert not os.path.exists(target) and not os.path.exists(target + ".reason.txt")
+        assert list((incoming / REJECTED_DIR / WATCH_DIR).iterdir()) == []
+        writer.write(b", done")
+    assert (incoming / "x.mat").read_bytes() == b"MATLAB 5.0 MAT-file, first half, the rest, done"
+    [again] = claim(incoming, ["x.mat"], "c2", _seen(incoming / "x.mat", T0 + 45))
+    record = claim_record(incoming, "c2")["x.mat"]
+    assert record["first_seen"] == T0 - 30 and record["claims"] == 2  # the bound still counts from the first sight
+
+
+def test_a_watched_rejected_file_is_left_alone_once_the_bound_has_passed(tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for name in ("quiet.mat", "gone.mat"):
+        (incoming / name).write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    [quiet, gone] = claim(incoming, ["quiet.mat", "gone.mat"], "c1", now=T0)
+    entry = {"first_seen": T0, "claims": 1}
+    quiet, gone = (_reject(incoming, p, entry, T0 + 10) for p in (quiet, gone))
+    os.unlink(gone)  # the user deleted it: nothing to watch
+    assert revive_rejected(incoming, T0 + 20).settled == [gone]
+
+    assert revive_rejected(incoming, T0 + 700, max_changing_s=600).settled == [quiet]  # never changed: stays rejected
+    assert os.path.exists(quiet) and "truncated or not a MAT-file" in open(quiet + ".reason.txt").read()
+
+    (incoming / REJECTED_DIR / "late2.mat").write_bytes(b"x")  # a watched file that changes after the bound
+    watch_rejected(str(incoming / REJECTED_DIR / "late2.mat"), entry, T0 + 10)
+    with open(incoming / REJECTED_DIR / "late2.mat", "ab") as writer:
+        writer.write(b"more")
+    revived = revive_rejected(incoming, T0 + 700, max_changing_s=600)
+    assert revived.never_finished == [str(incoming / REJECTED_DIR / "late2.mat")] and revived.returned == []
+    assert open(str(incoming / REJECTED_DIR / "late2.mat") + ".reason.txt").read().startswith(
+        "it never stopped changing: still being written 700 s after it was first seen (limit 600 s)")
+    assert not (incoming / REJECTED_DIR / WATCH_DIR).exists() or not any((incoming / REJECTED_DIR / WATCH_DIR).iterdir())
+    assert not list(incoming.glob("*.mat"))

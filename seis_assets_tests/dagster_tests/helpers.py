@@ -15,6 +15,10 @@ ANALYSIS_KEYS = ["umap_50d", "umap_2d", "k_sweep", "kmeans_model", "cluster_mapp
                  "metrics", "plots", "model_generation"]
 
 
+#: Seconds a prediction run here re-checks a dropped file that fails to read (the default is claims.RECHECK_S)
+INCOMING_RECHECK_S = 0.5
+
+
 def paths_for(root: Path, train: Path | None = None) -> SeisPaths:
     return SeisPaths(
         train_dir=str(train or root / "train"),
@@ -22,6 +26,7 @@ def paths_for(root: Path, train: Path | None = None) -> SeisPaths:
         output_dir=str(root / "outputs"),
         data_dir=str(root),
         incoming_dir=str(root / "incoming"),
+        incoming_recheck_s=INCOMING_RECHECK_S,
     )
 
 

@@ -28,15 +28,6 @@ from seis_assets.sensors import incoming_files_sensor
 from .helpers import materialize_all, paths_for, resources_for
 
 OLD = time.time() - 3600  # an mtime long past any stability window
-#: Seconds a run here re-checks a file that fails to read (the runs' default is claims.RECHECK_S)
-RECHECK_S = 0.5
-
-
-@pytest.fixture(autouse=True)
-def _short_recheck(monkeypatch):
-    monkeypatch.setattr(incoming_module, "RECHECK_S", RECHECK_S)
-
-
 def _tick(instance, paths, cursor=None):
     return incoming_files_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths}))
 
@@ -326,6 +317,47 @@ def test_a_writer_that_stalls_past_the_stability_window_loses_nothing(fitted, mo
     assert (incoming / "processed" / "stall.mat").read_bytes() == data
     assert not list((incoming / "rejected").glob("stall*")) and (incoming / "rejected" / "cut.mat").exists()
     assert not list(incoming.glob("*.mat")) and not open_claims(incoming)
+
+
+def test_a_writer_that_stalls_past_the_recheck_gets_its_file_back_from_rejected(fitted):
+    """The race of issue 19 with a longer stall (the issue's 40 s): the writer sleeps through the stability window
+    and the run's re-check, so the run rejects its half-written file; when it goes on, writing into
+    rejected/paused.mat through its handle, the next sensor tick moves the file back, it is claimed again and gets one
+    row, and nothing stays in rejected/."""
+    root, instance = fitted
+    incoming = root / "incoming"
+    incoming.mkdir(exist_ok=True)
+    paths = SeisPaths(**{**paths_for(root).model_dump(), "incoming_stable_s": 0.5})
+    data = (root / "test" / "chaotic" / "chaotic_0003.mat").read_bytes()
+    with (incoming / "paused.mat").open("wb") as writer:
+        writer.write(data[: len(data) // 2])
+        writer.flush()
+        time.sleep(1.0)  # the writer stalls for longer than the stability window ...
+        [request] = _tick(instance, paths).run_requests
+        claim = request.tags[CLAIM_TAG]
+        first_seen = claim_record(incoming, claim)["paused.mat"]["first_seen"]
+        first = _predict(root, instance, _files(request), claim=claim)  # ... and than the run's re-check
+        assert first.success
+        metadata = first.asset_materializations_for_node("new_file_predictions")[0].metadata
+        assert metadata["n_rejected"].value == 1 and metadata["n_still_being_written"].value == 0
+        assert (incoming / "rejected" / "paused.mat").exists()
+        assert isinstance(_tick(instance, paths), dg.SkipReason)
+        assert (incoming / "rejected" / "paused.mat").exists()  # unchanged: it stays rejected, and watched
+
+        writer.write(data[len(data) // 2:])  # the writer wakes up and finishes, into rejected/paused.mat
+    assert (incoming / "rejected" / "paused.mat").read_bytes() == data
+    assert isinstance(_tick(instance, paths), dg.SkipReason)  # this tick moves it back; it is not stable yet
+    assert (incoming / "paused.mat").read_bytes() == data and not list((incoming / "rejected").glob("paused*"))
+    time.sleep(1.0)
+    [again] = _tick(instance, paths).run_requests
+    assert [os.path.basename(f) for f in _files(again)] == ["paused.mat"]
+    record = claim_record(incoming, again.tags[CLAIM_TAG])["paused.mat"]
+    assert record["first_seen"] == first_seen and record["claims"] == 2
+    assert _predict(root, instance, _files(again), claim=again.tags[CLAIM_TAG]).success
+    rows = _all_rows(root)
+    assert rows["file_name"].tolist().count("paused.mat") == 1
+    assert (incoming / "processed" / "paused.mat").read_bytes() == data
+    assert not list((incoming / "rejected").glob("paused*")) and not list(incoming.glob("*.mat"))
 
 
 def test_a_failed_recluster_keeps_the_previous_generation_serving(fitted):
