@@ -38,9 +38,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_LIFETIME_S = 1800
-#: The slow writer's pause: longer than the sensor's stability window (its half-written file can be claimed and
-#: read), shorter than a run's re-check of a file that fails to read (the run sees it change and sends it back)
-SLOW_WRITER_PAUSE_S = (INCOMING_SENSOR_INTERVAL_S + RECHECK_S) / 2
+#: The slow writer's pause: longer than the sensor's stability window and a run's re-check together, so its
+#: half-written file can be claimed, read and even rejected before the writer goes on; then it must come back
+SLOW_WRITER_PAUSE_S = INCOMING_SENSOR_INTERVAL_S + RECHECK_S + 5
 RUNS_QUERY = """
 query Runs($job: String!) {
   runsOrError(filter: {pipelineName: $job}) { ... on Runs { results { runId status tags { key value } } } }
@@ -198,8 +198,8 @@ def test_sensor_ingests_graphql_reclusters_and_dropped_files_get_predicted_exact
     for name, content in bad.items():
         (incoming / name).write_bytes(content)
 
-    _wait("the first drops to be handled", lambda: _incoming_empty(incoming) and _predict_runs_settled(client),
-          300, server, log)
+    _wait("the first drops to be handled", lambda: _incoming_empty(incoming) and _predict_runs_settled(client)
+          and (incoming / "processed" / "slow.mat").exists(), 300, server, log)
 
     # after they were processed: a new file under a used name, and a cp -p copy of a processed file
     drop("w1_000.mat", sources[42])
