@@ -26,13 +26,13 @@ from pydantic import Field, PrivateAttr
 from upath import UPath
 
 from seis_assets.core.backbones import Backbone, load_backbone
-from seis_assets.core.claims import MAX_CHANGING_S, RECHECK_S
 from seis_assets.core.distributed import dask_shard_runner
 from seis_assets.core.generations import staged_file
 from seis_assets.core.preprocess import input_spec
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE
 from seis_assets.core.segy_windows import DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES
 from seis_assets.core.sources import previous_keys
+from seis_assets.core.still_writing import MAX_CHANGING_S, RECHECK_S
 from seis_assets.environment import env, variables_of
 from seis_assets.io_managers import table_path
 

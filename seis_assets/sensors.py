@@ -18,10 +18,11 @@ import time
 import dagster as dg
 
 from seis_assets.assets.incoming import CLAIM_TAG
-from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, revive_rejected, scan
+from seis_assets.core.claims import claim, new_claim_id, open_claims, reject_bad_names, scan
 from seis_assets.core.generations import serving_generation
 from seis_assets.core.ingest_requests import RunOutcome, decide_ingests
 from seis_assets.core.sources import list_groups
+from seis_assets.core.still_writing import revive_rejected
 from seis_assets.jobs import ingest_job, predict_incoming_job
 from seis_assets.partitions import CATEGORY_PARTITIONS_NAME
 from seis_assets.resources import SeisPaths

@@ -27,8 +27,8 @@ import scipy.io
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from seis_assets.core.claims import RECHECK_S
 from seis_assets.core.claims import open_claims as list_open_claims
+from seis_assets.core.still_writing import RECHECK_S
 from seis_assets.core.matfiles import PatchLoadError
 from seis_assets.core.patches import load_patch
 from seis_assets.core.storage import read_parquet

@@ -3,7 +3,7 @@
 Each run owns one *claim* (``incoming/.claims/<claim>/``, see :mod:`seis_assets.core.claims`), writes its rows to
 ``warehouse/new_file_predictions/<claim>.parquet`` and moves its files to ``incoming/processed/`` (readable) or
 ``incoming/rejected/`` (with ``<name>.reason.txt``); a file that fails to read but is still being written goes back
-to ``incoming/`` instead (:func:`seis_assets.core.claims.settle_unreadable`). A retry of the run (Dagster run
+to ``incoming/`` instead (:func:`seis_assets.core.still_writing.settle_unreadable`). A retry of the run (Dagster run
 retries, same claim) keeps the rows already written for files it finds archived and predicts only the rest, so no
 file gets two rows.
 """
@@ -18,13 +18,12 @@ import pandas as pd
 
 from seis_assets.assets import INCOMING
 from seis_assets.assets._metadata import markdown_preview
-from seis_assets.core.claims import (
-    PROCESSED_DIR, REJECTED_DIR, release, settle_unreadable, take_over, watch_rejected, write_reason,
-)
+from seis_assets.core.claims import PROCESSED_DIR, REJECTED_DIR, release, take_over, write_reason
 from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import (
     PREDICTION_COLUMNS, REJECTED_COLUMNS, FittedModels, archive_files, mark_duplicates, predict_files,
 )
+from seis_assets.core.still_writing import settle_unreadable, watch_rejected
 from seis_assets.core.storage import path_str, read_parquet, write_parquet_atomic
 from seis_assets.resources import FeatureSettings, SeisPaths
 

@@ -187,7 +187,7 @@ def predict_files(
     predictions : DataFrame with PREDICTION_COLUMNS, one row per readable file
     rejected : DataFrame with path, reason, may_be_incomplete, one row per file that could not be read (never given
         made-up pixels). ``may_be_incomplete``: its bytes did not read as a MAT-file variable, which is also what a
-        file still being written gives (see :func:`seis_assets.core.claims.settle_unreadable`); False when the
+        file still being written gives (see :func:`seis_assets.core.still_writing.settle_unreadable`); False when the
         variable was read but is not a usable patch (NaN, constant, a vector...).
     """
     batch_size = 16 if batch_size is None else batch_size

@@ -1,4 +1,5 @@
-"""Claims on dropped files: telling a file that is still being written from a bad one (seis_assets.core.claims).
+"""Claims on dropped files, and telling a file that is still being written from a bad one (seis_assets.core.claims,
+seis_assets.core.still_writing).
 
 The clock and the sleep of the re-check are the test's, so a writer can resume exactly while the run looks.
 """
@@ -8,8 +9,10 @@ import os
 import time
 
 from seis_assets.core.claims import (
-    CLAIMS_DIR, REJECTED_DIR, RETURNED_DIR, WATCH_DIR, Dropped, Revived, claim, claim_record, put_back, release,
-    revive_rejected, scan, settle_unreadable, watch_rejected, write_reason,
+    CLAIMS_DIR, REJECTED_DIR, RETURNED_DIR, Dropped, claim, claim_record, release, scan, write_reason,
+)
+from seis_assets.core.still_writing import (
+    WATCH_DIR, Revived, put_back, revive_rejected, settle_unreadable, watch_rejected,
 )
 
 T0 = 1_900_000_000.0  # the fake clock's start
