@@ -382,6 +382,9 @@ def sample_interval(f: segyio.SegyFile, path: str, setting_ms: float = 0.0) -> t
         Naming the file and the setting, when neither header holds an interval and no setting gives one, or when
         the trace headers alone give different intervals.
     """
+    if setting_ms < 0:
+        raise SegyError(path, f"segy_settings.sample_interval_ms is {setting_ms}: give a positive interval, or 0 to "
+                              "read it from the headers")
     binary = int(f.bin[segyio.BinField.Interval])
     traces = np.asarray(f.attributes(segyio.TraceField.TRACE_SAMPLE_INTERVAL)[:], dtype=np.int64)
     given = np.unique(traces[traces > 0])

@@ -134,6 +134,9 @@ def test_a_missing_interval_is_an_error_naming_the_file_and_the_setting(tmp_path
             pass
     with open_survey(path, sample_interval_ms=4.0) as survey:
         assert (survey.info.sample_interval_ms, survey.info.interval_source) == (4.0, "setting")
+    with pytest.raises(SegyError, match=r"no_dt\.sgy: segy_settings.sample_interval_ms is -4.0"):
+        with open_survey(path, sample_interval_ms=-4.0):
+            pass
     several = write_section(tmp_path / "several.sgy", geology(4), dt_us=0, trace_dt_us=4000)
     with segyio.open(str(several), "r+", ignore_geometry=True) as f:
         f.header[3] = {segyio.TraceField.TRACE_SAMPLE_INTERVAL: 2000}
