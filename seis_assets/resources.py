@@ -30,7 +30,11 @@ from seis_assets.core.backbones import Backbone, load_backbone
 from seis_assets.core.distributed import dask_shard_runner
 from seis_assets.core.generations import staged_file
 from seis_assets.core.preprocess import input_spec
-from seis_assets.core.section_grid import DEFAULT_PATCH_SAMPLE_INTERVAL_MS, DEFAULT_PATCH_TRACE_SPACING_M, at_patch_scale
+from seis_assets.core.section_grid import (
+    DEFAULT_PATCH_SAMPLE_INTERVAL_MS,
+    DEFAULT_PATCH_TRACE_SPACING_M,
+    at_patch_scale,
+)
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, open_survey
 from seis_assets.core.segy_windows import DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES
 from seis_assets.core.sources import previous_keys

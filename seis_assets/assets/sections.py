@@ -5,8 +5,9 @@ features with the same backbone, input size and precision as the patches. ``faci
 windows with the models the recluster job fitted on the labelled patches (``models=patches``: clusters and their
 categories) or fits UMAP + KMeans on the survey's own windows (``models=survey``: clusters only), votes them back
 onto every inline at sample resolution (windows are cut at the patches' sample interval: a survey at another rate is
-resampled first, and the labels SEG-Y goes back to its own rate; the scale used is in both assets' metadata) and writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``,
-one page per line), ``anomaly_map.png``, ``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
+resampled first, and the labels SEG-Y goes back to its own rate; the scale used is in both assets' metadata) and
+writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``, one page per line), ``anomaly_map.png``,
+``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
 """
 
 

@@ -112,8 +112,8 @@ def at_patch_scale(
     for direction, spacing in info.trace_spacing_m.items():
         if spacing and abs(spacing / patch_trace_spacing_m - 1) > SPACING_TOLERANCE:
             log.warning(
-                f"{info.path}: traces along {direction}s are {spacing:.1f} m apart, the patches' {patch_trace_spacing_m} "
-                f"m: windows span {spacing / patch_trace_spacing_m:.2f}x the patches' width (not resampled along lines)"
+                f"{info.path}: traces along {direction}s are {spacing:.1f} m apart, the patches' "
+                f"{patch_trace_spacing_m} m: windows span {spacing / patch_trace_spacing_m:.2f}x the patches' width (not resampled along lines)"
             )
     if resample_factor(info.sample_interval_ms, patch_sample_interval_ms) == 1:
         return survey
@@ -121,7 +121,9 @@ def at_patch_scale(
     return ResampledSurvey(survey, patch_sample_interval_ms)
 
 
-def scale_record(survey: Survey | ResampledSurvey, patch_sample_interval_ms: float, patch_trace_spacing_m: float) -> dict:
+def scale_record(
+    survey: Survey | ResampledSurvey, patch_sample_interval_ms: float, patch_trace_spacing_m: float
+) -> dict:
     """What the facies map records of the scale: the survey's interval and where it came from, the patches',
     the resampling factor (new samples per file sample), the samples before and after, the trace spacings."""
     source = survey.source if isinstance(survey, ResampledSurvey) else survey

@@ -78,7 +78,9 @@ def window_starts(n: int, size: int, stride: int) -> list[int]:
     return starts
 
 
-def survey_scale(survey: Survey | ResampledSurvey, percentile: float = SURVEY_PERCENTILE, max_traces: int = SURVEY_SCALE_TRACES) -> float:
+def survey_scale(
+    survey: Survey | ResampledSurvey, percentile: float = SURVEY_PERCENTILE, max_traces: int = SURVEY_SCALE_TRACES
+) -> float:
     """One robust amplitude for the whole survey: the ``percentile`` of ``|amplitude|`` over evenly spaced traces
     (on the grid the windows are cut from: a resampled survey's resampled traces).
 
