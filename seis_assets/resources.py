@@ -16,6 +16,7 @@ directory (the repository root under ``make``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from typing import ClassVar, Optional, TypeVar
@@ -29,7 +30,12 @@ from seis_assets.core.backbones import Backbone, load_backbone
 from seis_assets.core.distributed import dask_shard_runner
 from seis_assets.core.generations import staged_file
 from seis_assets.core.preprocess import input_spec
-from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE
+from seis_assets.core.section_grid import (
+    DEFAULT_PATCH_SAMPLE_INTERVAL_MS,
+    DEFAULT_PATCH_TRACE_SPACING_M,
+    at_patch_scale,
+)
+from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, open_survey
 from seis_assets.core.segy_windows import DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES
 from seis_assets.core.sources import previous_keys
 from seis_assets.core.still_writing import MAX_CHANGING_S, RECHECK_S
@@ -417,6 +423,28 @@ class SegySettings(EnvResource):
         "categories); survey: fit UMAP + KMeans on this survey's windows alone (clusters, no categories).",
     )
     k: int = Field(0, description="Clusters for models=survey (0: 4); models=patches keeps the fitted models' k.")
+    sample_interval_ms: float = Field(
+        0.0,
+        description="The surveys' sample interval in ms; 0: from the headers (the binary header's, else the trace "
+        "headers'). Set it only for files whose headers lack it or are wrong.",
+    )
+    patch_sample_interval_ms: float = Field(
+        DEFAULT_PATCH_SAMPLE_INTERVAL_MS,
+        description="Sample interval of the patches the models were fitted on (F3 and LANDMASS: 4 ms); a survey at "
+        "another rate is resampled to it before windows are cut, so a window covers the time a patch covers.",
+    )
+    patch_trace_spacing_m: float = Field(
+        DEFAULT_PATCH_TRACE_SPACING_M,
+        description="Trace spacing of the patches (F3 and LANDMASS: 25 m); a survey whose header coordinates say "
+        "otherwise is logged (traces are not resampled along the line).",
+    )
 
     def direction_list(self) -> tuple[str, ...]:
         return tuple(d.strip() for d in self.directions.split(",") if d.strip())
+
+    @contextlib.contextmanager
+    def survey_at_patch_scale(self, path: str, logger=None):
+        """The SEG-Y file opened with these byte positions and interval, at the patches' sample interval
+        (:func:`seis_assets.core.section_grid.at_patch_scale`)."""
+        with open_survey(path, self.iline_byte, self.xline_byte, self.sample_interval_ms) as survey:
+            yield at_patch_scale(survey, self.patch_sample_interval_ms, self.patch_trace_spacing_m, logger)

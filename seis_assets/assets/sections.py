@@ -4,8 +4,10 @@
 features with the same backbone, input size and precision as the patches. ``facies_map[survey]`` classifies the
 windows with the models the recluster job fitted on the labelled patches (``models=patches``: clusters and their
 categories) or fits UMAP + KMeans on the survey's own windows (``models=survey``: clusters only), votes them back
-onto every inline at sample resolution and writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``,
-one page per line), ``anomaly_map.png``, ``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
+onto every inline at sample resolution (windows are cut at the patches' sample interval: a survey at another rate is
+resampled first, and the labels SEG-Y goes back to its own rate; the scale used is in both assets' metadata) and
+writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``, one page per line), ``anomaly_map.png``,
+``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
 """
 
 
@@ -22,7 +24,8 @@ from seis_assets.core.facies import write_facies_outputs
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.predict import FittedModels
-from seis_assets.core.segy import list_segy_files, open_survey, survey_name
+from seis_assets.core.section_grid import scale_record
+from seis_assets.core.segy import list_segy_files, survey_name
 from seis_assets.core.segy_windows import WINDOW_COLUMNS
 from seis_assets.core.survey_models import MODEL_SOURCES, check_window_identity, fit_survey_models, window_qc
 from seis_assets.core.window_predict import classify_windows, survey_features
@@ -62,8 +65,9 @@ def survey_windows(
     path = survey_file(segy_settings, context.partition_key)
     backbone = feature_settings.load_backbone(logger=context.log)
     identity = table_identity(backbone, feature_settings.input_size_value(), feature_settings.precision)
-    with open_survey(path, segy_settings.iline_byte, segy_settings.xline_byte) as survey:
+    with segy_settings.survey_at_patch_scale(path, context.log) as survey:
         info = survey.info
+        scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
         positions, X, scaling, qc = survey_features(
             survey, identity, scaling=segy_settings.scaling, n_traces=segy_settings.window_traces,
             n_samples=segy_settings.window_samples, stride=segy_settings.stride,
@@ -87,6 +91,7 @@ def survey_windows(
             "n_windows": len(table),
             "window": f"{segy_settings.window_traces} traces x {segy_settings.window_samples} samples, stride {segy_settings.stride}",
             "scaling": json.dumps(scaling),
+            "scale": dg.MetadataValue.json(scale),
             "backbone": str(identity["backbone"]),
             "fallback_reason": str(identity.get("fallback_reason") or ""),
             "preview": dg.MetadataValue.md(markdown_preview(positions)),
@@ -150,7 +155,8 @@ def facies_map(
     pred = classify_windows(X, models, qc)
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
     out = output_folder(paths, key)
-    with open_survey(survey_file(segy_settings, key), segy_settings.iline_byte, segy_settings.xline_byte) as survey:
+    with segy_settings.survey_at_patch_scale(survey_file(segy_settings, key), context.log) as survey:
+        scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
             map_xlines=segy_settings.map_xlines,
@@ -158,4 +164,5 @@ def facies_map(
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
-    return dg.MaterializeResult(metadata=_facies_metadata(result, source, k, len(windows), out))
+    metadata = _facies_metadata(result, source, k, len(windows), out) | {"scale": dg.MetadataValue.json(scale)}
+    return dg.MaterializeResult(metadata=metadata)

@@ -168,7 +168,7 @@ class _LinePainter:
         a cube."""
         for n in self.survey.info.inlines:
             _, idx, _, cmap, _ = self.paint("inline", n)
-            yield idx, cmap.astype(np.float32)
+            yield idx, self.survey.file_samples(cmap).astype(np.float32)  # the file's own samples
 
 
 def _png_bytes(fig: Figure) -> bytes:

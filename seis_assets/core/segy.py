@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import struct
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,8 @@ import segyio
 
 from seis_assets.core.storage import path_str, to_upath
 
+LOG = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_ILINE_BYTE",
     "DEFAULT_XLINE_BYTE",
@@ -34,6 +37,8 @@ __all__ = [
     "SurveyInfo",
     "Survey",
     "open_survey",
+    "sample_interval",
+    "trace_spacing",
     "list_segy_files",
     "survey_name",
 ]
@@ -72,6 +77,11 @@ class SurveyInfo:
     xlines: tuple[int, ...] = dataclasses.field(repr=False)
     iline_byte: int
     xline_byte: int
+    #: where ``sample_interval_ms`` came from: "binary header", "trace headers" or "setting"
+    interval_source: str = "binary header"
+    #: metres between neighbouring traces of an inline / of a crossline, from the trace headers' coordinates
+    #: (None where the headers hold none)
+    trace_spacing_m: dict = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -208,10 +218,22 @@ class Survey:
             raise SegyError(self.info.path, f"{direction} {number} holds NaN or Inf samples")
         return data, idx
 
+    def trace(self, index: int) -> np.ndarray:
+        """One trace's samples (float32), on the grid windows are cut from (here the file's own)."""
+        return np.asarray(self.file.trace.raw[int(index)], dtype=np.float32)
+
+    def file_samples(self, values: np.ndarray) -> np.ndarray:
+        """Values painted on this grid, ``(n_traces, n_samples)``, at the file's own samples: here the same (a
+        resampled view, :class:`seis_assets.core.section_grid.ResampledSurvey`, maps them back)."""
+        return values
+
 
 @contextlib.contextmanager
 def open_survey(
-    path: str | os.PathLike, iline_byte: int = DEFAULT_ILINE_BYTE, xline_byte: int = DEFAULT_XLINE_BYTE
+    path: str | os.PathLike,
+    iline_byte: int = DEFAULT_ILINE_BYTE,
+    xline_byte: int = DEFAULT_XLINE_BYTE,
+    sample_interval_ms: float = 0.0,
 ) -> Iterator[Survey]:
     """Open a SEG-Y file read-only through a memory map and check it.
 
@@ -219,14 +241,24 @@ def open_survey(
     is read as 2-D lines: traces grouped by their inline number (one line for a typical 2-D file, whose inline
     number may be 0), ordered by crossline (CDP) number.
 
+    The sample interval is :func:`sample_interval`'s: the headers', or ``sample_interval_ms`` when it is positive
+    (``SegySettings.sample_interval_ms``; 0 = from the headers).
+
     Raises
     ------
     SegyError
         Naming the file and the problem: unreadable or not SEG-Y, truncated (size shorter than the headers
         promise), trace length not a whole number of traces (inconsistent trace counts), no samples, a byte
         position outside the 240-byte trace header, line numbers that are all zero at those bytes (wrong byte
-        positions), or duplicate (inline, crossline) pairs.
+        positions), duplicate (inline, crossline) pairs, or a sample interval missing from the headers and not set.
     """
+    with _opened(path, iline_byte, xline_byte, sample_interval_ms, need_interval=True) as survey:
+        yield survey
+
+
+@contextlib.contextmanager
+def _opened(path, iline_byte: int, xline_byte: int, sample_interval_ms: float, need_interval: bool) -> Iterator[Survey]:
+    """:func:`open_survey`; ``need_interval=False`` opens a file whose interval is missing (to copy its layout)."""
     path = _local_path(str(path))
     for name, byte in (("inline", iline_byte), ("crossline", xline_byte)):
         if not 1 <= int(byte) <= 237:
@@ -242,12 +274,13 @@ def open_survey(
     except Exception as exc:  # segyio raises RuntimeError / OSError / ValueError with terse texts
         raise SegyError(path, f"not a readable SEG-Y file ({type(exc).__name__}: {exc})") from None
     try:
-        yield _checked_survey(f, path, int(iline_byte), int(xline_byte), size)
+        yield _checked_survey(f, path, int(iline_byte), int(xline_byte), size, float(sample_interval_ms), need_interval)
     finally:
         f.close()
 
 
-def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int, size: int) -> Survey:
+def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int, size: int,
+                    setting_ms: float = 0.0, need_interval: bool = True) -> Survey:
     """The checks of :func:`open_survey` on an open file, in order, and its :class:`Survey`."""
     n_samples = len(f.samples)
     if n_samples == 0 or f.tracecount == 0:
@@ -259,10 +292,11 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
     il, xl = _line_numbers(f, path, iline_byte, xline_byte)
     inlines, xlines = np.unique(il), np.unique(xl)
     structured = len(inlines) * len(xlines) == len(il)
-    dt = float(segyio.tools.dt(f)) / 1000.0
-    if not dt > 0:
-        raise SegyError(path, "sample interval is zero in the binary and trace headers")
-    samples = np.asarray(f.samples, dtype=float)
+    if need_interval or setting_ms > 0:
+        dt, source = sample_interval(f, path, setting_ms)
+    else:
+        dt, source = float("nan"), "missing"
+    t0 = float(f.header[0][segyio.TraceField.DelayRecordingTime])
     info = SurveyInfo(
         path=path,
         name=survey_name(path),
@@ -270,12 +304,14 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
         n_traces=int(f.tracecount),
         n_samples=int(n_samples),
         sample_interval_ms=dt,
-        t0_ms=float(samples[0]),
+        t0_ms=t0,
         format=_FORMATS.get(int(f.format or 0), str(f.format)),
         inlines=tuple(int(i) for i in inlines),
         xlines=tuple(int(x) for x in xlines),
         iline_byte=iline_byte,
         xline_byte=xline_byte,
+        interval_source=source,
+        trace_spacing_m=trace_spacing(f, il, xl),
     )
     return Survey(f, info, il, xl)
 
@@ -328,3 +364,83 @@ def _line_numbers(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: in
             "wrong byte positions, or a prestack file",
         )
     return il, xl
+
+
+# --------------------------------------------------------------------------- scale from the headers
+def sample_interval(f: segyio.SegyFile, path: str, setting_ms: float = 0.0) -> tuple[float, str]:
+    """The survey's sample interval in ms and where it came from.
+
+    The binary header's interval (bytes 3217-3218) wins over the trace headers' (bytes 117-118): it is the one
+    interval of the file's fixed layout (every trace has the binary header's sample count), while trace headers
+    are per trace and are the ones processing tools leave stale. When both are given and differ, a warning is
+    logged. A zero binary interval takes the trace headers', which must then agree with each other. A positive
+    ``setting_ms`` (``SegySettings.sample_interval_ms``) wins over both (logged when it differs from them).
+
+    Raises
+    ------
+    SegyError
+        Naming the file and the setting, when neither header holds an interval and no setting gives one, or when
+        the trace headers alone give different intervals.
+    """
+    if setting_ms < 0:
+        raise SegyError(path, f"segy_settings.sample_interval_ms is {setting_ms}: give a positive interval, or 0 to "
+                              "read it from the headers")
+    binary = int(f.bin[segyio.BinField.Interval])
+    traces = np.asarray(f.attributes(segyio.TraceField.TRACE_SAMPLE_INTERVAL)[:], dtype=np.int64)
+    given = np.unique(traces[traces > 0])
+    if setting_ms > 0:
+        headers = binary if binary > 0 else (int(given[0]) if len(given) == 1 else 0)
+        if headers and abs(headers / 1000.0 - setting_ms) > 1e-9:
+            LOG.warning("%s: sample interval set to %s ms, the headers say %s ms", path, setting_ms, headers / 1000.0)
+        return float(setting_ms), "setting"
+    if binary > 0:
+        if len(given) and (given != binary).any():
+            LOG.warning(
+                "%s: binary header sample interval %s us, trace headers %s us: using the binary header's",
+                path, binary, [int(g) for g in given],
+            )
+        return binary / 1000.0, "binary header"
+    if len(given) == 1:
+        return float(given[0]) / 1000.0, "trace headers"
+    if len(given) > 1:
+        raise SegyError(path, f"the binary header has no sample interval and the trace headers give several "
+                              f"({[int(g) for g in given]} us): set segy_settings.sample_interval_ms")
+    raise SegyError(path, "sample interval missing (zero in the binary header, bytes 3217-3218, and in every trace "
+                          "header, bytes 117-118): set segy_settings.sample_interval_ms")
+
+
+#: trace-header coordinate pairs, in order of preference: CDP (181/185), then source (73/77)
+_COORDINATES = (
+    (segyio.TraceField.CDP_X, segyio.TraceField.CDP_Y),
+    (segyio.TraceField.SourceX, segyio.TraceField.SourceY),
+)
+
+
+def trace_spacing(f: segyio.SegyFile, il: np.ndarray, xl: np.ndarray) -> dict:
+    """Metres between neighbouring traces along an inline (``"inline"``) and along a crossline (``"xline"``), from
+    the trace headers' coordinates and their scalar (byte 71: negative divides, positive multiplies).
+
+    Per line number step: the median distance between traces of one line, divided by the difference of their line
+    numbers. ``None`` for a direction the headers give no coordinates for (all zero, as the F3 sections exported
+    from OpendTect) or that has a single trace per line.
+    """
+    scalar = np.asarray(f.attributes(segyio.TraceField.SourceGroupScalar)[:], dtype=np.float64)
+    factor = np.where(scalar < 0, -1.0 / np.where(scalar < 0, scalar, -1), np.where(scalar > 0, scalar, 1.0))
+    for kx, ky in _COORDINATES:
+        x = np.asarray(f.attributes(kx)[:], dtype=np.float64) * factor
+        y = np.asarray(f.attributes(ky)[:], dtype=np.float64) * factor
+        if x.any() or y.any():
+            return {"inline": _along(il, xl, x, y), "xline": _along(xl, il, x, y)}
+    return {"inline": None, "xline": None}
+
+
+def _along(line: np.ndarray, other: np.ndarray, x: np.ndarray, y: np.ndarray) -> float | None:
+    """Median metres per step of ``other`` between consecutive traces of the same ``line``."""
+    order = np.lexsort((other, line))
+    same = line[order][1:] == line[order][:-1]
+    steps = np.diff(other[order])[same]
+    dist = np.hypot(np.diff(x[order]), np.diff(y[order]))[same]
+    ok = steps != 0
+    if not ok.any():
+        return None
+    return float(np.median(dist[ok] / np.abs(steps[ok])))

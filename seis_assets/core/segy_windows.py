@@ -9,6 +9,11 @@ the line and of the trace when the stride does not land there, so every sample o
 records where it came from: ``direction, inline, xline, sample`` (the line's number and the first trace's other
 number, the first sample index), ``time_ms`` of the first sample, and its size.
 
+Physical scale
+--------------
+Windows are cut from the survey as given: pass a survey at another sample rate through
+:func:`seis_assets.core.section_grid.at_patch_scale` first, so a window covers the time a training patch covers.
+
 Scaling
 -------
 ``per_window`` (the patches' scaling): each window min-max scaled to [-1, 1] on its own.
@@ -26,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from seis_assets.core.patches import normalise_patch
+from seis_assets.core.section_grid import ResampledSurvey
 from seis_assets.core.segy import DIRECTIONS, SegyError, Survey
 
 __all__ = [
@@ -72,8 +78,11 @@ def window_starts(n: int, size: int, stride: int) -> list[int]:
     return starts
 
 
-def survey_scale(survey: Survey, percentile: float = SURVEY_PERCENTILE, max_traces: int = SURVEY_SCALE_TRACES) -> float:
-    """One robust amplitude for the whole survey: the ``percentile`` of ``|amplitude|`` over evenly spaced traces.
+def survey_scale(
+    survey: Survey | ResampledSurvey, percentile: float = SURVEY_PERCENTILE, max_traces: int = SURVEY_SCALE_TRACES
+) -> float:
+    """One robust amplitude for the whole survey: the ``percentile`` of ``|amplitude|`` over evenly spaced traces
+    (on the grid the windows are cut from: a resampled survey's resampled traces).
 
     Raises SegyError when the survey is silent (the percentile is zero).
     """
@@ -81,7 +90,7 @@ def survey_scale(survey: Survey, percentile: float = SURVEY_PERCENTILE, max_trac
     picks = np.unique(np.linspace(0, n - 1, min(n, max_traces)).astype(int))
     chunk = []
     for i in picks:
-        chunk.append(np.abs(np.asarray(survey.file.trace.raw[int(i)], dtype=np.float32)))
+        chunk.append(np.abs(survey.trace(int(i))))
     values = np.concatenate(chunk)
     values = values[np.isfinite(values)]
     scale = float(np.percentile(values, percentile)) if len(values) else 0.0

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import segyio
 
-from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, open_survey
+from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, _opened
 from seis_assets.core.storage import atomic_path, path_str
 
-__all__ = ["write_like", "write_cube"]
+__all__ = ["write_like", "write_cube", "write_section"]
 
 
 def write_like(
@@ -38,11 +38,13 @@ def write_like(
     Raises
     ------
     SegyError
-        ``source`` is not a usable local SEG-Y file (see :func:`~seis_assets.core.segy.open_survey`).
+        ``source`` is not a usable local SEG-Y file (see :func:`~seis_assets.core.segy.open_survey`; a missing
+    sample interval is no obstacle here).
     ValueError
         A block of the wrong shape, or traces left unwritten / written twice.
     """
-    with open_survey(source, iline_byte, xline_byte) as survey, atomic_path(dest) as tmp:
+    # the layout is copied, not interpreted: a file whose sample interval had to be set is written like the others
+    with _opened(source, iline_byte, xline_byte, 0.0, need_interval=False) as survey, atomic_path(dest) as tmp:
         local_tmp = str(tmp)
         is_remote = "://" in local_tmp
         if is_remote:  # segyio writes local files: write next to the source's temp, then upload
@@ -115,4 +117,42 @@ def write_cube(
                 i += 1
         f.bin.update(hdt=dt_us, hns=n_samples, format=fmt)
         f.text[0] = segyio.tools.create_text_header({1: "seis_assets test cube"})
+    return path
+
+
+def write_section(
+    path,
+    data: np.ndarray,
+    *,
+    dt_us: int = 4000,
+    inline: int = 1,
+    first_xline: int = 1,
+    trace_dt_us: int | None = None,
+    spacing_m: float = 25.0,
+    fmt: int = 5,
+):
+    """One inline of given samples as a 2-D SEG-Y: ``data`` (n_traces, n_samples), crosslines from ``first_xline``.
+
+    ``dt_us`` goes into the binary header, ``trace_dt_us`` (default: the same) into every trace header, so tests can
+    write files whose intervals are missing or disagree. CDP coordinates are ``spacing_m`` apart along the line
+    (scalar -100: centimetres). Returns ``path``.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    n_traces, n_samples = data.shape
+    spec = segyio.spec()
+    spec.format = fmt
+    spec.samples = list(range(n_samples))
+    spec.tracecount = n_traces
+    trace_dt = dt_us if trace_dt_us is None else trace_dt_us
+    with segyio.create(str(path), spec) as f:
+        for i in range(n_traces):
+            f.header[i] = {
+                segyio.TraceField.INLINE_3D: inline, segyio.TraceField.CROSSLINE_3D: first_xline + i,
+                segyio.TraceField.CDP: first_xline + i, segyio.TraceField.TRACE_SAMPLE_COUNT: n_samples,
+                segyio.TraceField.TRACE_SAMPLE_INTERVAL: trace_dt, segyio.TraceField.SourceGroupScalar: -100,
+                segyio.TraceField.CDP_X: int(round(100 * (1000 + spacing_m * i))), segyio.TraceField.CDP_Y: 500000,
+            }
+            f.trace[i] = data[i]
+        f.bin.update(hdt=dt_us, hns=n_samples, format=fmt)
+        f.text[0] = segyio.tools.create_text_header({1: "seis_assets test section"})
     return path

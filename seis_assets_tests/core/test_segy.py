@@ -13,6 +13,7 @@ from sklearn.cluster import KMeans
 
 from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.facies import legend_table, region_share, vote_line, write_facies_outputs
+from seis_assets.core.section_grid import at_patch_scale
 from seis_assets.core.segy import SegyError, list_segy_files, open_survey
 from seis_assets.core.segy_windows import cut_windows, iter_windows, scale_window, survey_scale, window_starts
 from seis_assets.core.segy_write import write_cube, write_like
@@ -102,6 +103,9 @@ def test_real_inline362_ieee_2d_geometry_and_windows(real_sections):
     with open_survey(INLINE362) as survey:
         info = survey.info
         assert (info.format, info.n_traces, info.n_samples, info.sample_interval_ms) == ("ieee32", 951, 463, 4.0)
+        # at the patches' 4 ms: windows come from the file itself, byte for byte (issue 16); no coordinates in it
+        assert at_patch_scale(survey) is survey and info.interval_source == "binary header"
+        assert info.trace_spacing_m == {"inline": None, "xline": None}
         assert info.inlines == (362,) and info.xlines == tuple(range(300, 1251))
         pos, patches, _ = cut_windows(survey, scaling="survey", n_traces=99, n_samples=99, stride=33)
         raw = {(p["xline"], p["sample"]): w for p, w in iter_windows(survey)}
@@ -124,6 +128,7 @@ def test_real_cube_ibm_3d_geometry_and_windows(real_sections):
     with open_survey(CUBE) as survey:
         info = survey.info
         assert info.format == "ibm32" and info.structured
+        assert info.trace_spacing_m == {"inline": pytest.approx(25.0, abs=0.02), "xline": pytest.approx(25.0, abs=0.02)}
         assert info.inlines == tuple(range(200, 211)) and info.xlines == tuple(range(400, 411))
         trace_of = {(int(i), int(x)): n for n, (i, x) in enumerate(zip(survey.trace_inline, survey.trace_xline))}
         checked = 0
