@@ -5,7 +5,8 @@ features with the same backbone, input size and precision as the patches. ``faci
 windows with the models the recluster job fitted on the labelled patches (``models=patches``: clusters and their
 categories) or fits UMAP + KMeans on the survey's own windows (``models=survey``: clusters only), votes them back
 onto every inline at sample resolution and writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``,
-one page per line), ``anomaly_map.png``, ``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
+one page per line), ``anomaly_map.png`` (with the confidence: each sample's vote share), ``facies_labels.sgy``,
+``facies_legend.csv``, ``section_assignments.csv`` (with each window's confidence).
 """
 
 
@@ -106,7 +107,8 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
         "share_of_samples": dg.MetadataValue.md(shares.to_markdown(index=False, floatfmt=".3f")),
         "legend": dg.MetadataValue.md(markdown_preview(result["legend"], n=30)),
         "facies_map": image_metadata(files["facies_map.png"]),
-        "anomaly_map": image_metadata(files["anomaly_map.png"]),
+        "anomaly_map": image_metadata(files["anomaly_map.png"]),  # anomaly score and confidence, one above the other
+        "confidence_mean": float(result["assignments"]["confidence"].mean()),
         "facies_labels": dg.MetadataValue.path(files["facies_labels.sgy"]),
         "folder": dg.MetadataValue.path(str(out)),
     }
@@ -121,8 +123,9 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
     kinds={"segy", "png", "csv"},
     description=(
         "Each window's cluster and mapped category voted back onto the section at sample resolution: facies_map.png "
-        "(+ .pdf, a page per line), anomaly_map.png, facies_labels.sgy (input headers, samples = cluster index), "
-        "facies_legend.csv, section_assignments.csv, in outputs/sections/<survey>/."
+        "(+ .pdf, a page per line), anomaly_map.png (anomaly score and confidence, the vote share per sample), "
+        "facies_labels.sgy (input headers, samples = cluster index), facies_legend.csv, section_assignments.csv "
+        "(with each window's confidence), in outputs/sections/<survey>/."
     ),
 )
 def facies_map(
