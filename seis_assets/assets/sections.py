@@ -6,8 +6,9 @@ windows with the models the recluster job fitted on the labelled patches (``mode
 categories) or fits UMAP + KMeans on the survey's own windows (``models=survey``: clusters only), votes them back
 onto every inline at sample resolution (windows are cut at the patches' sample interval: a survey at another rate is
 resampled first, and the labels SEG-Y goes back to its own rate; the scale used is in both assets' metadata) and
-writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``, one page per line), ``anomaly_map.png``,
-``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``.
+writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``, one page per line), ``anomaly_map.png`` (with
+the confidence: each sample's vote share), ``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``
+(with each window's confidence).
 """
 
 
@@ -111,7 +112,8 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
         "share_of_samples": dg.MetadataValue.md(shares.to_markdown(index=False, floatfmt=".3f")),
         "legend": dg.MetadataValue.md(markdown_preview(result["legend"], n=30)),
         "facies_map": image_metadata(files["facies_map.png"]),
-        "anomaly_map": image_metadata(files["anomaly_map.png"]),
+        "anomaly_map": image_metadata(files["anomaly_map.png"]),  # anomaly score and confidence, one above the other
+        "confidence_mean": float(result["assignments"]["confidence"].mean()),
         "facies_labels": dg.MetadataValue.path(files["facies_labels.sgy"]),
         "folder": dg.MetadataValue.path(str(out)),
     }
@@ -126,8 +128,9 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
     kinds={"segy", "png", "csv"},
     description=(
         "Each window's cluster and mapped category voted back onto the section at sample resolution: facies_map.png "
-        "(+ .pdf, a page per line), anomaly_map.png, facies_labels.sgy (input headers, samples = cluster index), "
-        "facies_legend.csv, section_assignments.csv, in outputs/sections/<survey>/."
+        "(+ .pdf, a page per line), anomaly_map.png (anomaly score and confidence, the vote share per sample), "
+        "facies_labels.sgy (input headers, samples = cluster index), facies_legend.csv, section_assignments.csv "
+        "(with each window's confidence), in outputs/sections/<survey>/."
     ),
 )
 def facies_map(

@@ -3,15 +3,19 @@
 Voting
 ------
 Every window votes for its cluster on every sample it covers; a sample takes the cluster with the most votes (ties:
-the lowest cluster index), and its category is that cluster's mapped category. Windows along crosslines of a 3-D
-cube vote on the inlines they cross as well. The anomaly map is the mean anomaly score of the windows covering a
+the lowest cluster index), and its category is that cluster's mapped category. The sample's *confidence* is the
+vote share of that winner: its votes over the votes of all windows covering the sample, in (0, 1] (1: every covering
+window agrees; 1/k at worst). It is counted with the votes (:func:`count_votes`), not in a second pass. Windows
+along crosslines of a 3-D cube vote on the inlines they cross as well. The anomaly map is the mean anomaly score of the windows covering a
 sample. One line is painted at a time, so memory is one line's ``k x n_traces x n_samples`` counts.
 
 Outputs (:func:`write_facies_outputs`)
 --------------------------------------
-``facies_map.png`` (first page), ``facies_map.pdf`` (one page per line), ``anomaly_map.png``,
-``facies_labels.sgy`` (the input's headers, samples = cluster index), ``facies_legend.csv`` (index, cluster,
-category, colour), ``section_assignments.csv`` (one row per window). The figures are
+``facies_map.png`` (first page), ``facies_map.pdf`` (one page per line), ``anomaly_map.png`` (the first page's
+anomaly score and confidence side by side), ``facies_labels.sgy`` (the input's headers, samples = cluster index),
+``facies_legend.csv`` (index, cluster, category, colour), ``section_assignments.csv`` (one row per window, with its
+``confidence``: the mean vote share over the window's samples). Maps of clusters without categories (survey models)
+are coloured by cluster, one distinct colour each; maps with categories by category. The figures are
 :mod:`seis_assets.core.facies_figures`'.
 """
 
@@ -28,13 +32,21 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from upath import UPath
 
-from seis_assets.core.facies_figures import DPI, anomaly_map_figure, category_colours, facies_map_figure
+from seis_assets.core.facies_figures import (
+    DPI,
+    anomaly_map_figure,
+    category_colours,
+    distinct_colours,
+    facies_map_figure,
+)
 from seis_assets.core.segy import Survey
 from seis_assets.core.segy_write import write_like
 from seis_assets.core.storage import atomic_path, atomic_write_bytes
 
 __all__ = [
     "SECTION_ASSIGNMENT_COLUMNS",
+    "LineVotes",
+    "count_votes",
     "legend_table",
     "vote_line",
     "region_share",
@@ -44,18 +56,21 @@ __all__ = [
 #: Window rows of ``section_assignments.csv``: the window's position, then the assignment columns.
 SECTION_ASSIGNMENT_COLUMNS = [
     "survey", "direction", "inline", "xline", "sample", "time_ms", "n_traces", "n_samples",
-    "cluster", "predicted_label", "anomaly_score", "anomaly_percentile",
+    "cluster", "predicted_label", "confidence", "anomaly_score", "anomaly_percentile",
 ]
 
 
 def legend_table(cluster_to_category: Mapping[int, str], k: int) -> pd.DataFrame:
     """``facies_legend.csv``: one row per cluster, ``index`` (the value in facies_labels.sgy), cluster, category,
-    colour (the category's; clusters of one category share it)."""
+    colour: the category's (clusters of one category share it), or, when no cluster has a category, the cluster's
+    own distinct colour (the one the map is painted with)."""
     names = [cluster_to_category.get(c, f"cluster {c}") for c in range(k)]
-    colours = category_colours(names)
-    return pd.DataFrame(
-        {"index": range(k), "cluster": range(k), "category": names, "colour": [colours[n] for n in names]}
-    )
+    if cluster_to_category:
+        by_name = category_colours(names)
+        colours = [by_name[n] for n in names]
+    else:
+        colours = distinct_colours(k)
+    return pd.DataFrame({"index": range(k), "cluster": range(k), "category": names, "colour": colours})
 
 
 def _line_windows(windows: pd.DataFrame, direction: str, number: int, line_other: np.ndarray) -> Iterator[tuple[int, slice, slice]]:
@@ -82,6 +97,63 @@ def _line_windows(windows: pd.DataFrame, direction: str, number: int, line_other
             yield row, slice(t, t + 1), slice(int(s0), int(s0) + int(ns))
 
 
+@dataclasses.dataclass(frozen=True)
+class LineVotes:
+    """The votes of one line, counted once.
+
+    cluster_map : ndarray (n_traces, n_samples) int16, the winning cluster, -1 where no window covers a sample
+    confidence : ndarray (n_traces, n_samples) float32, the winner's vote share in (0, 1], NaN where uncovered
+    score_map : ndarray (n_traces, n_samples) float32, mean anomaly score of the covering windows (NaN where
+        uncovered), or None without scores
+    spans : list of (window row, trace slice, sample slice), every window's part of the line
+    """
+
+    cluster_map: np.ndarray
+    confidence: np.ndarray
+    score_map: np.ndarray | None
+    spans: list[tuple[int, slice, slice]]
+
+
+def count_votes(
+    windows: pd.DataFrame,
+    clusters: np.ndarray,
+    scores: np.ndarray | None,
+    k: int,
+    n_traces: int,
+    n_samples: int,
+    direction: str,
+    number: int,
+    line_other: np.ndarray,
+) -> LineVotes:
+    """Winning cluster, its vote share and the mean anomaly score of every sample of one line.
+
+    Parameters
+    ----------
+    windows : DataFrame with the window columns of :data:`seis_assets.core.segy_windows.WINDOW_COLUMNS`, index 0..n-1
+    clusters : ndarray (n,) int, each window's cluster in 0..k-1
+    scores : ndarray (n,) or None, each window's anomaly score
+    n_traces, n_samples : size of the line
+    direction, number : the line ("inline", 362)
+    line_other : ndarray (n_traces,), the other number of each trace of the line (crosslines of an inline)
+    """
+    clusters = np.asarray(clusters, dtype=np.int64)
+    votes = np.zeros((k, n_traces, n_samples), dtype=np.int32)
+    ssum = np.zeros((n_traces, n_samples), dtype=np.float64) if scores is not None else None
+    count = np.zeros((n_traces, n_samples), dtype=np.int32)
+    spans = list(_line_windows(windows, direction, number, line_other))
+    for row, ts, ss in spans:
+        votes[clusters[row], ts, ss] += 1
+        count[ts, ss] += 1
+        if ssum is not None:
+            ssum[ts, ss] += float(scores[row])
+    out = votes.argmax(axis=0).astype(np.int16)
+    out[count == 0] = -1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = (votes.max(axis=0) / count).astype(np.float32)
+        score_map = None if ssum is None else (ssum / count).astype(np.float32)
+    return LineVotes(out, confidence, score_map, spans)
+
+
 def vote_line(
     windows: pd.DataFrame,
     clusters: np.ndarray,
@@ -93,38 +165,9 @@ def vote_line(
     number: int,
     line_other: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Cluster (and mean anomaly score) of every sample of one line.
-
-    Parameters
-    ----------
-    windows : DataFrame with the window columns of :data:`seis_assets.core.segy_windows.WINDOW_COLUMNS`, index 0..n-1
-    clusters : ndarray (n,) int, each window's cluster in 0..k-1
-    scores : ndarray (n,) or None, each window's anomaly score
-    n_traces, n_samples : size of the line
-    direction, number : the line ("inline", 362)
-    line_other : ndarray (n_traces,), the other number of each trace of the line (crosslines of an inline)
-
-    Returns
-    -------
-    cluster_map : ndarray (n_traces, n_samples) int16, -1 where no window covers a sample
-    score_map : ndarray (n_traces, n_samples) float32 (NaN where uncovered), or None without scores
-    """
-    clusters = np.asarray(clusters, dtype=np.int64)
-    votes = np.zeros((k, n_traces, n_samples), dtype=np.int32)
-    ssum = np.zeros((n_traces, n_samples), dtype=np.float64) if scores is not None else None
-    count = np.zeros((n_traces, n_samples), dtype=np.int32)
-    for row, ts, ss in _line_windows(windows, direction, number, line_other):
-        votes[clusters[row], ts, ss] += 1
-        count[ts, ss] += 1
-        if ssum is not None:
-            ssum[ts, ss] += float(scores[row])
-    out = votes.argmax(axis=0).astype(np.int16)
-    out[count == 0] = -1
-    score_map = None
-    if ssum is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            score_map = (ssum / count).astype(np.float32)
-    return out, score_map
+    """``(cluster_map, score_map)`` of one line: :func:`count_votes` without the confidence (same parameters)."""
+    votes = count_votes(windows, clusters, scores, k, n_traces, n_samples, direction, number, line_other)
+    return votes.cluster_map, votes.score_map
 
 
 def region_share(category_map: np.ndarray, category: str, xlines: np.ndarray, times_ms: np.ndarray,
@@ -152,23 +195,23 @@ class _LinePainter:
     scores: np.ndarray | None
     k: int
 
-    def paint(self, direction: str, number: int):
-        """``(section, trace indices, other numbers, cluster map, score map)`` of one line; every sample covered."""
+    def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
+        """``(section, trace indices, other numbers, votes)`` of one line; every sample covered."""
         survey, info = self.survey, self.survey.info
         section, idx = survey.read_line(direction, number)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
-        cmap, smap = vote_line(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
-                               number, other)
-        if (cmap < 0).any():
+        votes = count_votes(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
+                            number, other)
+        if (votes.cluster_map < 0).any():
             raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
-        return section, idx, other, cmap, smap
+        return section, idx, other, votes
 
     def label_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(trace indices, cluster index per sample)`` one inline at a time, so the labels never sit in memory as
         a cube."""
         for n in self.survey.info.inlines:
-            _, idx, _, cmap, _ = self.paint("inline", n)
-            yield idx, self.survey.file_samples(cmap).astype(np.float32)  # the file's own samples
+            _, idx, _, votes = self.paint("inline", n)
+            yield idx, self.survey.file_samples(votes.cluster_map).astype(np.float32)  # the file's own samples
 
 
 def _png_bytes(fig: Figure) -> bytes:
@@ -206,7 +249,8 @@ def write_facies_outputs(
     Returns
     -------
     dict with ``files`` (name -> path), ``legend`` (DataFrame), ``maps`` ({("inline", number): (cluster_map,
-    line_other)} when ``keep_maps``), ``category_share`` (share of samples per category over the survey) and
+    line_other)} when ``keep_maps``), ``confidence`` ({("inline", number): vote share per sample} when
+    ``keep_maps``), ``category_share`` (share of samples per category over the survey) and
     ``assignments`` (the rows of section_assignments.csv)
     """
     out = UPath(str(out_dir))
@@ -216,55 +260,82 @@ def write_facies_outputs(
     legend = legend_table(dict(cluster_to_category), k)
     painter = _LinePainter(survey, windows, clusters, scores, k)
     pages = [("inline", n) for n in info.inlines] + ([("xline", n) for n in info.xlines] if map_xlines and info.structured else [])
-    files, counts, maps = _write_map_pages(painter, legend, pages, out, keep_maps)
+    by = "category" if cluster_to_category else "cluster"
+    files, counts, maps, confidence = _write_map_pages(painter, legend, pages, out, keep_maps, by)
+    shares = {key: m.pop() for key, m in maps.items()}
+    maps = {key: tuple(m) for key, m in maps.items()}
     files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(),
                                             iline_byte=info.iline_byte, xline_byte=info.xline_byte)
     files["facies_legend.csv"] = atomic_write_bytes(out / "facies_legend.csv", legend.to_csv(index=False).encode())
-    table = _assignment_table(windows, clusters, scores, cluster_to_category, extra_columns)
+    table = _assignment_table(windows, clusters, confidence, scores, cluster_to_category, extra_columns)
     files["section_assignments.csv"] = atomic_write_bytes(
         out / "section_assignments.csv", table.to_csv(index=False).encode()
     )
     share = _category_share(legend["category"].tolist(), counts[:k])
-    return {"files": files, "legend": legend, "maps": maps, "category_share": share, "assignments": table}
+    return {"files": files, "legend": legend, "maps": maps, "confidence": shares, "category_share": share,
+            "assignments": table}
+
+
+class _WindowShares:
+    """Each window's mean vote share over its samples, summed line by line as the inlines are painted (every sample
+    of every window lies on exactly one inline)."""
+
+    def __init__(self, n: int):
+        self.total = np.zeros(n, dtype=np.float64)
+        self.count = np.zeros(n, dtype=np.int64)
+
+    def add(self, votes: LineVotes) -> None:
+        for row, ts, ss in votes.spans:
+            part = votes.confidence[ts, ss]
+            self.total[row] += float(part.sum())
+            self.count[row] += part.size
+
+    def mean(self) -> np.ndarray:
+        if (self.count == 0).any():
+            raise RuntimeError(f"{int((self.count == 0).sum())} windows lie on no painted inline")
+        return self.total / self.count
 
 
 def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tuple[str, int]], out: UPath,
-                     keep_maps: bool) -> tuple[dict[str, str], np.ndarray, dict]:
+                     keep_maps: bool, by: str) -> tuple[dict[str, str], np.ndarray, dict, np.ndarray]:
     """``facies_map.pdf`` (one page per line), ``facies_map.png`` and ``anomaly_map.png`` (the first page).
 
-    Returns the files written, the samples per cluster over the inlines (``k + 1`` counts) and, with
-    ``keep_maps``, each inline's ``(cluster_map, line_other)``.
+    Returns the files written, the samples per cluster over the inlines (``k + 1`` counts), with ``keep_maps``
+    each inline's ``(cluster_map, line_other, confidence)``, and each window's mean vote share.
     """
     info, k = painter.survey.info, painter.k
     counts = np.zeros(k + 1, dtype=np.int64)
-    maps: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    shares = _WindowShares(len(painter.windows))
+    maps: dict[tuple[str, int], list[np.ndarray]] = {}
     first_png = first_anomaly = None
     with atomic_path(out / "facies_map.pdf") as tmp_pdf, tmp_pdf.open("wb") as pdf_handle, PdfPages(pdf_handle) as pdf:
         for direction, number in pages:
-            section, idx, other, cmap, smap = painter.paint(direction, number)
-            fig = facies_map_figure(section, cmap, legend, info, direction, number, other)
+            section, idx, other, votes = painter.paint(direction, number)
+            fig = facies_map_figure(section, votes.cluster_map, legend, info, direction, number, other, by=by)
             pdf.savefig(fig, dpi=DPI)
             if first_png is None:
                 first_png = _png_bytes(fig)
-                if smap is not None:
-                    first_anomaly = _png_bytes(anomaly_map_figure(section, smap, info, direction, number, other))
+                first_anomaly = _png_bytes(anomaly_map_figure(section, votes.score_map, info, direction, number, other,
+                                                              confidence=votes.confidence))
             if direction == "inline":
-                counts += np.bincount(cmap.ravel().astype(np.int64), minlength=k + 1)[: k + 1]
+                counts += np.bincount(votes.cluster_map.ravel().astype(np.int64), minlength=k + 1)[: k + 1]
+                shares.add(votes)
                 if keep_maps:
-                    maps[(direction, number)] = (cmap, other)
+                    maps[(direction, number)] = [votes.cluster_map, other, votes.confidence]
     files = {"facies_map.pdf": str(out / "facies_map.pdf")}
     files["facies_map.png"] = atomic_write_bytes(out / "facies_map.png", first_png)
-    if first_anomaly is not None:
-        files["anomaly_map.png"] = atomic_write_bytes(out / "anomaly_map.png", first_anomaly)
-    return files, counts, maps
+    files["anomaly_map.png"] = atomic_write_bytes(out / "anomaly_map.png", first_anomaly)
+    return files, counts, maps, shares.mean()
 
 
-def _assignment_table(windows: pd.DataFrame, clusters: np.ndarray, scores: np.ndarray | None,
+def _assignment_table(windows: pd.DataFrame, clusters: np.ndarray, confidence: np.ndarray, scores: np.ndarray | None,
                       cluster_to_category: Mapping[int, str], extra_columns: pd.DataFrame | None) -> pd.DataFrame:
-    """The rows of ``section_assignments.csv``: each window's position, cluster, category and scores."""
+    """The rows of ``section_assignments.csv``: each window's position, cluster, category, confidence (the mean
+    vote share over its samples) and scores."""
     table = windows[[c for c in SECTION_ASSIGNMENT_COLUMNS if c in windows.columns]].copy()
     table["cluster"] = clusters
     table["predicted_label"] = [cluster_to_category.get(int(c), "") for c in clusters]
+    table["confidence"] = np.asarray(confidence, dtype=float)
     if scores is not None:
         table["anomaly_score"] = np.asarray(scores, dtype=float)
     if extra_columns is not None:

@@ -1,7 +1,9 @@
 """Figures of a facies map: the seismic section in grey under translucent class colours, and the anomaly heat map.
 
-Colours: the LANDMASS / F3 categories have fixed colours (:data:`CATEGORY_COLOURS`), other names get tab10 colours
-in sorted order; a map coloured by cluster gives each cluster its own tab20 colour. Figures are plain
+Colours: the LANDMASS / F3 categories have fixed colours (:data:`CATEGORY_COLOURS`); other names, and the clusters
+of a map coloured by cluster, get :func:`distinct_colours`: as many colours as there are classes, spread apart in
+CIELAB and away from grey and the fixed colours, so no two classes share a colour (tab10 / tab20 repeat after 10 /
+20 entries, and tab10 without the fixed colours after 6). Figures are plain
 :class:`matplotlib.figure.Figure` objects on the Agg canvas (no ``pyplot``), as in :mod:`seis_assets.core.plots`.
 """
 
@@ -25,6 +27,8 @@ from seis_assets.core.segy import SurveyInfo  # noqa: E402
 __all__ = [
     "CATEGORY_COLOURS",
     "category_colours",
+    "distinct_colours",
+    "srgb_to_lab",
     "facies_map_figure",
     "anomaly_map_figure",
 ]
@@ -41,18 +45,49 @@ ALPHA = 0.45
 DPI = 110
 
 
-def category_colours(categories: Sequence[str]) -> dict[str, str]:
-    """One colour per category: the fixed LANDMASS colours, tab10 for other names."""
-    tab = matplotlib.colormaps["tab10"].colors
-    spare = [to_hex(c) for c in tab if to_hex(c) not in CATEGORY_COLOURS.values()]
-    out, j = {}, 0
-    for c in sorted(set(categories)):
-        if c in CATEGORY_COLOURS:
-            out[c] = CATEGORY_COLOURS[c]
-        else:
-            out[c] = spare[j % len(spare)]
-            j += 1
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of sRGB colours ``(n, 3)`` in [0, 1]; Euclidean distance there is the CIE76 colour difference."""
+    rgb = np.asarray(rgb, dtype=float)
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def _candidates() -> tuple[np.ndarray, np.ndarray]:
+    """sRGB grid colours (and their Lab) light and saturated enough to read over a grey section at ``ALPHA``."""
+    g = np.linspace(0.0, 1.0, 18)
+    rgb = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    lab = srgb_to_lab(rgb)
+    keep = (lab[:, 0] >= 35) & (lab[:, 0] <= 88) & (np.hypot(lab[:, 1], lab[:, 2]) >= 30)
+    return rgb[keep], lab[keep]
+
+
+def distinct_colours(n: int, avoid: Sequence[str] = ()) -> list[str]:
+    """``n`` hex colours, each as far in CIELAB from the others (and from grey and ``avoid``) as the greedy
+    farthest-point rule gets (glasbey-style): the first pick is the candidate farthest from grey, each next one the
+    candidate whose nearest chosen colour is farthest. Deterministic; the first ``m`` colours of ``n`` are the
+    colours of ``m``, so a cluster keeps its colour when k grows."""
+    rgb, lab = _candidates()
+    fixed = [srgb_to_lab(np.array([matplotlib.colors.to_rgb(c)]))[0] for c in avoid] + [np.array([60.0, 0.0, 0.0])]
+    nearest = np.min([np.linalg.norm(lab - f, axis=1) for f in fixed], axis=0)
+    out = []
+    for _ in range(n):
+        i = int(np.argmax(nearest))
+        out.append(to_hex(rgb[i]))
+        nearest = np.minimum(nearest, np.linalg.norm(lab - lab[i], axis=1))
     return out
+
+
+def category_colours(categories: Sequence[str]) -> dict[str, str]:
+    """One colour per category: the fixed LANDMASS colours, :func:`distinct_colours` (away from those) for others,
+    in sorted order."""
+    names = sorted(set(categories))
+    others = [c for c in names if c not in CATEGORY_COLOURS]
+    spare = dict(zip(others, distinct_colours(len(others), avoid=sorted(set(CATEGORY_COLOURS.values())))))
+    return {c: CATEGORY_COLOURS.get(c) or spare[c] for c in names}
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -91,12 +126,13 @@ def _classes_by_category(cluster_map: np.ndarray, legend: pd.DataFrame):
 
 
 def _classes_by_cluster(cluster_map: np.ndarray, legend: pd.DataFrame):
-    """Each sample's cluster, the legend handles (``cluster i → category``) and a colour per cluster."""
+    """Each sample's cluster, the legend handles (``cluster i → category``, or ``cluster i`` for clusters without a
+    category) and a distinct colour per cluster (:func:`distinct_colours`)."""
     k = len(legend)
-    tab = matplotlib.colormaps["tab20"].colors
-    cols = [to_hex(tab[i % len(tab)]) for i in range(k)]
+    cols = distinct_colours(k)
     classes = cluster_map.astype(int)
-    handles = [Patch(facecolor=cols[i], alpha=0.8, label=f"cluster {i} → {legend['category'].iloc[i]}") for i in range(k)]
+    names = [c if c == f"cluster {i}" else f"cluster {i} → {c}" for i, c in enumerate(legend["category"])]
+    handles = [Patch(facecolor=cols[i], alpha=0.8, label=names[i]) for i in range(k)]
     return classes, handles, ListedColormap(cols), k
 
 
@@ -131,14 +167,36 @@ def facies_map_figure(
     return fig
 
 
-def anomaly_map_figure(section: np.ndarray, score_map: np.ndarray, info: SurveyInfo, direction: str, number: int,
-                       line_other: np.ndarray) -> Figure:
-    """The anomaly score (mean over covering windows) as a heat map over the grey section."""
-    fig, ax, extent = _section_axes(section, info, line_other, 99.0)
-    im = ax.imshow(np.ma.masked_invalid(score_map.T), cmap="inferno", alpha=0.55, aspect="auto", extent=extent,
-                   interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="anomaly score (robust z, mean of covering windows)")
-    ax.set_xlabel("crossline" if direction == "inline" else "inline")
-    ax.set_ylabel("time (ms)")
-    ax.set_title(f"{info.name}: {direction} {number}, anomaly score")
+def _heat_panel(fig: Figure, ax, section: np.ndarray, values: np.ndarray, extent, cmap: str, label: str,
+                clip_percentile: float, **limits) -> None:
+    """One heat map (n_traces, n_samples) over the grey section on ``ax``, with its colour bar."""
+    clip = float(np.percentile(np.abs(section), clip_percentile)) or 1.0
+    ax.imshow(section.T, cmap="gray", vmin=-clip, vmax=clip, aspect="auto", extent=extent, interpolation="bilinear")
+    im = ax.imshow(np.ma.masked_invalid(values.T), cmap=cmap, alpha=0.55, aspect="auto", extent=extent,
+                   interpolation="nearest", **limits)
+    fig.colorbar(im, ax=ax, label=label)
+
+
+def anomaly_map_figure(section: np.ndarray, score_map: np.ndarray | None, info: SurveyInfo, direction: str,
+                       number: int, line_other: np.ndarray, *, confidence: np.ndarray | None = None) -> Figure:
+    """The anomaly score (mean over covering windows) and, beside it, the confidence (the winning class's vote share
+    per sample, 0..1), each as a heat map over the grey section on the facies map's axes, each with a colour bar.
+
+    Either map may be None (no anomaly scores; no confidence); at least one is drawn.
+    """
+    panels = [(score_map, "inferno", "anomaly score (robust z, mean of covering windows)", "anomaly score", {}),
+              (confidence, "viridis", "confidence (vote share of the winning class)", "confidence",
+               {"vmin": 0.0, "vmax": 1.0})]
+    panels = [p for p in panels if p[0] is not None]
+    if not panels:
+        raise ValueError("anomaly_map_figure: neither an anomaly map nor a confidence map to draw")
+    extent = _section_extent(line_other, info)
+    width = min(16.0, max(6.0, 2.0 + len(line_other) / 70))
+    fig = _new_figure(width, 4.5 * len(panels))
+    axes = fig.subplots(len(panels), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    for ax, (values, cmap, label, title, limits) in zip(axes, panels):
+        _heat_panel(fig, ax, section, values, extent, cmap, label, 99.0, **limits)
+        ax.set_xlabel("crossline" if direction == "inline" else "inline")
+        ax.set_ylabel("time (ms)")
+        ax.set_title(f"{info.name}: {direction} {number}, {title}")
     return fig

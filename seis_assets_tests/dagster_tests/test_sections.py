@@ -46,6 +46,8 @@ def test_survey_models_map_a_2d_line_without_patches(tmp_path):
         assert set(np.unique(f.trace.raw[:])) <= {0.0, 1.0, 2.0}
     [mat] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("facies_map")]
     assert "this survey's 42 windows" in mat.materialization.metadata["models"].value
+    assert 0 < mat.materialization.metadata["confidence_mean"].value <= 1
+    assert pd.read_csv(out / "section_assignments.csv")["confidence"].between(0, 1).all()
 
 
 def test_patch_models_map_a_survey_and_refuse_other_features(small_dataset, tmp_path):
