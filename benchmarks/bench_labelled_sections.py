@@ -1,0 +1,196 @@
+"""Survey maps (``segy_settings.models=survey``) of real F3 sections scored against their interpreters' labels.
+
+Each section of ``labelled_sections/`` (inline 241, crossline 575: every sample labelled with one of 10
+lithostratigraphic units) is mapped **without its labels**, through the steps the ``facies_map`` asset takes for
+``models=survey``: windows and backbone features as ``survey_windows`` makes them (``survey_features``, the
+``SegySettings`` / ``FeatureSettings`` defaults, backbone ``SURVEY_MAPPING_BACKBONE`` as for any ``SEIS_SEGY`` run),
+UMAP + KMeans fitted on the section's own windows (``fit_survey_models``, seed 42), each window classified
+(``classify_windows``) and voted back onto every sample (``vote_line``). k comes from the recluster job's auto rule
+(k sweep 2..10 with stability, ``choose_k("auto")``) unless ``--k`` is given. Only then are the labels read, to score
+the map (``seis_assets.core.section_scores``: ARI, NMI, Hungarian mIoU) beside k equal depth bands (same k).
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py                   # SHARED_DATA or ../shared/data
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --data /path/to/data --k 10
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --time-weight 1 --centre-votes
+
+Options that change the map (none is the pipeline's default; each is label-free and the same for every section):
+``--time-weight w`` appends each window's centre time (0 at the top, 1 at the bottom of the section) to its
+features, scaled to ``w`` times the features' RMS distance from their mean; ``--centre-votes`` weights each window's
+vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window).
+
+Backbone features are cached per section in ``--cache`` (default /tmp/seis_bench_labelled), so options re-run fast;
+``seconds=`` on the last line counts everything this run did (features included unless cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from seis_assets.core.cluster import choose_k, k_sweep  # noqa: E402
+from seis_assets.core.facies import vote_line  # noqa: E402
+from seis_assets.core.feature_table import table_identity  # noqa: E402
+from seis_assets.core.reduce import fit_reducer  # noqa: E402
+from seis_assets.core.section_scores import SCORE_NAMES, baseline_scores, score_map  # noqa: E402
+from seis_assets.core.segy import open_survey  # noqa: E402
+from seis_assets.core.survey_models import fit_survey_models  # noqa: E402
+from seis_assets.core.window_predict import classify_windows, survey_features  # noqa: E402
+from seis_assets.resources import SURVEY_MAPPING_BACKBONE, AnalysisSettings, FeatureSettings, SegySettings  # noqa: E402
+
+SECTIONS = ("inline_241", "crossline_575")
+SEED = 42
+log = logging.getLogger("bench_labelled_sections")
+
+
+def data_folder(given: str | None) -> str:
+    """``labelled_sections/`` under --data, else $SHARED_DATA, else ../shared/data beside the repository; every
+    section's SEG-Y and labels must be there."""
+    base = given or os.environ.get("SHARED_DATA") or os.path.join(os.path.dirname(ROOT), "shared", "data")
+    folder = os.path.join(base, "labelled_sections")
+    missing = [f for s in SECTIONS for f in (f"{s}.sgy", f"{s}_labels.npy") if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        sys.exit(f"bench_labelled_sections: {folder} lacks {', '.join(missing)}; "
+                 "set --data or SHARED_DATA to the folder holding labelled_sections/")
+    return folder
+
+
+def section_line(survey) -> tuple[str, int]:
+    """The one line a section file holds: (direction, number); crossline sections are cut along the crossline."""
+    info = survey.info
+    if len(info.inlines) == 1:
+        return "inline", int(info.inlines[0])
+    if len(info.xlines) == 1:
+        return "xline", int(info.xlines[0])
+    raise SystemExit(f"{info.path}: not one section ({len(info.inlines)} inlines x {len(info.xlines)} crosslines)")
+
+
+def section_features(path: str, backbone: str, cache: str):
+    """Windows and features of one section as ``survey_windows`` makes them (cached in ``cache``)."""
+    segy, features = SegySettings(), FeatureSettings(backbone=backbone)
+    with open_survey(path, segy.iline_byte, segy.xline_byte) as survey:
+        direction, number = section_line(survey)
+        name = f"{os.path.basename(path)}_{backbone}_{segy.window_traces}x{segy.window_samples}_s{segy.stride}_{segy.scaling}"
+        files = [os.path.join(cache, name + ext) for ext in (".positions.parquet", ".X.npy", ".qc.parquet")]
+        if all(os.path.exists(f) for f in files):
+            return pd.read_parquet(files[0]), np.load(files[1]), pd.read_parquet(files[2]), (direction, number)
+        identity = table_identity(features.load_backbone(logger=log), features.input_size_value(), features.precision)
+        positions, X, _, qc = survey_features(
+            survey, identity, scaling=segy.scaling, n_traces=segy.window_traces, n_samples=segy.window_samples,
+            stride=segy.stride, directions=(direction,), device=features.device, logger=log,
+        )
+    os.makedirs(cache, exist_ok=True)
+    positions.to_parquet(files[0])
+    np.save(files[1], X)
+    qc.to_parquet(files[2])
+    return positions, X, qc, (direction, number)
+
+
+def with_time_feature(X: np.ndarray, positions: pd.DataFrame, n_samples: int, weight: float) -> np.ndarray:
+    """``X`` with one more column: each window's centre time (0 top, 1 bottom), standardised and scaled to
+    ``weight`` times the features' RMS distance from their mean (weight 1: as much spread as all features)."""
+    if weight <= 0:
+        return X
+    centre = (positions["sample"].to_numpy() + positions["n_samples"].to_numpy() / 2) / n_samples
+    spread = float(np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    column = weight * spread * (centre - centre.mean()) / max(float(centre.std()), 1e-12)
+    return np.hstack([X, column[:, None].astype(X.dtype)])
+
+
+def survey_k(X: np.ndarray, k: int) -> tuple[int, str]:
+    """``k`` when set, else the recluster job's auto rule on the 50-d UMAP fit_survey_models fits (same seed)."""
+    if k:
+        return k, "set"
+    analysis = AnalysisSettings()
+    _, Z = fit_reducer(X, 50, random_state=SEED, logger=log)
+    sweep = k_sweep(Z, range(2, analysis.k_sweep_max + 1), random_state=SEED, stability_runs=analysis.stability_runs)
+    return choose_k("auto", sweep, None)
+
+
+def centre_votes(positions: pd.DataFrame, clusters: np.ndarray, k: int, n_traces: int, n_samples: int,
+                 line_other: np.ndarray) -> np.ndarray:
+    """The cluster of every sample of one line, each window's vote weighted by a Gaussian of the distance from
+    its centre (sigma a quarter of the window's size on each axis); (n_traces, n_samples), like ``vote_line``."""
+    votes = np.zeros((k, n_traces, n_samples), dtype=np.float64)
+    pos = {int(v): i for i, v in enumerate(line_other)}
+    key = "xline" if positions["direction"].iloc[0] == "inline" else "inline"
+    kernels: dict[tuple[int, int], np.ndarray] = {}
+    for first, s0, nt, ns, c in zip(positions[key], positions["sample"], positions["n_traces"],
+                                    positions["n_samples"], clusters):
+        nt, ns = int(nt), int(ns)
+        if (nt, ns) not in kernels:
+            gt = np.exp(-0.5 * ((np.arange(nt) - (nt - 1) / 2) / (nt / 4)) ** 2)
+            gs = np.exp(-0.5 * ((np.arange(ns) - (ns - 1) / 2) / (ns / 4)) ** 2)
+            kernels[(nt, ns)] = np.outer(gt, gs)
+        t0 = pos[int(first)]
+        votes[int(c), t0 : t0 + nt, int(s0) : int(s0) + ns] += kernels[(nt, ns)]
+    if (votes.sum(axis=0) == 0).any():
+        raise RuntimeError("centre_votes: samples no window covers")
+    return votes.argmax(axis=0)
+
+
+def map_section(path: str, args) -> dict:
+    """The survey map of one section, (n_samples, n_traces) cluster indices, without reading its labels."""
+    positions, X, qc, (direction, number) = section_features(path, args.backbone, args.cache)
+    with open_survey(path) as survey:
+        idx = survey.line_traces(direction, number)
+        other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
+        n_samples = survey.info.n_samples
+    X = with_time_feature(X, positions, n_samples, args.time_weight)
+    k, rule = survey_k(X, args.k)
+    models = fit_survey_models(X, qc, k, SEED, log)
+    clusters = classify_windows(X, models, qc)["cluster"].to_numpy()
+    if args.centre_votes:
+        cmap = centre_votes(positions, clusters, k, len(idx), n_samples, other)
+    else:
+        cmap, _ = vote_line(positions, clusters, None, k, len(idx), n_samples, direction, number, other)
+    if (cmap < 0).any():
+        raise RuntimeError(f"{path}: samples no window covers")
+    return {"map": cmap.T.astype(np.int64), "k": k, "k_rule": rule, "n_windows": len(positions)}
+
+
+def _fmt(row: dict) -> str:
+    return "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", help="folder holding labelled_sections/ (default: $SHARED_DATA, else ../shared/data)")
+    ap.add_argument("--k", type=int, default=0, help="clusters (default 0: the auto rule)")
+    ap.add_argument("--backbone", default=SURVEY_MAPPING_BACKBONE)
+    ap.add_argument("--time-weight", type=float, default=0.0, help="window centre time as a feature (0: off)")
+    ap.add_argument("--centre-votes", action="store_true", help="votes weighted by distance from the window centre")
+    ap.add_argument("--cache", default="/tmp/seis_bench_labelled")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    folder = data_folder(args.data)
+    start = time.perf_counter()
+    rows = []
+    for name in SECTIONS:
+        t0 = time.perf_counter()
+        result = map_section(os.path.join(folder, f"{name}.sgy"), args)
+        labels = np.load(os.path.join(folder, f"{name}_labels.npy"))  # read only now: the map never sees them
+        scores, base = score_map(result["map"], labels), baseline_scores(labels, result["k"])
+        row = {"section": name, **scores, "k": result["k"], "k_rule": result["k_rule"],
+               **{f"depth_band_{s}": base[s] for s in SCORE_NAMES},
+               "ari_x_baseline": scores["ari"] / base["ari"], "n_windows": result["n_windows"],
+               "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        print(_fmt(row), flush=True)
+    mean = {c: float(np.mean([r[c] for r in rows])) for c in ("ari", "nmi", "miou", "depth_band_ari", "k")}
+    print(f"labelled sections={len(rows)} ari_mean={mean['ari']:.3f} nmi_mean={mean['nmi']:.3f} "
+          f"miou_mean={mean['miou']:.3f} depth_band_ari_mean={mean['depth_band_ari']:.3f} k_mean={mean['k']:.1f} "
+          f"seconds={time.perf_counter() - start:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
