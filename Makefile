@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: venv demo demo-segy test test-fast dev data bench clean-data
+.PHONY: venv demo demo-segy demo-survey test test-fast dev data bench clean-data
 
 venv: $(STAMP)
 
@@ -30,6 +30,13 @@ demo-segy: venv
 	SEIS_TRAIN_DIR="$(SHARED_DATA)/f3_patches" SEIS_SEGY="$(SHARED_DATA)/sections/f3_inline362.sgy" \
 	  SEIS_DATA_DIR=data/f3_segy $(PY) -m seis_assets.demo
 	$(PY) benchmarks/bench_facies_map.py --labels data/f3_segy/outputs/sections/f3_inline362.sgy
+
+## Map a survey nobody labelled (segy_settings.models=survey: no patches) and score it against its interpreters' labels:
+## the real F3 inline 241 of $(SHARED_DATA)/labelled_sections; SURVEY=/path/to/file.sgy maps another (scored if <stem>_labels.npy is beside it).
+SURVEY ?= $(SHARED_DATA)/labelled_sections/inline_241.sgy
+demo-survey: venv
+	@test -f "$(SURVEY)" || { echo "demo-survey needs $(SURVEY): set SHARED_DATA=/path/to/shared/data or SURVEY=/path/to/file.sgy"; exit 2; }
+	SEIS_SEGY="$(SURVEY)" SEIS_SEGY_MODELS=survey SEIS_DATA_DIR=data/survey $(PY) -m seis_assets.demo_survey
 
 ## The whole test suite (unit, Dagster in-process, webserver + daemon end to end).
 test: venv

@@ -16,7 +16,8 @@ the map (``seis_assets.core.section_scores``: ARI, NMI, Hungarian mIoU) beside k
 Options that change the map (none is the pipeline's default; each is label-free and the same for every section):
 ``--time-weight w`` appends each window's centre time (0 at the top, 1 at the bottom of the section) to its
 features, scaled to ``w`` times the features' RMS distance from their mean; ``--centre-votes`` weights each window's
-vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window).
+vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window);
+``--window n`` cuts n x n windows instead of the patches' 99 x 99 (same stride).
 
 Backbone features are cached per section in ``--cache`` (default /tmp/seis_bench_labelled), so options re-run fast;
 ``seconds=`` on the last line counts everything this run did (features included unless cached).
@@ -73,9 +74,9 @@ def section_line(survey) -> tuple[str, int]:
     raise SystemExit(f"{info.path}: not one section ({len(info.inlines)} inlines x {len(info.xlines)} crosslines)")
 
 
-def section_features(path: str, backbone: str, cache: str):
+def section_features(path: str, backbone: str, cache: str, window: int = 99):
     """Windows and features of one section as ``survey_windows`` makes them (cached in ``cache``)."""
-    segy, features = SegySettings(), FeatureSettings(backbone=backbone)
+    segy, features = SegySettings(window_traces=window, window_samples=window), FeatureSettings(backbone=backbone)
     with open_survey(path, segy.iline_byte, segy.xline_byte) as survey:
         direction, number = section_line(survey)
         name = f"{os.path.basename(path)}_{backbone}_{segy.window_traces}x{segy.window_samples}_s{segy.stride}_{segy.scaling}"
@@ -139,7 +140,7 @@ def centre_votes(positions: pd.DataFrame, clusters: np.ndarray, k: int, n_traces
 
 def map_section(path: str, args) -> dict:
     """The survey map of one section, (n_samples, n_traces) cluster indices, without reading its labels."""
-    positions, X, qc, (direction, number) = section_features(path, args.backbone, args.cache)
+    positions, X, qc, (direction, number) = section_features(path, args.backbone, args.cache, args.window)
     with open_survey(path) as survey:
         idx = survey.line_traces(direction, number)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
@@ -168,6 +169,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default=SURVEY_MAPPING_BACKBONE)
     ap.add_argument("--time-weight", type=float, default=0.0, help="window centre time as a feature (0: off)")
     ap.add_argument("--centre-votes", action="store_true", help="votes weighted by distance from the window centre")
+    ap.add_argument("--window", type=int, default=99, help="window size in traces and samples (default 99, the patches')")
     ap.add_argument("--cache", default="/tmp/seis_bench_labelled")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

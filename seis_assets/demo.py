@@ -90,10 +90,15 @@ def print_report(paths: SeisPaths, checks: list) -> None:
     print("\nbrowse the runs and assets: make dev, then open http://127.0.0.1:3000")
 
 
+def require_dagster_home(command: str) -> None:
+    """Stop with a clear message when ``DAGSTER_HOME`` (Dagster's variable, not a setting) is unset."""
+    if not os.environ.get("DAGSTER_HOME"):
+        raise SystemExit(f"DAGSTER_HOME is not set: run `{command}` (it points DAGSTER_HOME at .dagster_home/)")
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not os.environ.get("DAGSTER_HOME"):
-        raise SystemExit("DAGSTER_HOME is not set: run `make demo` (it points DAGSTER_HOME at .dagster_home/)")
+    require_dagster_home("make demo")
     paths = defs.resources["paths"]
     ensure_data(paths)
     # one partition per category folder, or per shard of a large folder (the train sensor's plan)

@@ -1,0 +1,116 @@
+"""A section's facies map beside its interpreters' labels: find the labels, score the map, draw the two side by side.
+
+Interpreters' labels of a section are a ``.npy`` file beside its SEG-Y, named ``<stem>_labels.npy`` (``inline_241.sgy``
+→ ``inline_241_labels.npy``): one integer unit per sample, samples x traces in the file's trace order. The map is
+read back from the ``facies_labels.sgy`` the ``facies_map`` asset wrote (cluster index per sample, the input's own
+geometry and samples), so what is scored is exactly what a user gets. The labels are read only here, after the map
+is made: nothing upstream sees them. No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import segyio
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from seis_assets.core.facies_figures import DPI, distinct_colours
+from seis_assets.core.section_scores import SCORE_NAMES, baseline_scores, hungarian_miou, score_map
+
+__all__ = ["labels_beside", "read_section", "read_map_segy", "load_labels", "compare_map", "map_vs_labels_figure", "png_bytes"]
+
+
+def labels_beside(segy_path: str | os.PathLike) -> Path | None:
+    """``<stem>_labels.npy`` beside a local SEG-Y file, or None when there is none."""
+    path = Path(segy_path)
+    candidate = path.with_name(f"{path.stem}_labels.npy")
+    return candidate if candidate.is_file() else None
+
+
+def read_section(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample of a SEG-Y file in trace order, samples x traces, and the sample times (ms)."""
+    with segyio.open(str(path), ignore_geometry=True) as f:
+        return f.trace.raw[:].T, np.asarray(f.samples, dtype=float)
+
+
+def read_map_segy(path: str | os.PathLike) -> np.ndarray:
+    """The cluster index of every sample of a labels SEG-Y (``facies_labels.sgy``), samples x traces, int64.
+
+    Raises ValueError naming the file when a value is not a whole non-negative number (not a labels SEG-Y)."""
+    values, _ = read_section(path)
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values != np.round(values)):
+        raise ValueError(f"{path}: not a labels SEG-Y (values must be whole non-negative cluster indices)")
+    return values.astype(np.int64)
+
+
+def load_labels(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """Interpreters' labels (samples x traces integers) checked against the map's shape; ValueError names the file."""
+    labels = np.load(str(path), allow_pickle=False)
+    if labels.shape != tuple(shape):
+        raise ValueError(f"{path}: labels have shape {labels.shape}, the section's map {tuple(shape)} (samples x traces)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: labels must be integers, got {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def compare_map(cluster_map: np.ndarray, labels: np.ndarray, k: int) -> dict:
+    """The map's ARI / NMI / Hungarian mIoU against the labels, the depth-band baseline at the same ``k``, and the
+    Hungarian matching ``{unit: cluster}`` the figure colours by."""
+    scores = score_map(cluster_map, labels)
+    base = baseline_scores(labels, k)
+    _, matching = hungarian_miou(cluster_map, labels)
+    return {**scores, **{f"depth_band_{s}": base[s] for s in SCORE_NAMES}, "k": int(k), "matching": matching}
+
+
+def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: np.ndarray, matching: dict[int, int],
+                         title: str, scores: dict, *, t0_ms: float = 0.0, dt_ms: float = 4.0,
+                         clip_percentile: float = 99.0):
+    """Two panels over the grey section (all samples x traces): the interpreters' units and the map.
+
+    Each unit gets a colour; a cluster matched to a unit (Hungarian, one to one) takes that unit's colour, so equal
+    colours mean matched classes; clusters left unmatched get further colours of their own. The title gives the
+    scores and the depth-band baseline.
+    """
+    units = sorted(int(u) for u in np.unique(labels))
+    clusters = sorted(int(c) for c in np.unique(cluster_map))
+    unmatched = [c for c in clusters if c not in matching.values()]
+    colours = distinct_colours(len(units) + len(unmatched))
+    unit_colour = {u: colours[i] for i, u in enumerate(units)}
+    cluster_colour = {c: unit_colour[u] for u, c in matching.items()}
+    cluster_colour.update({c: colours[len(units) + i] for i, c in enumerate(unmatched)})
+    n_samples, n_traces = labels.shape
+    extent = [-0.5, n_traces - 0.5, t0_ms + (n_samples - 0.5) * dt_ms, t0_ms - 0.5 * dt_ms]
+    fig = Figure(figsize=(min(16.0, max(7.0, 3.0 + n_traces / 70)), 9.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 1, sharex=True, sharey=True)
+    clip = float(np.percentile(np.abs(section), clip_percentile)) or 1.0
+    panels = [(labels, units, unit_colour, "interpreters' units", "unit"),
+              (cluster_map, clusters, cluster_colour, "survey map (no labels used)", "cluster")]
+    for ax, (values, names, colour, name, prefix) in zip(axes, panels):
+        lut = {v: i for i, v in enumerate(names)}
+        codes = np.vectorize(lut.__getitem__, otypes=[np.int64])(values)
+        ax.imshow(section, cmap="gray", vmin=-clip, vmax=clip, aspect="auto", extent=extent, interpolation="bilinear")
+        ax.imshow(codes, cmap=ListedColormap([colour[v] for v in names]), vmin=-0.5, vmax=len(names) - 0.5,
+                  alpha=0.55, aspect="auto", extent=extent, interpolation="nearest")
+        ax.set_ylabel("time (ms)")
+        ax.set_title(name)
+        handles = [Patch(facecolor=colour[v], alpha=0.8, label=f"{prefix} {v}") for v in names]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    axes[-1].set_xlabel("trace")
+    fig.suptitle(f"{title}: ARI {scores['ari']:.2f}, NMI {scores['nmi']:.2f}, mIoU {scores['miou']:.2f} "
+                 f"(k = {scores['k']} depth bands: ARI {scores['depth_band_ari']:.2f}, NMI "
+                 f"{scores['depth_band_nmi']:.2f}, mIoU {scores['depth_band_miou']:.2f})")
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes at the facies maps' resolution."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
