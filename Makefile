@@ -33,10 +33,12 @@ demo-segy: venv
 
 ## Map a survey nobody labelled (segy_settings.models=survey: no patches) and score it against its interpreters' labels:
 ## the real F3 inline 241 of $(SHARED_DATA)/labelled_sections; SURVEY=/path/to/file.sgy maps another (scored if <stem>_labels.npy is beside it).
+## UNITS=n: how many stratigraphic units to cut (segy_settings.units); UNITS=0 maps the window clusters instead.
 SURVEY ?= $(SHARED_DATA)/labelled_sections/inline_241.sgy
+UNITS ?= 10
 demo-survey: venv
 	@test -f "$(SURVEY)" || { echo "demo-survey needs $(SURVEY): set SHARED_DATA=/path/to/shared/data or SURVEY=/path/to/file.sgy"; exit 2; }
-	SEIS_SEGY="$(SURVEY)" SEIS_SEGY_MODELS=survey SEIS_DATA_DIR=data/survey $(PY) -m seis_assets.demo_survey
+	SEIS_SEGY="$(SURVEY)" SEIS_SEGY_MODELS=survey SEIS_SEGY_UNITS=$(UNITS) SEIS_DATA_DIR=data/survey $(PY) -m seis_assets.demo_survey
 
 ## The whole test suite (unit, Dagster in-process, webserver + daemon end to end).
 test: venv

@@ -13,7 +13,12 @@ the map (``seis_assets.core.section_scores``: ARI, NMI, Hungarian mIoU) beside k
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --data /path/to/data --k 10
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --time-weight 1 --centre-votes
 
-Options that change the map (none is the pipeline's default; each is label-free and the same for every section):
+``--units n`` maps n stratigraphic units as ``segy_settings.units=n`` does (``seis_assets.core.stratigraphy``:
+relative geologic time from the structure tensor's dip, the line cut where its character and the clusters' vote
+shares change; k then defaults to 16 window clusters); the depth bands are then n bands.
+
+Other options that change the map (none is the pipeline's default; each is label-free and the same for every
+section):
 ``--time-weight w`` appends each window's centre time (0 at the top, 1 at the bottom of the section) to its
 features, scaled to ``w`` times the features' RMS distance from their mean; ``--centre-votes`` weights each window's
 vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window);
@@ -38,11 +43,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from seis_assets.core.cluster import choose_k, k_sweep  # noqa: E402
-from seis_assets.core.facies import vote_line  # noqa: E402
+from seis_assets.core.facies import count_votes, vote_line  # noqa: E402
 from seis_assets.core.feature_table import table_identity  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.section_scores import SCORE_NAMES, baseline_scores, score_map  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
+from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS, unit_map  # noqa: E402
 from seis_assets.core.survey_models import fit_survey_models  # noqa: E402
 from seis_assets.core.window_predict import classify_windows, survey_features  # noqa: E402
 from seis_assets.resources import SURVEY_MAPPING_BACKBONE, AnalysisSettings, FeatureSettings, SegySettings  # noqa: E402
@@ -142,14 +148,18 @@ def map_section(path: str, args) -> dict:
     """The survey map of one section, (n_samples, n_traces) cluster indices, without reading its labels."""
     positions, X, qc, (direction, number) = section_features(path, args.backbone, args.cache, args.window)
     with open_survey(path) as survey:
-        idx = survey.line_traces(direction, number)
+        section, idx = survey.read_line(direction, number)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
         n_samples = survey.info.n_samples
     X = with_time_feature(X, positions, n_samples, args.time_weight)
-    k, rule = survey_k(X, args.k)
+    k, rule = survey_k(X, args.k or (UNIT_TEXTURE_CLUSTERS if args.units else 0))
     models = fit_survey_models(X, qc, k, SEED, log)
     clusters = classify_windows(X, models, qc)["cluster"].to_numpy()
-    if args.centre_votes:
+    if args.units:  # what facies_map paints with segy_settings.units
+        votes = count_votes(positions, clusters, None, k, len(idx), n_samples, direction, number, other, keep_shares=True)
+        cmap = unit_map(section, args.units, votes.shares)
+        k, rule = args.units, f"{args.units} units over {k} clusters"
+    elif args.centre_votes:
         cmap = centre_votes(positions, clusters, k, len(idx), n_samples, other)
     else:
         cmap, _ = vote_line(positions, clusters, None, k, len(idx), n_samples, direction, number, other)
@@ -168,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=0, help="clusters (default 0: the auto rule)")
     ap.add_argument("--backbone", default=SURVEY_MAPPING_BACKBONE)
     ap.add_argument("--time-weight", type=float, default=0.0, help="window centre time as a feature (0: off)")
+    ap.add_argument("--units", type=int, default=0,
+                    help="map this many stratigraphic units (segy_settings.units; k then defaults to 16)")
     ap.add_argument("--centre-votes", action="store_true", help="votes weighted by distance from the window centre")
     ap.add_argument("--window", type=int, default=99, help="window size in traces and samples (default 99, the patches')")
     ap.add_argument("--cache", default="/tmp/seis_bench_labelled")

@@ -36,8 +36,9 @@ def run_surveys(defs: dg.Definitions, instance: dg.DagsterInstance, run_config: 
         folder = paths.outputs / "sections" / key
         table = pd.read_csv(str(folder / "section_assignments.csv"))
         legend = pd.read_csv(str(folder / "facies_legend.csv"))
+        classes = f"{len(legend)} units over {table['cluster'].nunique()} clusters" if settings.units else f"k = {len(legend)}"
         print(f"\n=== {key}: {len(table)} windows ({settings.window_traces} x {settings.window_samples}, stride "
-              f"{settings.stride}, scaling {settings.scaling}), k = {len(legend)}, backbone {backbone} ===")
+              f"{settings.stride}, scaling {settings.scaling}), {classes}, backbone {backbone} ===")
         print("  windows per predicted class: " + ", ".join(
             f"{c} {n}" for c, n in table["predicted_label"].fillna("").replace("", "(cluster only)").value_counts().items()))
         print(f"  outputs in {folder}:")

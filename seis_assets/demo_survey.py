@@ -32,7 +32,7 @@ from seis_assets.demo import QUIET_LOGS, require_dagster_home
 from seis_assets.demo_segy import run_surveys
 
 
-def score_against_labels(segy_path: str, folder) -> dict | None:
+def score_against_labels(segy_path: str, folder, map_class: str = "cluster") -> dict | None:
     """Scores of the map in ``folder`` against the labels beside ``segy_path`` (None when it has none); writes
     ``map_vs_labels.png`` into ``folder``."""
     labels_path = labels_beside(segy_path)
@@ -45,7 +45,7 @@ def score_against_labels(segy_path: str, folder) -> dict | None:
     section, times = read_section(segy_path)
     dt = float(times[1] - times[0]) if len(times) > 1 else 4.0
     fig = map_vs_labels_figure(section, cluster_map, labels, result["matching"], survey_name(segy_path), result,
-                               t0_ms=float(times[0]), dt_ms=dt)
+                               t0_ms=float(times[0]), dt_ms=dt, map_class=map_class)
     result["figure"] = atomic_write_bytes(folder / "map_vs_labels.png", png_bytes(fig))
     result["labels"] = str(labels_path)
     return result
@@ -64,13 +64,13 @@ def main() -> int:
         run_surveys(defs, instance, QUIET_LOGS)
     for path in list_segy_files(settings.segy):
         folder = paths.outputs / "sections" / survey_name(path)
-        result = score_against_labels(path, folder)
+        result = score_against_labels(path, folder, "unit" if settings.units else "cluster")
         if result is None:
             print(f"\n{survey_name(path)}: no interpreters' labels beside it (<stem>_labels.npy): map not scored")
             continue
         print(f"\n{survey_name(path)} against {result['labels']}:\n"
-              f"  survey map        ARI {result['ari']:.3f}  NMI {result['nmi']:.3f}  mIoU {result['miou']:.3f}\n"
-              f"  {result['k']} depth bands     ARI {result['depth_band_ari']:.3f}  NMI {result['depth_band_nmi']:.3f}  "
+              f"  survey map      ARI {result['ari']:.3f}  NMI {result['nmi']:.3f}  mIoU {result['miou']:.3f}\n"
+              f"  {result['k']:>2} depth bands  ARI {result['depth_band_ari']:.3f}  NMI {result['depth_band_nmi']:.3f}  "
               f"mIoU {result['depth_band_miou']:.3f}\n"
               f"  side by side: {result['figure']}")
     return 0

@@ -59,7 +59,8 @@ VARIABLES: dict[str, Variable] = {
         # -- SEG-Y (SegySettings)
         Variable("SEIS_SEGY", "segy_settings.segy", "SEG-Y files or folders to map, separated by ':'", kind="paths"),
         Variable("SEIS_SEGY_MODELS", "segy_settings.models", "patches (the models fitted on the patches) or survey (clusters of the survey's own windows)"),
-        Variable("SEIS_SEGY_K", "segy_settings.k", "clusters for models=survey (0: 4)", kind="int"),
+        Variable("SEIS_SEGY_K", "segy_settings.k", "clusters for models=survey (0: 4, or 16 with units)", kind="int"),
+        Variable("SEIS_SEGY_UNITS", "segy_settings.units", "models=survey: n > 0 maps n stratigraphic units per line", kind="int"),
         # -- scaling out and scheduling
         Variable("SEIS_DASK_SCHEDULER", "dask.scheduler_address", "tcp://host:8786: feature extraction on that Dask cluster"),
         Variable("SEIS_EXECUTOR", "the runs' executor", "default, or k8s (one pod per step)"),

@@ -422,7 +422,15 @@ class SegySettings(EnvResource):
         description="patches: classify with the models the recluster job fitted on the patches (clusters and "
         "categories); survey: fit UMAP + KMeans on this survey's windows alone (clusters, no categories).",
     )
-    k: int = Field(0, description="Clusters for models=survey (0: 4); models=patches keeps the fitted models' k.")
+    k: int = Field(
+        0, description="Clusters for models=survey (0: 4, or 16 with units); models=patches keeps the fitted models' k."
+    )
+    units: int = Field(
+        0,
+        description="models=survey only: 0 maps the window clusters; n > 0 maps n stratigraphic units per line "
+        "(layers followed along the reflectors' dip, cut where their character and the clusters change), numbered "
+        "from the top.",
+    )
     sample_interval_ms: float = Field(
         0.0,
         description="The surveys' sample interval in ms; 0: from the headers (the binary header's, else the trace "

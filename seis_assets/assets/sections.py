@@ -28,6 +28,7 @@ from seis_assets.core.predict import FittedModels
 from seis_assets.core.section_grid import scale_record
 from seis_assets.core.segy import list_segy_files, survey_name
 from seis_assets.core.segy_windows import WINDOW_COLUMNS
+from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS
 from seis_assets.core.survey_models import MODEL_SOURCES, check_window_identity, fit_survey_models, window_qc
 from seis_assets.core.window_predict import classify_windows, survey_features
 from seis_assets.partitions import survey_partitions
@@ -143,6 +144,11 @@ def facies_map(
     key = context.partition_key
     if segy_settings.models not in MODEL_SOURCES:
         raise dg.Failure(f"segy_settings.models must be one of {MODEL_SOURCES}, got {segy_settings.models!r}")
+    if segy_settings.units and segy_settings.models != "survey":
+        raise dg.Failure(f"segy_settings.units={segy_settings.units} needs models=survey (units are cut from the "
+                         "survey's own clusters), got models={segy_settings.models!r}")
+    if segy_settings.units < 0:
+        raise dg.Failure(f"segy_settings.units must be 0 (clusters) or a number of units, got {segy_settings.units}")
     X = stack_vectors(survey_windows["features"])
     windows = survey_windows[WINDOW_COLUMNS].reset_index(drop=True)
     qc = window_qc(survey_windows)
@@ -152,9 +158,11 @@ def facies_map(
         k = int(models.kmeans.n_clusters)
         source = "models fitted on the labelled patches (recluster job)"
     else:
-        k = segy_settings.k or 4
+        k = segy_settings.k or (UNIT_TEXTURE_CLUSTERS if segy_settings.units else 4)
         models = fit_survey_models(X, qc, k, 42, context.log)
         source = f"UMAP + KMeans (k={k}) fitted on this survey's {len(X)} windows"
+        if segy_settings.units:
+            source += f", {segy_settings.units} stratigraphic units per line"
     pred = classify_windows(X, models, qc)
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
     out = output_folder(paths, key)
@@ -162,7 +170,7 @@ def facies_map(
         scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
-            map_xlines=segy_settings.map_xlines,
+            map_xlines=segy_settings.map_xlines, units=segy_settings.units,
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )

@@ -41,6 +41,7 @@ from seis_assets.core.facies_figures import (
 )
 from seis_assets.core.segy import Survey
 from seis_assets.core.segy_write import write_like
+from seis_assets.core.stratigraphy import unit_map
 from seis_assets.core.storage import atomic_path, atomic_write_bytes
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "LineVotes",
     "count_votes",
     "legend_table",
+    "unit_legend",
     "vote_line",
     "region_share",
     "write_facies_outputs",
@@ -71,6 +73,12 @@ def legend_table(cluster_to_category: Mapping[int, str], k: int) -> pd.DataFrame
     else:
         colours = distinct_colours(k)
     return pd.DataFrame({"index": range(k), "cluster": range(k), "category": names, "colour": colours})
+
+
+def unit_legend(n: int) -> pd.DataFrame:
+    """``facies_legend.csv`` of a map of ``n`` stratigraphic units: ``unit i`` (0 at the top), a distinct colour each."""
+    return pd.DataFrame({"index": range(n), "cluster": range(n), "category": [f"unit {i}" for i in range(n)],
+                         "colour": distinct_colours(n)})
 
 
 def _line_windows(windows: pd.DataFrame, direction: str, number: int, line_other: np.ndarray) -> Iterator[tuple[int, slice, slice]]:
@@ -106,12 +114,15 @@ class LineVotes:
     score_map : ndarray (n_traces, n_samples) float32, mean anomaly score of the covering windows (NaN where
         uncovered), or None without scores
     spans : list of (window row, trace slice, sample slice), every window's part of the line
+    shares : ndarray (k, n_traces, n_samples) float32, each cluster's vote share per sample (0 where uncovered),
+        or None unless asked for (``keep_shares``)
     """
 
     cluster_map: np.ndarray
     confidence: np.ndarray
     score_map: np.ndarray | None
     spans: list[tuple[int, slice, slice]]
+    shares: np.ndarray | None = None
 
 
 def count_votes(
@@ -124,6 +135,7 @@ def count_votes(
     direction: str,
     number: int,
     line_other: np.ndarray,
+    keep_shares: bool = False,
 ) -> LineVotes:
     """Winning cluster, its vote share and the mean anomaly score of every sample of one line.
 
@@ -135,6 +147,7 @@ def count_votes(
     n_traces, n_samples : size of the line
     direction, number : the line ("inline", 362)
     line_other : ndarray (n_traces,), the other number of each trace of the line (crosslines of an inline)
+    keep_shares : also return every cluster's vote share per sample (``LineVotes.shares``)
     """
     clusters = np.asarray(clusters, dtype=np.int64)
     votes = np.zeros((k, n_traces, n_samples), dtype=np.int32)
@@ -151,7 +164,8 @@ def count_votes(
     with np.errstate(invalid="ignore", divide="ignore"):
         confidence = (votes.max(axis=0) / count).astype(np.float32)
         score_map = None if ssum is None else (ssum / count).astype(np.float32)
-    return LineVotes(out, confidence, score_map, spans)
+        shares = (votes / np.maximum(count, 1)).astype(np.float32) if keep_shares else None
+    return LineVotes(out, confidence, score_map, spans, shares)
 
 
 def vote_line(
@@ -187,13 +201,16 @@ def region_share(category_map: np.ndarray, category: str, xlines: np.ndarray, ti
 # --------------------------------------------------------------------------- outputs
 @dataclasses.dataclass(frozen=True)
 class _LinePainter:
-    """The windows' clusters and scores of one survey, painted onto one line at a time."""
+    """The windows' clusters and scores of one survey, painted onto one line at a time; with ``units`` > 0 each
+    line's map is its ``units`` stratigraphic units (:func:`seis_assets.core.stratigraphy.unit_map`) instead of the
+    winning clusters."""
 
     survey: Survey
     windows: pd.DataFrame
     clusters: np.ndarray
     scores: np.ndarray | None
     k: int
+    units: int = 0
 
     def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
         """``(section, trace indices, other numbers, votes)`` of one line; every sample covered."""
@@ -201,10 +218,17 @@ class _LinePainter:
         section, idx = survey.read_line(direction, number)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
         votes = count_votes(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
-                            number, other)
+                            number, other, keep_shares=self.units > 0)
         if (votes.cluster_map < 0).any():
             raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
+        if self.units:
+            votes = dataclasses.replace(votes, cluster_map=unit_map(section, self.units, votes.shares), shares=None)
         return section, idx, other, votes
+
+    @property
+    def n_classes(self) -> int:
+        """Values a map holds: the units, else the clusters."""
+        return self.units or self.k
 
     def label_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(trace indices, cluster index per sample)`` one inline at a time, so the labels never sit in memory as
@@ -232,6 +256,7 @@ def write_facies_outputs(
     map_xlines: bool = False,
     extra_columns: pd.DataFrame | None = None,
     keep_maps: bool = False,
+    units: int = 0,
 ) -> dict:
     """Paint every line, write the map files into ``out_dir``; return what was written and each line's maps.
 
@@ -245,6 +270,9 @@ def write_facies_outputs(
     map_xlines : add one page per crossline to the PDF (3-D cubes)
     extra_columns : more per-window columns for ``section_assignments.csv`` (e.g. ``anomaly_percentile``)
     keep_maps : return every inline's cluster map (memory grows with the survey: for small surveys and tests)
+    units : 0, or map each line's ``units`` stratigraphic units (layers followed along the reflectors, cut where
+        their character and the clusters' vote shares change; :mod:`seis_assets.core.stratigraphy`) instead of the
+        winning cluster; the legend names ``unit i`` from the top, the windows keep their clusters
 
     Returns
     -------
@@ -257,10 +285,12 @@ def write_facies_outputs(
     info = survey.info
     windows = windows.reset_index(drop=True)
     clusters = np.asarray(clusters, dtype=np.int64)
-    legend = legend_table(dict(cluster_to_category), k)
-    painter = _LinePainter(survey, windows, clusters, scores, k)
+    if units and cluster_to_category:
+        raise ValueError("units map clusters without categories: pass an empty cluster_to_category")
+    legend = unit_legend(units) if units else legend_table(dict(cluster_to_category), k)
+    painter = _LinePainter(survey, windows, clusters, scores, k, units)
     pages = [("inline", n) for n in info.inlines] + ([("xline", n) for n in info.xlines] if map_xlines and info.structured else [])
-    by = "category" if cluster_to_category else "cluster"
+    by = "unit" if units else "category" if cluster_to_category else "cluster"
     files, counts, maps, confidence = _write_map_pages(painter, legend, pages, out, keep_maps, by)
     shares = {key: m.pop() for key, m in maps.items()}
     maps = {key: tuple(m) for key, m in maps.items()}
@@ -271,7 +301,7 @@ def write_facies_outputs(
     files["section_assignments.csv"] = atomic_write_bytes(
         out / "section_assignments.csv", table.to_csv(index=False).encode()
     )
-    share = _category_share(legend["category"].tolist(), counts[:k])
+    share = _category_share(legend["category"].tolist(), counts[: painter.n_classes])
     return {"files": files, "legend": legend, "maps": maps, "confidence": shares, "category_share": share,
             "assignments": table}
 
@@ -303,7 +333,7 @@ def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tu
     Returns the files written, the samples per cluster over the inlines (``k + 1`` counts), with ``keep_maps``
     each inline's ``(cluster_map, line_other, confidence)``, and each window's mean vote share.
     """
-    info, k = painter.survey.info, painter.k
+    info, k = painter.survey.info, painter.n_classes
     counts = np.zeros(k + 1, dtype=np.int64)
     shares = _WindowShares(len(painter.windows))
     maps: dict[tuple[str, int], list[np.ndarray]] = {}

@@ -131,7 +131,7 @@ def _classes_by_cluster(cluster_map: np.ndarray, legend: pd.DataFrame):
     k = len(legend)
     cols = distinct_colours(k)
     classes = cluster_map.astype(int)
-    names = [c if c == f"cluster {i}" else f"cluster {i} → {c}" for i, c in enumerate(legend["category"])]
+    names = [c if c in (f"cluster {i}", f"unit {i}") else f"cluster {i} → {c}" for i, c in enumerate(legend["category"])]
     handles = [Patch(facecolor=cols[i], alpha=0.8, label=names[i]) for i in range(k)]
     return classes, handles, ListedColormap(cols), k
 
@@ -151,7 +151,8 @@ def facies_map_figure(
     """The seismic in grey with translucent class colours, a legend with names, crossline (or inline) and time axes.
 
     ``section`` and ``cluster_map`` are (n_traces, n_samples); ``by="category"`` colours by mapped category,
-    ``"cluster"`` by cluster (a distinct colour per cluster, named ``cluster i → category``).
+    ``"cluster"`` by cluster (a distinct colour per cluster, named ``cluster i → category``), ``"unit"`` by
+    stratigraphic unit (``unit i``, a distinct colour each).
     """
     fig, ax, extent = _section_axes(section, info, line_other, clip_percentile)
     paint = _classes_by_category if by == "category" else _classes_by_cluster

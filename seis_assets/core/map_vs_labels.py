@@ -70,12 +70,12 @@ def compare_map(cluster_map: np.ndarray, labels: np.ndarray, k: int) -> dict:
 
 def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: np.ndarray, matching: dict[int, int],
                          title: str, scores: dict, *, t0_ms: float = 0.0, dt_ms: float = 4.0,
-                         clip_percentile: float = 99.0):
+                         clip_percentile: float = 99.0, map_class: str = "cluster"):
     """Two panels over the grey section (all samples x traces): the interpreters' units and the map.
 
     Each unit gets a colour; a cluster matched to a unit (Hungarian, one to one) takes that unit's colour, so equal
     colours mean matched classes; clusters left unmatched get further colours of their own. The title gives the
-    scores and the depth-band baseline.
+    scores and the depth-band baseline. ``map_class`` names the map's classes in its legend (``cluster``, ``unit``).
     """
     units = sorted(int(u) for u in np.unique(labels))
     clusters = sorted(int(c) for c in np.unique(cluster_map))
@@ -91,7 +91,7 @@ def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: n
     axes = fig.subplots(2, 1, sharex=True, sharey=True)
     clip = float(np.percentile(np.abs(section), clip_percentile)) or 1.0
     panels = [(labels, units, unit_colour, "interpreters' units", "unit"),
-              (cluster_map, clusters, cluster_colour, "survey map (no labels used)", "cluster")]
+              (cluster_map, clusters, cluster_colour, "survey map (no labels used)", map_class)]
     for ax, (values, names, colour, name, prefix) in zip(axes, panels):
         lut = {v: i for i, v in enumerate(names)}
         codes = np.vectorize(lut.__getitem__, otypes=[np.int64])(values)
