@@ -64,7 +64,7 @@ def main() -> int:
         run_surveys(defs, instance, QUIET_LOGS)
     for path in list_segy_files(settings.segy):
         folder = paths.outputs / "sections" / survey_name(path)
-        result = score_against_labels(path, folder, "unit" if settings.units else "cluster")
+        result = score_against_labels(path, folder, "map unit" if settings.units else "cluster")
         if result is None:
             print(f"\n{survey_name(path)}: no interpreters' labels beside it (<stem>_labels.npy): map not scored")
             continue
