@@ -43,9 +43,8 @@ def score_against_labels(segy_path: str, folder, map_class: str = "cluster") -> 
     k = len(pd.read_csv(str(folder / "facies_legend.csv")))
     result = compare_map(cluster_map, labels, k)
     section, times = read_section(segy_path)
-    dt = float(times[1] - times[0]) if len(times) > 1 else 4.0
     fig = map_vs_labels_figure(section, cluster_map, labels, result["matching"], survey_name(segy_path), result,
-                               t0_ms=float(times[0]), dt_ms=dt, map_class=map_class)
+                               t0_ms=float(times[0]), dt_ms=float(times[1] - times[0]), map_class=map_class)
     result["figure"] = atomic_write_bytes(folder / "map_vs_labels.png", png_bytes(fig))
     result["labels"] = str(labels_path)
     return result

@@ -144,11 +144,11 @@ def facies_map(
     key = context.partition_key
     if segy_settings.models not in MODEL_SOURCES:
         raise dg.Failure(f"segy_settings.models must be one of {MODEL_SOURCES}, got {segy_settings.models!r}")
-    if segy_settings.units and segy_settings.models != "survey":
-        raise dg.Failure(f"segy_settings.units={segy_settings.units} needs models=survey (units are cut from the "
-                         "survey's own clusters), got models={segy_settings.models!r}")
     if segy_settings.units < 0:
         raise dg.Failure(f"segy_settings.units must be 0 (clusters) or a number of units, got {segy_settings.units}")
+    if segy_settings.units and segy_settings.models != "survey":
+        raise dg.Failure(f"segy_settings.units={segy_settings.units} needs models=survey (units are cut from the "
+                         f"survey's own clusters), got models={segy_settings.models!r}")
     X = stack_vectors(survey_windows["features"])
     windows = survey_windows[WINDOW_COLUMNS].reset_index(drop=True)
     qc = window_qc(survey_windows)
