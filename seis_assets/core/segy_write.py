@@ -3,6 +3,8 @@
 :func:`write_like` is how a facies map goes back into a seismic interpretation package: the input survey's text,
 binary and trace headers byte for byte, with new samples. :func:`write_cube` makes a small post-stack survey
 (a 3-D cube or a 2-D line) of layered sinusoids plus noise, so that tests and benchmarks need no real data.
+:func:`write_inlines` writes a post-stack cube from an iterator of inlines, one inline in memory at a time (the
+benchmark cube of :mod:`seis_assets.core.cube_model`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import numpy as np
 import segyio
 
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, _opened
-from seis_assets.core.storage import atomic_path, path_str
+from seis_assets.core.storage import atomic_path, is_local, path_str
 
-__all__ = ["write_like", "write_cube", "write_section"]
+__all__ = ["write_like", "write_cube", "write_section", "write_inlines"]
 
 
 def write_like(
@@ -156,3 +158,70 @@ def write_section(
         f.bin.update(hdt=dt_us, hns=n_samples, format=fmt)
         f.text[0] = segyio.tools.create_text_header({1: "seis_assets test section"})
     return path
+
+
+def write_inlines(
+    path,
+    inlines: Sequence[int],
+    xlines: Sequence[int],
+    blocks: Iterable[np.ndarray],
+    *,
+    dt_us: int = 4000,
+    text: Sequence[str] = ("seis_assets generated cube",),
+    spacing_m: int = 25,
+    origin_m: tuple[int, int] = (600_000, 6_070_000),
+) -> str:
+    """A post-stack 3-D SEG-Y written one inline at a time from ``blocks``, atomically; returns :func:`path_str`.
+
+    ``blocks`` yields one ``(len(xlines), n_samples)`` array per inline, in the order of ``inlines``; each is
+    written and dropped before the next is asked for, so memory is one inline whatever the cube's size. The file:
+    SEG-Y rev 1, IEEE float (format 5), inline sorting; trace headers INLINE_3D (byte 189), CROSSLINE_3D (193), CDP
+    (the bin number, 1 at the first inline's first crossline), TRACE_SAMPLE_COUNT, TRACE_SAMPLE_INTERVAL, CDP_X /
+    CDP_Y ``spacing_m`` metres apart along crosslines / inlines from ``origin_m`` (scalar 1: whole metres); binary
+    header hdt, hns and format; ``text`` (at most 40 lines of 76 characters) as the text header.
+
+    Raises
+    ------
+    ValueError
+        A remote destination (segyio writes local files), a block of the wrong shape or samples, or fewer or more
+        blocks than inlines; the partly written file is removed.
+    """
+    if not is_local(path):
+        raise ValueError(f"{path}: write_inlines writes local files only (segyio); copy the cube afterwards")
+    blocks = iter(blocks)
+    block = next(blocks, None)
+    if block is None or np.ndim(block) != 2:
+        raise ValueError("write_inlines needs one 2-D block (crosslines, samples) per inline; got " +
+                         ("none" if block is None else f"shape {np.shape(block)}"))
+    block = np.asarray(block, dtype=np.float32)
+    n_il, n_xl, n_samples = len(inlines), len(xlines), block.shape[1]
+    spec = segyio.spec()
+    spec.format, spec.sorting = 5, 2
+    spec.iline, spec.xline = DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE
+    spec.samples = list(np.arange(n_samples) * dt_us / 1000.0)
+    spec.ilines, spec.xlines = list(inlines), list(xlines)
+    F = segyio.TraceField
+    with atomic_path(path) as tmp, segyio.create(str(tmp), spec) as f:
+        f.text[0] = segyio.tools.create_text_header({i + 1: line[:76] for i, line in enumerate(list(text)[:40])})
+        f.bin.update(hdt=dt_us, hns=n_samples, format=5)
+        written = 0
+        for i, il in enumerate(inlines):
+            if block is None:
+                raise ValueError(f"{n_il} inlines asked for, {written} blocks given")
+            if block.shape != (n_xl, n_samples) or not np.isfinite(block).all():
+                raise ValueError(f"inline {il}: block of shape {block.shape} (finite: {bool(np.isfinite(block).all())}),"
+                                 f" expected ({n_xl}, {n_samples}) finite samples")
+            for j, xl in enumerate(xlines):
+                t = i * n_xl + j
+                f.header[t] = {F.INLINE_3D: int(il), F.CROSSLINE_3D: int(xl), F.CDP: t + 1,
+                               F.TRACE_SAMPLE_COUNT: n_samples, F.TRACE_SAMPLE_INTERVAL: dt_us,
+                               F.SourceGroupScalar: 1, F.CDP_X: origin_m[0] + spacing_m * j,
+                               F.CDP_Y: origin_m[1] + spacing_m * i}
+                f.trace[t] = block[j]
+            written += 1
+            block = None  # dropped before the next one is made: one inline in memory
+            block = next(blocks, None)
+            block = None if block is None else np.asarray(block, dtype=np.float32)
+        if block is not None:
+            raise ValueError(f"more blocks than the {n_il} inlines")
+    return path_str(path)
