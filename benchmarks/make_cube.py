@@ -26,7 +26,8 @@ SMALL = {"inlines": 6, "xlines": 160, "samples": 200}
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="SEG-Y with the line to carry (its middle inline)")
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                    help="SEG-Y with the line to carry (its middle inline)")
     ap.add_argument("--generated", action="store_true", help="carry a generated section instead of --source")
     ap.add_argument("--inlines", type=int, default=651)
     ap.add_argument("--xlines", type=int, default=951)
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         section = read_section(args.source)
     model = CarryModel()
     if args.body_xline is not None:
-        model = dataclasses.replace(model, body_centre=(args.body_xline - section.first_xline) / (section.data.shape[0] - 1))
+        centre = (args.body_xline - section.first_xline) / (section.data.shape[0] - 1)
+        model = dataclasses.replace(model, body_centre=centre)
     start = time.perf_counter()
     path = make_cube(args.out, section, args.inlines, args.xlines, args.samples, first_inline=args.first_inline,
                      first_xline=args.first_xline, seed=args.seed, model=model)

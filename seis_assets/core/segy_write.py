@@ -209,8 +209,9 @@ def write_inlines(
             if block is None:
                 raise ValueError(f"{n_il} inlines asked for, {written} blocks given")
             if block.shape != (n_xl, n_samples) or not np.isfinite(block).all():
-                raise ValueError(f"inline {il}: block of shape {block.shape} (finite: {bool(np.isfinite(block).all())}),"
-                                 f" expected ({n_xl}, {n_samples}) finite samples")
+                finite = bool(np.isfinite(block).all())
+                raise ValueError(f"inline {il}: block of shape {block.shape} (finite: {finite}), expected "
+                                 f"({n_xl}, {n_samples}) finite samples")
             for j, xl in enumerate(xlines):
                 t = i * n_xl + j
                 f.header[t] = {F.INLINE_3D: int(il), F.CROSSLINE_3D: int(xl), F.CDP: t + 1,

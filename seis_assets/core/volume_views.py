@@ -50,7 +50,8 @@ def _check_legend(legend: pd.DataFrame) -> np.ndarray:
     """The legend's ``index`` values (int); refuses a legend without ``index`` / ``category`` or with repeats."""
     missing = {"index", "category"} - set(legend.columns)
     if missing:
-        raise ValueError(f"the legend needs the columns index and category (facies_legend.csv); {sorted(missing)} missing")
+        raise ValueError(f"the legend needs the columns index and category (facies_legend.csv); "
+                         f"{sorted(missing)} missing")
     index = legend["index"].to_numpy()
     if len(set(index.tolist())) != len(index) or not len(index):
         raise ValueError(f"the legend's index values must be distinct and at least one, got {index.tolist()}")
@@ -151,7 +152,9 @@ def _slice_png(rows: np.ndarray, legend: pd.DataFrame, info: SurveyInfo, asked_m
               extent=[xl[0] - 0.5, xl[-1] + 0.5, il[0] - 0.5, il[-1] + 0.5], aspect=aspect, interpolation="nearest")
     ax.set_xlabel("crossline")
     ax.set_ylabel("inline")
-    second = f"facies by {by}" if np.isclose(time_ms, asked_ms) else f"nearest sample to {asked_ms:g} ms, facies by {by}"
+    second = f"facies by {by}"
+    if not np.isclose(time_ms, asked_ms):
+        second = f"nearest sample to {asked_ms:g} ms, {second}"
     ax.set_title(f"{info.name}: time slice at {time_ms:g} ms\n{second}")
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=by)
     buf = io.BytesIO()

@@ -9,7 +9,13 @@ from upath import UPath
 
 from seis_assets.core.facies import legend_table, unit_legend
 from seis_assets.core.segy_write import write_inlines
-from seis_assets.core.volume_views import NO_CLASS, SUMMARY_COLUMNS, volume_summary, write_time_slices, write_volume_summary
+from seis_assets.core.volume_views import (
+    NO_CLASS,
+    SUMMARY_COLUMNS,
+    volume_summary,
+    write_time_slices,
+    write_volume_summary,
+)
 
 INLINES = list(range(10, 18))  # 8 inlines
 XLINES = list(range(20, 32))  # 12 crosslines
@@ -98,10 +104,11 @@ def test_time_slices_colours_where_expected(tmp_path, labels_sgy, legend):
     colour = dict(zip(legend["category"], legend["colour"]))
 
     # 40 ms: chaotic in the low inlines (bottom: inline numbers grow upwards) on the low crosslines (left)
-    chaotic, salt = _pixels(files["time_slice_40ms.png"], colour["chaotic"]), _pixels(files["time_slice_40ms.png"], colour["salt dome"])
+    png = files["time_slice_40ms.png"]
+    chaotic, salt = _pixels(png, colour["chaotic"]), _pixels(png, colour["salt dome"])
     assert len(chaotic) > 100 and 2.5 < len(salt) / len(chaotic) < 3.5  # 24 and 72 cells
     assert chaotic[:, 0].mean() > salt[:, 0].mean() and chaotic[:, 1].mean() < salt[:, 1].mean()
-    assert not len(_pixels(files["time_slice_40ms.png"], colour["fault"]))
+    assert not len(_pixels(png, colour["fault"]))
 
     # 170 ms (nearest sample 172 ms): fault below, chaotic top left, no class (blank, white) top right
     png = files["time_slice_170ms.png"]
