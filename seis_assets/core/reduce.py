@@ -49,6 +49,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from seis_assets.core.engines import thread_budget
+from seis_assets.core.umap_rows import supports_row_transform, transform_rows
 
 __all__ = [
     "DEFAULT_MIN_DIST",
@@ -174,10 +175,14 @@ class Reducer:
         with warnings.catch_warnings():
             # umap warns about n_jobs being overridden by random_state on every call
             warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
-            # One row per call: umap's transform draws the negative samples of all rows from one random stream,
-            # so a batch's rows move each other, and a patch dropped alone could land in another cluster than in
-            # the test-set batch. Alone, each row's embedding depends only on the row and the fitted model.
-            Z = np.vstack([self.umap_.transform(Xp[i : i + 1]) for i in range(Xp.shape[0])])
+            # Row by row: a batch handed to umap's transform is normalised by its largest edge weight (and gets
+            # fewer epochs above 10,000 rows), so a patch dropped alone could land in another cluster than in the
+            # test-set batch. Alone, each row's embedding depends only on the row and the fitted model.
+            # transform_rows gives exactly the row-by-row result in blocks (core/umap_rows.py).
+            if supports_row_transform(self.umap_):
+                Z = transform_rows(self.umap_, Xp)
+            else:
+                Z = np.vstack([self.umap_.transform(Xp[i : i + 1]) for i in range(Xp.shape[0])])
         return np.asarray(Z, dtype=np.float32)
 
     def __repr__(self) -> str:

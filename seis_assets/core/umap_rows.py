@@ -1,0 +1,132 @@
+"""umap-learn's ``transform`` of single rows, for many rows in one call.
+
+:meth:`seis_assets.core.reduce.Reducer.transform` embeds each row on its own, so that a row's embedding depends
+only on the row and the fitted model (a batch handed to ``umap.UMAP.transform`` is not that: the edge weights are
+normalised by the batch's largest, and a batch of more than 10,000 rows gets 30 epochs instead of 100). Calling
+``UMAP.transform`` once per row is exact but spends almost all its time in per-call overhead (input validation and a
+pure-Python loop over the training rows for the distances), which is what limits the classification of the
+hundreds of thousands of windows of a 3-D survey.
+
+:func:`transform_rows` runs the same steps as ``umap.UMAP.transform`` (umap-learn 0.5.x, euclidean metric, no
+densMAP) with umap's own functions, for a block of rows at once, and keeps what makes a single row's call what it
+is: the neighbour search and membership strengths are row-wise already; the weight threshold and the epochs per
+sample are normalised by each row's own largest weight; every row gets the single-row call's 100 epochs; the
+negative-sampling random state of each row is seeded from the row's initial embedding, as umap seeds it per head
+vertex. Rows do not interact in umap's layout optimisation for new points (``move_other`` is off: an edge moves
+only its own row), so the result equals the row-by-row one (``test_reduce.py`` checks this against
+``UMAP.transform`` on small- and large-data fits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+from sklearn.utils import check_random_state
+from umap.distances import named_distances, parallel_special_metric
+from umap.layouts import optimize_layout_euclidean
+from umap.umap_ import INT32_MAX, INT32_MIN, compute_membership_strengths, init_graph_transform, smooth_knn_dist
+from umap.utils import submatrix
+
+__all__ = ["supports_row_transform", "transform_rows"]
+
+#: what a single-row ``UMAP.transform`` call uses (umap's choice for transforms of up to 10,000 rows)
+SINGLE_ROW_EPOCHS = 100
+#: rows per block: bounds the (rows x training rows) distance matrix of the small-data path
+BLOCK_ROWS = 4096
+
+
+def supports_row_transform(model) -> bool:
+    """Whether :func:`transform_rows` reproduces ``model.transform`` row by row: a euclidean, non-densMAP model with
+    the default number of epochs, fitted on more than one row."""
+    return (
+        model.metric == "euclidean"
+        and model.output_metric == "euclidean"
+        and not model.densmap
+        and model.n_epochs is None
+        and getattr(model, "_knn_search_index", 0) is not None
+        and model._raw_data.shape[0] > 1
+        and not scipy.sparse.issparse(model._raw_data)
+    )
+
+
+def transform_rows(model, X: np.ndarray) -> np.ndarray:
+    """``np.vstack([model.transform(X[i:i+1]) for i in range(len(X))])``, computed in blocks of rows.
+
+    Parameters
+    ----------
+    model : fitted ``umap.UMAP`` for which :func:`supports_row_transform` is true
+    X : ndarray (n, n_features) float32, finite
+
+    Returns
+    -------
+    ndarray (n, n_components) float32
+    """
+    if not supports_row_transform(model):
+        raise ValueError("transform_rows reproduces euclidean, non-densMAP UMAP models with default epochs only")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    blocks = [_transform_block(model, X[i : i + BLOCK_ROWS]) for i in range(0, len(X), BLOCK_ROWS)]
+    return np.vstack(blocks) if blocks else np.empty((0, model.embedding_.shape[1]), dtype=np.float32)
+
+
+def _neighbours(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``n_neighbors`` nearest training rows and distances, as ``UMAP.transform`` finds them."""
+    k = model._n_neighbors
+    if model._small_data:  # exact distances to every training row (umap's euclidean, row by row)
+        dmat = parallel_special_metric(X, model._raw_data, metric=named_distances["euclidean"])
+        indices = np.argpartition(dmat, k)[:, :k]
+        shortened = submatrix(dmat, indices, k)
+        order = np.argsort(shortened)
+        return submatrix(indices, order, k), submatrix(shortened, order, k)
+    epsilon = 0.24 if model._knn_search_index._angular_trees else 0.12
+    return model._knn_search_index.query(X, model.n_neighbors, epsilon=epsilon)
+
+
+def _transform_block(model, X: np.ndarray) -> np.ndarray:
+    indices, dists = _neighbours(model, X)
+    dists = dists.astype(np.float32, order="C")
+    indices[dists >= model._disconnection_distance] = -1
+    sigmas, rhos = smooth_knn_dist(
+        dists, float(model._n_neighbors), local_connectivity=float(max(0.0, model.local_connectivity - 1.0))
+    )
+    rows, cols, vals, _ = compute_membership_strengths(indices, dists, sigmas, rhos, bipartite=True)
+    n_train = model._raw_data.shape[0]
+    graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(X.shape[0], n_train))
+    csr = graph.tocsr()
+    csr.eliminate_zeros()
+    embedding = init_graph_transform(csr, model.embedding_)
+
+    # each row's own largest weight, where UMAP.transform on that row alone takes the batch's (its only row's)
+    row_max = np.zeros(X.shape[0], dtype=np.float32)
+    np.maximum.at(row_max, graph.row, graph.data)
+    n_epochs = SINGLE_ROW_EPOCHS
+    graph.data[graph.data < (row_max[graph.row] / float(n_epochs))] = 0.0
+    graph.eliminate_zeros()
+    epochs_per_sample = _epochs_per_sample(graph.data, row_max[graph.row], n_epochs)
+
+    rng_state = check_random_state(model.transform_seed).randint(INT32_MIN, INT32_MAX, 3).astype(np.int64)
+    embedding = optimize_layout_euclidean(
+        embedding,
+        model.embedding_.astype(np.float32, copy=True),
+        graph.row,
+        graph.col,
+        n_epochs,
+        n_train,
+        epochs_per_sample,
+        model._a,
+        model._b,
+        rng_state,
+        model.repulsion_strength,
+        model._initial_alpha / 4.0,
+        model.negative_sample_rate,
+        model.random_state is None,
+        verbose=False,
+    )
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _epochs_per_sample(weights: np.ndarray, weight_max: np.ndarray, n_epochs: int) -> np.ndarray:
+    """``umap.umap_.make_epochs_per_sample`` with each edge's weight divided by its own row's largest weight."""
+    result = -1.0 * np.ones(weights.shape[0], dtype=np.float64)
+    n_samples = n_epochs * (weights / weight_max)
+    result[n_samples > 0] = float(n_epochs) / np.float64(n_samples[n_samples > 0])
+    return result
