@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 
 #: How a variable's text becomes a setting's value (``seis_assets/resources.py`` converts it): as it is, a number,
-#: a path (made absolute; a URL is kept), or paths separated by ``:``.
-KINDS = ("text", "int", "float", "path", "paths")
+#: a path (made absolute; a URL is kept), paths separated by ``:``, or numbers separated by ``,``.
+KINDS = ("text", "int", "float", "path", "paths", "floats")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("SEIS_SEGY_MODELS", "segy_settings.models", "patches (the models fitted on the patches) or survey (clusters of the survey's own windows)"),
         Variable("SEIS_SEGY_K", "segy_settings.k", "clusters for models=survey (0: 4, or 16 with units)", kind="int"),
         Variable("SEIS_SEGY_UNITS", "segy_settings.units", "models=survey: n > 0 maps n stratigraphic units per line", kind="int"),
+        Variable("SEIS_SEGY_STRIDE", "segy_settings.stride", "step between windows in traces and samples (default 11; 33 for large cubes)", kind="int"),
+        Variable("SEIS_SEGY_MAP_TIMES_MS", "segy_settings.map_times_ms", "3-D cubes: times (ms) of the map-view time slices, ','-separated", kind="floats"),
+        Variable("SEIS_SEGY_PAGE_LINES", "segy_settings.page_lines", "at most this many PDF pages per direction (0: every line)", kind="int"),
         # -- scaling out and scheduling
         Variable("SEIS_DASK_SCHEDULER", "dask.scheduler_address", "tcp://host:8786: feature extraction on that Dask cluster"),
         Variable("SEIS_EXECUTOR", "the runs' executor", "default, or k8s (one pod per step)"),

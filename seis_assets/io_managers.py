@@ -4,7 +4,8 @@ Tables are pandas DataFrames. An asset that streams a large table itself (``resn
 as it goes, so memory stays flat) returns a :class:`WrittenTable` naming the file it wrote; the IO manager checks
 that it is the path it would have chosen and only reports it. Loading a missing partition raises
 ``FileNotFoundError`` so ``allow_missing_partitions`` works; an unpartitioned downstream asset receives
-``dict[partition_key, DataFrame]``.
+``dict[partition_key, DataFrame]``. An input declared ``dg.AssetIn(metadata={LAZY: True})`` gets a
+:class:`~seis_assets.core.storage.ParquetTable` instead, for tables larger than memory (``survey_windows``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from upath import UPath
 
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 
-from seis_assets.core.storage import atomic_path, read_parquet, write_parquet_atomic
+from seis_assets.core.storage import ParquetTable, atomic_path, read_parquet, write_parquet_atomic
 
 PARQUET = ".parquet"
+#: ``dg.AssetIn(metadata={LAZY: True})``: the input arrives as a :class:`~seis_assets.core.storage.ParquetTable`
+#: (columns on demand, rows in batches) instead of a DataFrame
+LAZY = "lazy"
 
 
 def table_path(base: UPath | str, asset: str, partition: Optional[str] = None) -> UPath:
@@ -71,6 +75,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
+        if (context.definition_metadata or {}).get(LAZY):
+            return ParquetTable(path)
         return read_parquet(path)
 
     def get_metadata(self, context: dg.OutputContext, obj: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pydantic import Field, PrivateAttr
 from upath import UPath
 
 from seis_assets.core.backbones import Backbone, load_backbone
-from seis_assets.core.distributed import dask_shard_runner
+from seis_assets.core.distributed import dask_line_runner, dask_shard_runner
 from seis_assets.core.generations import staged_file
 from seis_assets.core.preprocess import input_spec
 from seis_assets.core.section_grid import (
@@ -36,7 +36,12 @@ from seis_assets.core.section_grid import (
     at_patch_scale,
 )
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, open_survey
-from seis_assets.core.segy_windows import DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES
+from seis_assets.core.facies import DEFAULT_PAGE_LINES
+from seis_assets.core.segy_windows import (
+    DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES, SCALINGS, survey_scale,
+)
+from seis_assets.core.survey_models import MODEL_SOURCES
+from seis_assets.core.window_features import WindowSpec
 from seis_assets.core.sources import previous_keys
 from seis_assets.core.still_writing import MAX_CHANGING_S, RECHECK_S
 from seis_assets.environment import env, variables_of
@@ -59,7 +64,7 @@ def _resolve_each(paths: str) -> str:
 
 #: How a variable's text becomes a field value, by its kind (``environment.KINDS``): numbers are parsed from the
 #: environment, paths are resolved whatever their source (environment, derived default or override).
-_PARSE = {"int": int, "float": float}
+_PARSE = {"int": int, "float": float, "floats": lambda text: [float(t) for t in text.split(",") if t.strip()]}
 _RESOLVE = {"path": _resolve, "paths": _resolve_each}
 
 
@@ -189,6 +194,11 @@ class SeisPaths(EnvResource):
     @property
     def warehouse(self) -> UPath:
         return UPath(_resolve(self.data_dir)) / "warehouse"
+
+    @property
+    def window_cache(self) -> UPath:
+        """Each survey line's windows and features (``core/window_features.WindowCache``)."""
+        return UPath(_resolve(self.data_dir)) / "cache" / "windows"
 
     @property
     def models(self) -> UPath:
@@ -387,6 +397,19 @@ class DaskCluster(EnvResource):
 
         return run
 
+    def line_runner(self, spec, identity: dict, weights_path: Optional[str], device: str):
+        """A line runner for ``write_survey_windows`` on this cluster (lines travel with their samples: workers
+        need no access to the survey file), or None when no scheduler is set."""
+        if not self.scheduler_address:
+            return None
+        from distributed import Client  # the dask extra, as in shard_runner
+
+        def run(items):
+            with Client(self.scheduler_address, set_as_default=False, timeout="30s") as client:
+                yield from dask_line_runner(client, spec, identity, weights_path, device)(items)
+
+        return run
+
 
 class SegySettings(EnvResource):
     """SEG-Y surveys to map, and how windows are cut from them (``seis_assets.core.segy``)."""
@@ -446,6 +469,40 @@ class SegySettings(EnvResource):
         description="Trace spacing of the patches (F3 and LANDMASS: 25 m); a survey whose header coordinates say "
         "otherwise is logged (traces are not resampled along the line).",
     )
+
+    map_times_ms: list[float] = Field(
+        default_factory=list,
+        description="3-D cubes: times (ms) of the map-view time slices written as time_slice_<t>ms.png (nearest "
+        "sample; a time outside the cube is an error before anything is painted); empty: none.",
+    )
+    summary_bin_ms: float = Field(
+        100.0, description="3-D cubes: time bin (ms) of facies_volume_summary.csv (each class's share per inline and bin)."
+    )
+    page_lines: int = Field(
+        DEFAULT_PAGE_LINES,
+        description="At most this many pages per direction in facies_map.pdf, evenly spaced lines with the first and "
+        "last (0: every line); the labels SEG-Y, the summary and the shares always cover every line.",
+    )
+
+    def window_spec(self, survey) -> WindowSpec:
+        """How this survey's windows are cut and scaled (the survey-wide scale measured here for ``scaling=survey``)."""
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"segy_settings.scaling must be one of {SCALINGS}, got {self.scaling!r}")
+        scale = survey_scale(survey) if self.scaling == "survey" else None
+        return WindowSpec(self.window_traces, self.window_samples, self.stride, self.scaling, scale)
+
+    def check_map_settings(self) -> None:
+        """Raise ValueError naming the setting when models / units / page_lines / summary_bin_ms cannot go together."""
+        if self.models not in MODEL_SOURCES:
+            raise ValueError(f"segy_settings.models must be one of {MODEL_SOURCES}, got {self.models!r}")
+        if self.units < 0:
+            raise ValueError(f"segy_settings.units must be 0 (clusters) or a number of units, got {self.units}")
+        if self.units and self.models != "survey":
+            raise ValueError(f"segy_settings.units={self.units} needs models=survey (units are cut from the "
+                             f"survey's own clusters), got models={self.models!r}")
+        if self.page_lines < 0 or not self.summary_bin_ms > 0:
+            raise ValueError(f"segy_settings.page_lines must be >= 0 and summary_bin_ms > 0, got {self.page_lines} "
+                             f"and {self.summary_bin_ms}")
 
     def direction_list(self) -> tuple[str, ...]:
         return tuple(d.strip() for d in self.directions.split(",") if d.strip())

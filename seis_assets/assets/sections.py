@@ -20,19 +20,22 @@ import pandas as pd
 
 from seis_assets.assets import HEAVY_POOL, HEAVY_TAG, SECTIONS
 from seis_assets.assets._metadata import image_metadata, markdown_preview
-from seis_assets.core.dataset import stack_vectors
 from seis_assets.core.facies import write_facies_outputs
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.generations import require_serving_generation
-from seis_assets.core.predict import FittedModels
+from seis_assets.core.predict import Embedder, FittedModels
 from seis_assets.core.section_grid import scale_record
 from seis_assets.core.segy import list_segy_files, survey_name
 from seis_assets.core.segy_windows import WINDOW_COLUMNS
 from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS
-from seis_assets.core.survey_models import MODEL_SOURCES, check_window_identity, fit_survey_models, window_qc
-from seis_assets.core.window_predict import classify_windows, survey_features
+from seis_assets.core.storage import ParquetTable
+from seis_assets.core.survey_models import WINDOW_IDENTITY, check_window_identity, fit_sample, fit_survey_models
+from seis_assets.core.volume_views import check_times, is_volume, write_corrupt_traces, write_volume_views
+from seis_assets.core.window_features import WindowCache, local_runner, read_corrupt_traces, write_survey_windows
+from seis_assets.core.window_predict import classify_table
 from seis_assets.partitions import survey_partitions
-from seis_assets.resources import FeatureSettings, SegySettings, SeisPaths
+from seis_assets.io_managers import LAZY, WrittenTable
+from seis_assets.resources import DaskCluster, FeatureSettings, SegySettings, SeisPaths
 
 
 def survey_file(settings: SegySettings, key: str) -> str:
@@ -58,48 +61,51 @@ def output_folder(paths: SeisPaths, key: str):
     kinds={"segy", "parquet"},
     description=(
         "Every window of one SEG-Y survey (position: direction, inline, first crossline, first sample, size) with its "
-        "backbone features, made like the patches' features. Scaling per window or survey-wide (robust)."
+        "QC attributes and backbone features, made like the patches' features, line by line (a cube is never held "
+        "whole). Each line's windows are cached by content: a re-run re-uses them. Windows containing a corrupt "
+        "trace are left out and the trace reported."
     ),
 )
 def survey_windows(
-    context: dg.AssetExecutionContext, paths: SeisPaths, feature_settings: FeatureSettings, segy_settings: SegySettings
-) -> pd.DataFrame:
-    path = survey_file(segy_settings, context.partition_key)
+    context: dg.AssetExecutionContext,
+    paths: SeisPaths,
+    feature_settings: FeatureSettings,
+    segy_settings: SegySettings,
+    dask: DaskCluster,
+) -> dg.Output[WrittenTable]:
+    key = context.partition_key
+    path = survey_file(segy_settings, key)
     backbone = feature_settings.load_backbone(logger=context.log)
     identity = table_identity(backbone, feature_settings.input_size_value(), feature_settings.precision)
+    out = paths.table("survey_windows", key)
+    weights, device = feature_settings.weights_path, feature_settings.device
     with segy_settings.survey_at_patch_scale(path, context.log) as survey:
         info = survey.info
         scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
-        positions, X, scaling, qc = survey_features(
-            survey, identity, scaling=segy_settings.scaling, n_traces=segy_settings.window_traces,
-            n_samples=segy_settings.window_samples, stride=segy_settings.stride,
-            directions=segy_settings.direction_list(), weights_path=feature_settings.weights_path,
-            device=feature_settings.device, logger=context.log,
-        )
-    table = positions.copy()
-    table["path"] = path
-    for key in ("backbone", "weights", "input_size", "precision"):
-        table[key] = str(identity.get(key))
-    table["scaling"] = scaling["scaling"]
-    table["scale"] = float(scaling.get("scale", np.nan))
-    for column in qc.columns.drop("path"):  # QC attributes of each window's raw amplitudes (anomaly kinds)
-        table[f"qc_{column}"] = qc[column].to_numpy()
-    table["features"] = list(X.astype(np.float32))
-    context.add_output_metadata(
-        {
+        spec = segy_settings.window_spec(survey)
+        runner = dask.line_runner(spec, identity, weights, device) or local_runner(
+            spec, lambda: Embedder.build(identity, weights, device, context.log))
+        constants = {"path": path, **{k: str(identity.get(k)) for k in WINDOW_IDENTITY},
+                     "scaling": spec.scaling, "scale": float(spec.scale) if spec.scale else np.nan}
+        report = write_survey_windows(survey, segy_settings.direction_list(), spec, identity, out, runner,
+                                      WindowCache(paths.window_cache), constants, context.log)
+    corrupt = pd.DataFrame([c.__dict__ for c in report.corrupt], columns=["direction", "inline", "xline", "reason"])
+    return dg.Output(
+        WrittenTable(str(out), report.n_windows),
+        metadata={
             "survey": path,
             "geometry": dg.MetadataValue.json({k: v for k, v in info.as_dict().items() if k not in ("inlines", "xlines")}
                                               | {"n_inlines": len(info.inlines), "n_xlines": len(info.xlines)}),
-            "n_windows": len(table),
-            "window": f"{segy_settings.window_traces} traces x {segy_settings.window_samples} samples, stride {segy_settings.stride}",
-            "scaling": json.dumps(scaling),
+            "window": f"{spec.n_traces} traces x {spec.n_samples} samples, stride {spec.stride}",
+            "scaling": json.dumps({"scaling": spec.scaling, "scale": spec.scale}),
             "scale": dg.MetadataValue.json(scale),
             "backbone": str(identity["backbone"]),
             "fallback_reason": str(identity.get("fallback_reason") or ""),
-            "preview": dg.MetadataValue.md(markdown_preview(positions)),
-        }
+            "ran_on": f"dask {dask.scheduler_address}" if dask.scheduler_address else "this process",
+            "lines": dg.MetadataValue.json(report.metadata()),
+            "corrupt_traces": dg.MetadataValue.md(markdown_preview(corrupt, n=30)) if len(corrupt) else "none",
+        },
     )
-    return table
 
 
 def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> dict:
@@ -123,6 +129,7 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
 @dg.asset(
     partitions_def=survey_partitions,
     deps=["model_generation"],
+    ins={"survey_windows": dg.AssetIn(metadata={LAZY: True})},  # read in batches: a cube's features never whole
     group_name=SECTIONS,
     op_tags=HEAVY_TAG,
     pool=HEAVY_POOL,
@@ -131,49 +138,55 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
         "Each window's cluster and mapped category voted back onto the section at sample resolution: facies_map.png "
         "(+ .pdf, a page per line), anomaly_map.png (anomaly score and confidence, the vote share per sample), "
         "facies_labels.sgy (input headers, samples = cluster index), facies_legend.csv, section_assignments.csv "
-        "(with each window's confidence), in outputs/sections/<survey>/."
+        "(with each window's confidence), in outputs/sections/<survey>/; for 3-D cubes also time slices and "
+        "facies_volume_summary.csv, and corrupt_traces.csv where traces were left out."
     ),
 )
 def facies_map(
     context: dg.AssetExecutionContext,
-    survey_windows: pd.DataFrame,
+    survey_windows: ParquetTable,
     paths: SeisPaths,
     segy_settings: SegySettings,
     feature_settings: FeatureSettings,
 ) -> dg.MaterializeResult:
     key = context.partition_key
-    if segy_settings.models not in MODEL_SOURCES:
-        raise dg.Failure(f"segy_settings.models must be one of {MODEL_SOURCES}, got {segy_settings.models!r}")
-    if segy_settings.units < 0:
-        raise dg.Failure(f"segy_settings.units must be 0 (clusters) or a number of units, got {segy_settings.units}")
-    if segy_settings.units and segy_settings.models != "survey":
-        raise dg.Failure(f"segy_settings.units={segy_settings.units} needs models=survey (units are cut from the "
-                         f"survey's own clusters), got models={segy_settings.models!r}")
-    X = stack_vectors(survey_windows["features"])
-    windows = survey_windows[WINDOW_COLUMNS].reset_index(drop=True)
-    qc = window_qc(survey_windows)
+    segy_settings.check_map_settings()
+    windows = survey_windows.read(WINDOW_COLUMNS)
+    corrupt = read_corrupt_traces(survey_windows.path)
+    fit_rows = None
     if segy_settings.models == "patches":
         models = FittedModels.load(require_serving_generation(paths.models))  # one model generation, whole
-        check_window_identity(survey_windows, models.identity, key)
+        check_window_identity(survey_windows.read(list(WINDOW_IDENTITY)).iloc[:1], models.identity, key)
         k = int(models.kmeans.n_clusters)
         source = "models fitted on the labelled patches (recluster job)"
     else:
         k = segy_settings.k or (UNIT_TEXTURE_CLUSTERS if segy_settings.units else 4)
-        models = fit_survey_models(X, qc, k, 42, context.log)
-        source = f"UMAP + KMeans (k={k}) fitted on this survey's {len(X)} windows"
+        fit_rows, X_fit, qc_fit = fit_sample(survey_windows)
+        models = fit_survey_models(X_fit, qc_fit, k, 42, context.log)
+        source = f"UMAP + KMeans (k={k}) fitted on {len(fit_rows)} of this survey's {len(windows)} windows"
         if segy_settings.units:
             source += f", {segy_settings.units} stratigraphic units per line"
-    pred = classify_windows(X, models, qc)
+    pred = classify_table(survey_windows, models)
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
     out = output_folder(paths, key)
     with segy_settings.survey_at_patch_scale(survey_file(segy_settings, key), context.log) as survey:
         scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
+        if is_volume(survey.info):
+            check_times(survey.info, segy_settings.map_times_ms)
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
-            map_xlines=segy_settings.map_xlines, units=segy_settings.units,
+            map_xlines=segy_settings.map_xlines, units=segy_settings.units, page_lines=segy_settings.page_lines,
+            gaps=bool(corrupt),
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
+        result["files"] |= write_volume_views(
+            result["files"]["facies_labels.sgy"], result["legend"], survey.info, out,
+            times_ms=segy_settings.map_times_ms, bin_ms=segy_settings.summary_bin_ms,
+        )
+    result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
-    metadata = _facies_metadata(result, source, k, len(windows), out) | {"scale": dg.MetadataValue.json(scale)}
+    metadata = _facies_metadata(result, source, k, len(windows), out) | {
+        "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt),
+    }
     return dg.MaterializeResult(metadata=metadata)

@@ -23,6 +23,7 @@ networks are never mixed.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -37,7 +38,10 @@ from seis_assets.core.engines import batch_size_for
 from seis_assets.core.feature_table import CACHE_KEYS, BackboneMismatchError, table_identity
 from seis_assets.core.features import embed_in_batches, load_checked_patch, use_cpu_threads
 
-__all__ = ["BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "embed_shard", "worker_backbone", "dask_shard_runner"]
+__all__ = [
+    "BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "embed_shard", "worker_backbone", "dask_shard_runner",
+    "make_line", "dask_line_runner",
+]
 
 #: Files per Dask task: large enough that a task is seconds of work (scheduling costs ~ms), small enough that a
 #: category of a few thousand files keeps every worker busy.
@@ -190,5 +194,58 @@ def dask_shard_runner(
         while in_flight:
             result = in_flight.popleft().result()
             yield result.index, result.features, result.failures
+
+    return run
+
+
+# --------------------------------------------------------------------------- survey lines
+_EMBEDDERS: dict = {}
+
+
+def make_line(job, spec, identity: dict, weights_path: str | None, device: str):
+    """One line's windows table and stage seconds (runs on a worker; the embedder is built once per process)."""
+    from seis_assets.core.predict import Embedder  # lazy: predict imports the fitted-model stack
+    from seis_assets.core.window_features import line_windows_table
+
+    key = (json.dumps(identity, sort_keys=True, default=str), weights_path, device)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder.build(identity, weights_path, device, None, threads=_worker_threads())
+        use_cpu_threads(_EMBEDDERS[key].backbone, _worker_threads())
+    times: dict = {}
+    return line_windows_table(job, spec, _EMBEDDERS[key], times), times
+
+
+def dask_line_runner(client: Any, spec, identity: dict, weights_path: str | None = None, device: str = "cpu",
+                     max_in_flight: int | None = None):
+    """A line runner for :func:`seis_assets.core.window_features.write_survey_windows` that makes lines on
+    ``client``'s cluster. Each job carries its line's samples, so workers need no access to the survey file. At
+    most ``max_in_flight`` lines (default: twice the workers' threads) are submitted at a time; results come back
+    in line order, cached lines pass straight through. A task that fails on a worker raises here."""
+
+    def run(items):
+        limit = max_in_flight or max(2, 2 * sum(client.nthreads().values()))
+        queue: deque = deque()
+        submitted = 0
+        for job, cached in items:
+            if cached is None:
+                queue.append((job, client.submit(make_line, job, spec, identity, weights_path, device, pure=False)))
+                submitted += 1
+            else:
+                queue.append((job, cached))
+            while queue and (submitted >= limit or not hasattr(queue[0][1], "result")):
+                head, value = queue.popleft()
+                if hasattr(value, "result"):
+                    submitted -= 1
+                    table, times = value.result()
+                    yield head, table, times, False
+                else:
+                    yield head, value, {}, True
+        while queue:
+            head, value = queue.popleft()
+            if hasattr(value, "result"):
+                table, times = value.result()
+                yield head, table, times, False
+            else:
+                yield head, value, {}, True
 
     return run

@@ -55,6 +55,10 @@ __all__ = [
     "write_facies_outputs",
 ]
 
+#: PDF pages per direction by default (``write_facies_outputs(page_lines=...)``): every line of a section or a small
+#: cube; 50 evenly spaced lines of a large one, whose every line is in the labels SEG-Y and the volume views anyway
+DEFAULT_PAGE_LINES = 50
+
 #: Window rows of ``section_assignments.csv``: the window's position, then the assignment columns.
 SECTION_ASSIGNMENT_COLUMNS = [
     "survey", "direction", "inline", "xline", "sample", "time_ms", "n_traces", "n_samples",
@@ -81,28 +85,52 @@ def unit_legend(n: int) -> pd.DataFrame:
                          "colour": distinct_colours(n)})
 
 
-def _line_windows(windows: pd.DataFrame, direction: str, number: int, line_other: np.ndarray) -> Iterator[tuple[int, slice, slice]]:
-    """(row, trace slice in the line, sample slice) of every window that covers part of the line."""
-    if direction == "inline":
-        along = windows[(windows["direction"] == "inline") & (windows["inline"] == number)]
-        across = windows[(windows["direction"] == "xline")] if "xline" in set(windows["direction"]) else windows.iloc[:0]
-    else:
-        along = windows[(windows["direction"] == "xline") & (windows["xline"] == number)]
-        across = windows[(windows["direction"] == "inline")]
-    pos = {int(v): i for i, v in enumerate(line_other)}
-    key_along = "xline" if direction == "inline" else "inline"
-    for row, first, s0, nt, ns in zip(along.index, along[key_along], along["sample"], along["n_traces"], along["n_samples"]):
-        t0 = pos[int(first)]
-        yield row, slice(t0, t0 + int(nt)), slice(int(s0), int(s0) + int(ns))
-    # windows of the other direction cross this line in one trace (if their span contains it)
-    key_line = "inline" if direction == "inline" else "xline"
-    for row, first, cross, s0, nt, ns, step in zip(
-        across.index, across[key_line], across[key_along], across["sample"], across["n_traces"], across["n_samples"],
-        across["trace_step"],
-    ):
-        if int(first) <= number <= int(first) + (int(nt) - 1) * int(step) and int(cross) in pos:
-            t = pos[int(cross)]
-            yield row, slice(t, t + 1), slice(int(s0), int(s0) + int(ns))
+class WindowIndex:
+    """The windows' positions as arrays, grouped by line once, so painting a line of a survey with hundreds of
+    thousands of windows looks only at its own (and at the crossing direction's by a vectorised test)."""
+
+    def __init__(self, windows: pd.DataFrame):
+        cols = ("direction", "inline", "xline", "sample", "n_traces", "n_samples", "trace_step")
+        self.rows = np.arange(len(windows))
+        self.col = {c: windows[c].to_numpy() for c in cols}
+        is_inline = self.col["direction"] == "inline"
+        self.by_direction = {"inline": np.flatnonzero(is_inline), "xline": np.flatnonzero(~is_inline)}
+        self.along: dict[tuple[str, int], np.ndarray] = {}
+        for direction, rows in self.by_direction.items():
+            numbers = self.col["inline" if direction == "inline" else "xline"][rows].astype(np.int64)
+            order = np.argsort(numbers, kind="stable")
+            cuts = np.flatnonzero(np.diff(numbers[order])) + 1
+            for part in np.split(rows[order], cuts) if len(rows) else []:
+                self.along[(direction, int(self.col["inline" if direction == "inline" else "xline"][part[0]]))] = part
+
+    def spans(self, direction: str, number: int, line_other: np.ndarray) -> Iterator[tuple[int, slice, slice]]:
+        """(row, trace slice in the line, sample slice) of every window that covers part of the line."""
+        c = self.col
+        pos = {int(v): i for i, v in enumerate(line_other)}
+        key_along = "xline" if direction == "inline" else "inline"
+        for row in self.along.get((direction, int(number)), ()):
+            t0 = pos[int(c[key_along][row])]
+            s0 = int(c["sample"][row])
+            yield int(row), slice(t0, t0 + int(c["n_traces"][row])), slice(s0, s0 + int(c["n_samples"][row]))
+        # windows of the other direction cross this line in one trace (if their span contains it)
+        across = self.by_direction["xline" if direction == "inline" else "inline"]
+        if not len(across):
+            return
+        key_line = "inline" if direction == "inline" else "xline"
+        first = c[key_line][across].astype(np.int64)
+        last = first + (c["n_traces"][across].astype(np.int64) - 1) * c["trace_step"][across].astype(np.int64)
+        for row in across[(first <= number) & (number <= last)]:
+            cross = int(c[key_along][row])
+            if cross in pos:
+                s0 = int(c["sample"][row])
+                yield int(row), slice(pos[cross], pos[cross] + 1), slice(s0, s0 + int(c["n_samples"][row]))
+
+
+def _line_windows(windows, direction: str, number: int, line_other: np.ndarray) -> Iterator[tuple[int, slice, slice]]:
+    """(row, trace slice in the line, sample slice) of every window that covers part of the line; ``windows`` is a
+    DataFrame (index 0..n-1) or a :class:`WindowIndex` of one."""
+    index = windows if isinstance(windows, WindowIndex) else WindowIndex(windows.reset_index(drop=True))
+    return index.spans(direction, number, line_other)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,20 +234,22 @@ class _LinePainter:
     winning clusters."""
 
     survey: Survey
-    windows: pd.DataFrame
+    windows: WindowIndex
     clusters: np.ndarray
     scores: np.ndarray | None
     k: int
     units: int = 0
+    #: windows were left out (corrupt traces): samples no window covers are expected, and get no class (-1)
+    gaps: bool = False
 
     def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
-        """``(section, trace indices, other numbers, votes)`` of one line; every sample covered."""
+        """``(section, trace indices, other numbers, votes)`` of one line; every sample covered unless ``gaps``."""
         survey, info = self.survey, self.survey.info
-        section, idx = survey.read_line(direction, number)
+        section, idx = survey.read_line(direction, number, keep_corrupt=self.gaps)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
         votes = count_votes(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
                             number, other, keep_shares=self.units > 0)
-        if (votes.cluster_map < 0).any():
+        if not self.gaps and (votes.cluster_map < 0).any():
             raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
         if self.units:
             votes = dataclasses.replace(votes, cluster_map=unit_map(section, self.units, votes.shares), shares=None)
@@ -230,11 +260,12 @@ class _LinePainter:
         """Values a map holds: the units, else the clusters."""
         return self.units or self.k
 
-    def label_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def label_blocks(self, tally: "_Tally") -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(trace indices, cluster index per sample)`` one inline at a time, so the labels never sit in memory as
-        a cube."""
+        a cube; ``tally`` counts every inline's samples per class and its windows' vote shares on the way."""
         for n in self.survey.info.inlines:
-            _, idx, _, votes = self.paint("inline", n)
+            _, idx, other, votes = self.paint("inline", n)
+            tally.add(n, other, votes, self.n_classes)
             yield idx, self.survey.file_samples(votes.cluster_map).astype(np.float32)  # the file's own samples
 
 
@@ -257,6 +288,8 @@ def write_facies_outputs(
     extra_columns: pd.DataFrame | None = None,
     keep_maps: bool = False,
     units: int = 0,
+    page_lines: int = 0,
+    gaps: bool = False,
 ) -> dict:
     """Paint every line, write the map files into ``out_dir``; return what was written and each line's maps.
 
@@ -273,6 +306,10 @@ def write_facies_outputs(
     units : 0, or map each line's ``units`` stratigraphic units (layers followed along the reflectors, cut where
         their character and the clusters' vote shares change; :mod:`seis_assets.core.stratigraphy`) instead of the
         winning cluster; the legend names ``unit i`` from the top, the windows keep their clusters
+    page_lines : at most this many PDF pages per direction, evenly spaced lines, first and last included (0: every
+        line); the labels SEG-Y and the counts always cover every inline
+    gaps : windows were left out (corrupt traces, :mod:`seis_assets.core.window_features`): samples no window covers
+        get no class (-1 in the labels SEG-Y, blank in the figures) instead of stopping the map
 
     Returns
     -------
@@ -288,14 +325,16 @@ def write_facies_outputs(
     if units and cluster_to_category:
         raise ValueError("units map clusters without categories: pass an empty cluster_to_category")
     legend = unit_legend(units) if units else legend_table(dict(cluster_to_category), k)
-    painter = _LinePainter(survey, windows, clusters, scores, k, units)
-    pages = [("inline", n) for n in info.inlines] + ([("xline", n) for n in info.xlines] if map_xlines and info.structured else [])
+    painter = _LinePainter(survey, WindowIndex(windows), clusters, scores, k, units, gaps)
+    pages = [("inline", n) for n in page_selection(info.inlines, page_lines)]
+    if map_xlines and info.structured:
+        pages += [("xline", n) for n in page_selection(info.xlines, page_lines)]
     by = "unit" if units else "category" if cluster_to_category else "cluster"
-    files, counts, maps, confidence = _write_map_pages(painter, legend, pages, out, keep_maps, by)
-    shares = {key: m.pop() for key, m in maps.items()}
-    maps = {key: tuple(m) for key, m in maps.items()}
-    files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(),
+    files = _write_map_pages(painter, legend, pages, out, by)
+    tally = _Tally(len(windows), painter.n_classes, keep_maps)
+    files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(tally),
                                             iline_byte=info.iline_byte, xline_byte=info.xline_byte)
+    counts, maps, shares, confidence = tally.counts, tally.maps, tally.confidence, tally.window_shares.mean()
     files["facies_legend.csv"] = atomic_write_bytes(out / "facies_legend.csv", legend.to_csv(index=False).encode())
     table = _assignment_table(windows, clusters, confidence, scores, cluster_to_category, extra_columns)
     files["section_assignments.csv"] = atomic_write_bytes(
@@ -304,6 +343,15 @@ def write_facies_outputs(
     share = _category_share(legend["category"].tolist(), counts[: painter.n_classes])
     return {"files": files, "legend": legend, "maps": maps, "confidence": shares, "category_share": share,
             "assignments": table}
+
+
+def page_selection(lines, n_max: int) -> list[int]:
+    """At most ``n_max`` of ``lines``, evenly spaced, first and last included (all of them when ``n_max`` is 0)."""
+    lines = list(lines)
+    if not n_max or len(lines) <= n_max:
+        return lines
+    picks = np.unique(np.linspace(0, len(lines) - 1, max(n_max, 1)).round().astype(int))
+    return [lines[i] for i in picks]
 
 
 class _WindowShares:
@@ -326,17 +374,31 @@ class _WindowShares:
         return self.total / self.count
 
 
-def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tuple[str, int]], out: UPath,
-                     keep_maps: bool, by: str) -> tuple[dict[str, str], np.ndarray, dict, np.ndarray]:
-    """``facies_map.pdf`` (one page per line), ``facies_map.png`` and ``anomaly_map.png`` (the first page).
+class _Tally:
+    """What the labels pass counts over every inline: samples per class (``counts[k]``: samples with no class), each
+    window's vote shares, and with ``keep_maps`` each inline's maps."""
 
-    Returns the files written, the samples per cluster over the inlines (``k + 1`` counts), with ``keep_maps``
-    each inline's ``(cluster_map, line_other, confidence)``, and each window's mean vote share.
-    """
-    info, k = painter.survey.info, painter.n_classes
-    counts = np.zeros(k + 1, dtype=np.int64)
-    shares = _WindowShares(len(painter.windows))
-    maps: dict[tuple[str, int], list[np.ndarray]] = {}
+    def __init__(self, n_windows: int, n_classes: int, keep_maps: bool):
+        self.counts = np.zeros(n_classes + 1, dtype=np.int64)
+        self.window_shares = _WindowShares(n_windows)
+        self.keep_maps = keep_maps
+        self.maps: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.confidence: dict[tuple[str, int], np.ndarray] = {}
+
+    def add(self, number: int, other: np.ndarray, votes: LineVotes, n_classes: int) -> None:
+        values = votes.cluster_map.ravel().astype(np.int64)
+        self.counts += np.bincount(np.where(values < 0, n_classes, values), minlength=n_classes + 1)[: n_classes + 1]
+        self.window_shares.add(votes)
+        if self.keep_maps:
+            self.maps[("inline", number)] = (votes.cluster_map, other)
+            self.confidence[("inline", number)] = votes.confidence
+
+
+def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tuple[str, int]], out: UPath,
+                     by: str) -> dict[str, str]:
+    """``facies_map.pdf`` (one page per line of ``pages``), ``facies_map.png`` and ``anomaly_map.png`` (the first
+    page); returns the files written."""
+    info = painter.survey.info
     first_png = first_anomaly = None
     with atomic_path(out / "facies_map.pdf") as tmp_pdf, tmp_pdf.open("wb") as pdf_handle, PdfPages(pdf_handle) as pdf:
         for direction, number in pages:
@@ -347,15 +409,10 @@ def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tu
                 first_png = _png_bytes(fig)
                 first_anomaly = _png_bytes(anomaly_map_figure(section, votes.score_map, info, direction, number, other,
                                                               confidence=votes.confidence))
-            if direction == "inline":
-                counts += np.bincount(votes.cluster_map.ravel().astype(np.int64), minlength=k + 1)[: k + 1]
-                shares.add(votes)
-                if keep_maps:
-                    maps[(direction, number)] = [votes.cluster_map, other, votes.confidence]
     files = {"facies_map.pdf": str(out / "facies_map.pdf")}
     files["facies_map.png"] = atomic_write_bytes(out / "facies_map.png", first_png)
     files["anomaly_map.png"] = atomic_write_bytes(out / "anomaly_map.png", first_anomaly)
-    return files, counts, maps, shares.mean()
+    return files
 
 
 def _assignment_table(windows: pd.DataFrame, clusters: np.ndarray, confidence: np.ndarray, scores: np.ndarray | None,

@@ -97,16 +97,19 @@ class Embedder:
     input_size: str
     precision: str
     engine: str
+    #: CPU threads of an exported engine's session (None: engines.thread_budget())
+    threads: int | None = None
 
     @classmethod
-    def build(cls, identity: dict, weights_path, device: str, logger) -> "Embedder":
+    def build(cls, identity: dict, weights_path, device: str, logger, threads: int | None = None) -> "Embedder":
         from seis_assets.core.engines import resolve_precision
 
         backbone = backbone_for_models(identity, weights_path, device, logger)
         precision = identity.get("precision", "fp32")
         if precision == "auto":
             precision = resolve_precision(precision, backbone.device)
-        return cls(identity, backbone, identity.get("input_size", 224), precision, identity.get("engine", "torch"))
+        return cls(identity, backbone, identity.get("input_size", 224), precision, identity.get("engine", "torch"),
+                   threads)
 
     def features(self, patches) -> np.ndarray:
         """Features (n, dim) of patches in [-1, 1] (a list of 2-D arrays, sizes may differ, or one 3-D stack).
@@ -122,7 +125,7 @@ class Embedder:
         for shape in sorted(set(shapes)):
             rows = [i for i, s in enumerate(shapes) if s == shape]
             Y = embed(self.backbone, np.stack([patches[i] for i in rows]), self.input_size, self.precision,
-                      engine=self.engine)
+                      engine=self.engine, threads=self.threads)
             if Y.shape[1] != dim:
                 raise BackboneMismatchError(f"features of dimension {Y.shape[1]}, the models expect {dim}")
             X[rows] = Y

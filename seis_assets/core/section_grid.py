@@ -82,10 +82,14 @@ class ResampledSurvey:
     def line_traces(self, direction: str, number: int) -> np.ndarray:
         return self.source.line_traces(direction, number)
 
-    def read_line(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray]:
-        """One line on the new grid: ``(data (n_traces_in_line, n_samples) float32, trace indices)``."""
-        data, idx = self.source.read_line(direction, number)
-        return self._resample(data), idx
+    def read_line(self, direction: str, number: int, *, keep_corrupt: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """One line on the new grid: ``(data (n_traces_in_line, n_samples) float32, trace indices)``; a corrupt trace
+        (``keep_corrupt``) stays wholly not finite, never blended into its neighbours (resampling is along time)."""
+        data, idx = self.source.read_line(direction, number, keep_corrupt=keep_corrupt)
+        bad = ~np.isfinite(data).all(axis=1)
+        out = self._resample(np.where(bad[:, None], 0.0, data))
+        out[bad] = np.nan
+        return out, idx
 
     def trace(self, index: int) -> np.ndarray:
         return self._resample(self.source.trace(index)[None, :])[0]

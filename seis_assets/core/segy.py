@@ -205,8 +205,11 @@ class Survey:
     def lines(self, direction: str) -> list[int]:
         return list(self.info.inlines if direction == "inline" else self.info.xlines)
 
-    def read_line(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray]:
-        """One line as ``(data (n_traces_in_line, n_samples) float32, trace indices)``."""
+    def read_line(self, direction: str, number: int, *, keep_corrupt: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """One line as ``(data (n_traces_in_line, n_samples) float32, trace indices)``.
+
+        A line with NaN or Inf samples raises SegyError, unless ``keep_corrupt``: then they are returned as read, for
+        a caller that reports and skips corrupt traces (:mod:`seis_assets.core.window_features`)."""
         idx = self.line_traces(direction, number)
         if len(idx) > 1 and np.all(np.diff(idx) == idx[1] - idx[0]) and idx[1] > idx[0]:
             step = int(idx[1] - idx[0])
@@ -214,7 +217,7 @@ class Survey:
         else:
             data = np.stack([self.file.trace.raw[int(i)] for i in idx])
         data = np.asarray(data, dtype=np.float32).reshape(len(idx), self.info.n_samples)
-        if not np.isfinite(data).all():
+        if not keep_corrupt and not np.isfinite(data).all():
             raise SegyError(self.info.path, f"{direction} {number} holds NaN or Inf samples")
         return data, idx
 

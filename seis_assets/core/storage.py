@@ -233,6 +233,35 @@ def read_parquet(path: PathLike, columns: list[str] | None = None) -> pd.DataFra
         return pq.read_table(handle, columns=columns).to_pandas()
 
 
+class ParquetTable:
+    """A Parquet table read lazily: columns on demand, rows in batches (a table larger than memory, such as a 3-D
+    survey's window features, is never loaded whole).
+
+    Raises FileNotFoundError naming the path when the file does not exist.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = to_upath(path)
+        _require(self.path, "Parquet file")
+        with self.path.open("rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+            self.num_rows = int(meta.num_rows)
+            self.columns = list(meta.schema.to_arrow_schema().names)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def read(self, columns: list[str]) -> pd.DataFrame:
+        """Only ``columns``, every row."""
+        return read_parquet(self.path, columns=columns)
+
+    def iter_batches(self, columns: list[str], batch_size: int = 16384) -> Iterator[pd.DataFrame]:
+        """``columns`` in consecutive batches of at most ``batch_size`` rows, in row order."""
+        with self.path.open("rb") as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_size, columns=columns):
+                yield batch.to_pandas()
+
+
 def read_parquet_metadata(path: PathLike) -> dict[str, str]:
     """Key-value schema metadata of a Parquet file (footer only, no rows read).
 

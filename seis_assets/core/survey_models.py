@@ -25,13 +25,35 @@ MODEL_SOURCES = ("patches", "survey")
 WINDOW_IDENTITY = ("backbone", "weights", "input_size", "precision")
 
 
-def window_qc(windows: pd.DataFrame) -> pd.DataFrame:
+def window_qc(windows: pd.DataFrame, first: int = 0) -> pd.DataFrame:
     """The QC attributes of each window (its ``qc_*`` columns, without the prefix), first column ``path`` naming
-    the window (``window <i>``), as the anomaly scorer takes them."""
+    the window (``window <i>``, counted from ``first``), as the anomaly scorer takes them."""
     qc_columns = [c for c in windows.columns if c.startswith("qc_")]
     qc = windows[qc_columns].rename(columns=lambda c: c[len("qc_"):]).reset_index(drop=True)
-    qc.insert(0, "path", [f"window {i}" for i in range(len(qc))])
+    qc.insert(0, "path", [f"window {i}" for i in range(first, first + len(qc))])
     return qc
+
+
+#: models=survey fits on at most this many windows, evenly spaced through the survey (every window of a section;
+#: a sample of a 3-D cube's): the seeded, reproducible UMAP path (``reduce.LARGE_N``), features of one sample in memory
+SURVEY_FIT_WINDOWS = 5000
+
+
+def fit_sample(table, n_max: int = SURVEY_FIT_WINDOWS) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """``(rows, features, qc)`` of at most ``n_max`` windows evenly spaced through a window table read in batches
+    (a :class:`~seis_assets.core.storage.ParquetTable`); all rows when the table is no larger."""
+    from seis_assets.core.dataset import stack_vectors  # lazy, as the other table readers
+
+    n = len(table)
+    rows = np.unique(np.linspace(0, n - 1, min(n, n_max)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
+    qc_columns = [c for c in table.columns if c.startswith("qc_")]
+    picked, first = [], 0
+    for batch in table.iter_batches(["features", *qc_columns]):
+        mine = rows[(rows >= first) & (rows < first + len(batch))] - first
+        picked.append(batch.iloc[mine])
+        first += len(batch)
+    sample = pd.concat(picked, ignore_index=True)
+    return rows, stack_vectors(sample["features"]), window_qc(sample)
 
 
 def check_window_identity(windows: pd.DataFrame, identity: dict, survey: str) -> None:

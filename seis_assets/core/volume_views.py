@@ -19,6 +19,7 @@ is one inline plus the requested slices (inlines x crosslines each) and the summ
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Sequence
@@ -31,7 +32,10 @@ from seis_assets.core.facies_figures import DPI, _classes_by_category, _classes_
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo, open_survey
 from seis_assets.core.storage import atomic_write_bytes
 
-__all__ = ["NO_CLASS", "SUMMARY_COLUMNS", "write_time_slices", "volume_summary", "write_volume_summary"]
+__all__ = [
+    "NO_CLASS", "SUMMARY_COLUMNS", "write_time_slices", "volume_summary", "write_volume_summary", "check_times",
+    "is_volume", "write_volume_views", "write_corrupt_traces",
+]
 
 #: The ``class`` of samples whose value is no ``index`` of the legend.
 NO_CLASS = "no class"
@@ -221,3 +225,41 @@ def write_volume_summary(
     dest = UPath(str(out_folder)) / "facies_volume_summary.csv"
     return atomic_write_bytes(dest, table.to_csv(index=False).encode())
 
+
+
+def check_times(info: SurveyInfo, times_ms: Sequence[float]) -> None:
+    """Raise ValueError naming the time and the cube's range when a time of ``times_ms`` lies outside it (so a
+    long map run fails before it paints, not after)."""
+    _nearest_samples(info, [float(t) for t in times_ms])
+
+
+def is_volume(info: SurveyInfo) -> bool:
+    """A 3-D cube of more than one inline: what time slices and the volume summary are drawn for."""
+    return bool(info.structured) and len(info.inlines) > 1
+
+
+def write_volume_views(
+    labels_sgy, legend: pd.DataFrame, info: SurveyInfo, out_folder, *, times_ms: Sequence[float] = (),
+    bin_ms: float = 100.0,
+) -> dict[str, str]:
+    """The views of a facies volume read back from its labels SEG-Y: a time slice per time of ``times_ms``
+    (:func:`write_time_slices`) and ``facies_volume_summary.csv`` (:func:`write_volume_summary`); nothing for a
+    single line (``info`` is the mapped survey's)."""
+    if not is_volume(info):
+        return {}
+    kw = {"iline_byte": info.iline_byte, "xline_byte": info.xline_byte}
+    files = write_time_slices(labels_sgy, legend, times_ms, out_folder, **kw) if times_ms else {}
+    files["facies_volume_summary.csv"] = write_volume_summary(labels_sgy, legend, out_folder, bin_ms=bin_ms, **kw)
+    return files
+
+
+def write_corrupt_traces(corrupt: Sequence, out_folder) -> dict[str, str]:
+    """``corrupt_traces.csv`` (direction, inline, xline, reason: the traces whose windows were left out) when there
+    are any; an earlier run's file is removed when there are none, so the folder never reports stale traces."""
+    path = UPath(str(out_folder)) / "corrupt_traces.csv"
+    if not corrupt:
+        if path.exists():
+            path.unlink()
+        return {}
+    table = pd.DataFrame([dataclasses.asdict(c) for c in corrupt], columns=["direction", "inline", "xline", "reason"])
+    return {"corrupt_traces.csv": atomic_write_bytes(path, table.to_csv(index=False).encode())}

@@ -27,7 +27,10 @@ from seis_assets.core.segy_windows import (
     survey_scale,
 )
 
-__all__ = ["window_features", "classify_windows", "survey_features"]
+__all__ = ["window_features", "classify_windows", "classify_table", "survey_features"]
+
+#: windows classified per batch by classify_table (features of a batch in memory at a time)
+CLASSIFY_BATCH = 16384
 
 
 #: windows per forward pass (window_features' default batch_size)
@@ -103,6 +106,21 @@ def classify_windows(X: np.ndarray, models, qc_attrs: pd.DataFrame | None = None
             **extra,
         }
     )
+
+
+def classify_table(table, models, batch_size: int = CLASSIFY_BATCH) -> pd.DataFrame:
+    """:func:`classify_windows` over a window table read in batches (a
+    :class:`~seis_assets.core.storage.ParquetTable` with ``features`` and ``qc_*`` columns), so the features of a
+    3-D survey are never all in memory; the rows of the result are the table's, in order."""
+    from seis_assets.core.dataset import stack_vectors  # lazy: keeps this module's imports light
+    from seis_assets.core.survey_models import window_qc
+
+    qc_columns = [c for c in table.columns if c.startswith("qc_")]
+    parts, first = [], 0
+    for batch in table.iter_batches(["features", *qc_columns], batch_size):
+        parts.append(classify_windows(stack_vectors(batch["features"]), models, window_qc(batch, first=first)))
+        first += len(batch)
+    return pd.concat(parts, ignore_index=True) if parts else classify_windows(np.zeros((0, 1), np.float32), models)
 
 
 def _window_batches(

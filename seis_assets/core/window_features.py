@@ -1,0 +1,354 @@
+"""The windows of a survey with their QC attributes and backbone features, made line by line and cached per line.
+
+A 3-D survey is too large to hold: its windows are made one line at a time (read, cut, QC, forward pass) and
+streamed into one Parquet table (:func:`write_survey_windows`), so memory does not grow with the number of lines.
+Each line's rows are also kept in a :class:`WindowCache` under a key of everything they depend on: the line's
+samples (a content hash, so a changed file is never served stale rows), its position (direction, number, the
+crossline/inline number of every trace), the window spec (size, stride, scaling and its scale) and the feature
+identity (backbone, weights, input size, precision; :data:`seis_assets.core.feature_table.CACHE_KEYS`). A second
+run over the same survey (after a new model generation, or after a run that was killed halfway) re-uses every line
+already made and runs the network only on the others.
+
+A trace whose samples are not finite (NaN, Inf) is *corrupt*: it is reported with its inline and crossline
+(:class:`CorruptTrace`), every window that contains it is left out (never filled with made-up samples), and the
+rest of the line is mapped; the samples no remaining window covers get no class in the map.
+
+Where the lines' work runs is a *runner*: :func:`local_runner` here, or
+:func:`seis_assets.core.distributed.dask_line_runner` on a Dask cluster. A runner takes :class:`LineJob` s, which
+carry the line's samples, so workers need no access to the file. No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from seis_assets.core.engines import batch_size_for
+from seis_assets.core.feature_table import CACHE_KEYS
+from seis_assets.core.qc import QC_VERSION, qc_table
+from seis_assets.core.segy_windows import WINDOW_COLUMNS, scale_window, window_starts
+from seis_assets.core.storage import atomic_path
+
+__all__ = [
+    "WindowSpec",
+    "CorruptTrace",
+    "LineJob",
+    "WindowCache",
+    "SurveyWindowsReport",
+    "corrupt_traces",
+    "survey_line_jobs",
+    "line_windows_table",
+    "local_runner",
+    "write_survey_windows",
+    "read_corrupt_traces",
+]
+
+LOG = logging.getLogger(__name__)
+
+#: Version of a cached line's layout: rows written by another version are made again, never read.
+LINE_TABLE_VERSION = 1
+#: Key of the survey_windows Parquet metadata that lists the corrupt traces (JSON).
+CORRUPT_METADATA_KEY = "corrupt_traces"
+#: Stages timed by :class:`SurveyWindowsReport` (seconds summed over lines).
+STAGES = ("read", "cut", "qc", "forward", "write")
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSpec:
+    """How windows are cut and scaled: ``n_traces`` x ``n_samples`` every ``stride``; ``scale`` is the survey-wide
+    amplitude of ``scaling="survey"`` (None for ``per_window``)."""
+
+    n_traces: int
+    n_samples: int
+    stride: int
+    scaling: str
+    scale: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptTrace:
+    """A trace whose windows were left out: where it is and why."""
+
+    direction: str
+    inline: int
+    xline: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LineJob:
+    """One line's samples and position: everything a worker needs to make the line's windows."""
+
+    survey: str
+    path: str
+    direction: str
+    number: int
+    data: np.ndarray  # (n_traces, n_samples) float32, on the grid windows are cut from; corrupt traces as read
+    other: np.ndarray  # (n_traces,) the crossline numbers of an inline's traces / the inline numbers of a crossline's
+    t0_ms: float
+    sample_interval_ms: float
+    corrupt: tuple[int, ...] = ()  # positions in the line of corrupt traces
+
+    def key(self, spec: WindowSpec, identity: dict) -> str:
+        """The cache key of this line's rows (see the module docstring)."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.data, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.other, dtype=np.int64).tobytes())
+        fields = {
+            "line": [self.direction, int(self.number)], "spec": dataclasses.asdict(spec),
+            "grid": [self.t0_ms, self.sample_interval_ms], "qc": QC_VERSION, "layout": LINE_TABLE_VERSION,
+            "identity": {k: str(identity.get(k)) for k in sorted(CACHE_KEYS)},
+        }
+        h.update(json.dumps(fields, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:32]
+
+
+def corrupt_traces(data: np.ndarray) -> list[tuple[int, str]]:
+    """``(position in the line, reason)`` of each trace of ``data`` (n_traces, n_samples) with samples that are not
+    finite."""
+    bad = ~np.isfinite(data)
+    found = []
+    for t in np.flatnonzero(bad.any(axis=1)):
+        n_nan, n_inf = int(np.isnan(data[t]).sum()), int(np.isinf(data[t]).sum())
+        what = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} Inf" if n_inf else "") if p)
+        found.append((int(t), f"{what} of {data.shape[1]} samples"))
+    return found
+
+
+def survey_line_jobs(survey, directions: Iterable[str]) -> Iterator[LineJob]:
+    """Every line of ``survey`` along ``directions``, read one at a time (corrupt traces kept and listed)."""
+    info = survey.info
+    for direction in directions:
+        for number in survey.lines(direction):
+            data, idx = survey.read_line(direction, number, keep_corrupt=True)
+            other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
+            yield LineJob(
+                info.name, info.path, direction, int(number), data, np.asarray(other, dtype=np.int64), info.t0_ms,
+                info.sample_interval_ms, tuple(t for t, _ in corrupt_traces(data)),
+            )
+
+
+def job_corrupt_traces(job: LineJob) -> list[CorruptTrace]:
+    """The corrupt traces of one line, by inline and crossline."""
+    reasons = dict(corrupt_traces(job.data))
+    out = []
+    for t in job.corrupt:
+        il, xl = (job.number, int(job.other[t])) if job.direction == "inline" else (int(job.other[t]), job.number)
+        out.append(CorruptTrace(job.direction, int(il), int(xl), reasons.get(t, "not finite")))
+    return out
+
+
+def _line_positions(job: LineJob, spec: WindowSpec) -> list[tuple[dict, int, int]]:
+    """``(position, first trace, first sample)`` of the line's windows that contain no corrupt trace."""
+    n_tr, n_s = job.data.shape
+    trace_starts = window_starts(n_tr, spec.n_traces, spec.stride)
+    sample_starts = window_starts(n_s, spec.n_samples, spec.stride)
+    step = int(np.median(np.diff(job.other))) if len(job.other) > 1 else 1
+    bad = np.zeros(n_tr + 1, dtype=np.int64)
+    bad[1:] = np.cumsum(np.isin(np.arange(n_tr), job.corrupt))
+    out = []
+    for t0 in trace_starts:
+        if bad[t0 + spec.n_traces] - bad[t0]:
+            continue
+        first = int(job.other[t0])
+        for s0 in sample_starts:
+            out.append(({
+                "survey": job.survey, "direction": job.direction,
+                "inline": job.number if job.direction == "inline" else first,
+                "xline": first if job.direction == "inline" else job.number,
+                "sample": int(s0), "time_ms": float(job.t0_ms + s0 * job.sample_interval_ms),
+                "n_traces": spec.n_traces, "n_samples": spec.n_samples, "trace_step": step,
+            }, t0, s0))
+    return out
+
+
+def line_windows_table(job: LineJob, spec: WindowSpec, embedder, times: dict | None = None) -> pd.DataFrame:
+    """The rows of one line: window position (:data:`WINDOW_COLUMNS`), ``qc_*`` attributes of the raw amplitudes,
+    ``features`` (the backbone's vector). Windows containing a corrupt trace are left out.
+
+    ``embedder`` is a :class:`seis_assets.core.predict.Embedder`; ``times`` (optional) accumulates seconds per stage.
+    """
+    times = times if times is not None else {}
+    t = time.perf_counter()
+    positions = _line_positions(job, spec)
+    raws = [job.data[t0 : t0 + spec.n_traces, s0 : s0 + spec.n_samples].T for _, t0, s0 in positions]
+    names = [f"{job.path} {p['direction']} {p['inline']}/{p['xline']} sample {p['sample']}" for p, _, _ in positions]
+    scaled = [scale_window(w, spec.scaling, spec.scale, name=n) for w, n in zip(raws, names)]
+    t = _tick(times, "cut", t)
+    qc = qc_table(names, raws)
+    t = _tick(times, "qc", t)
+    if scaled:
+        step = batch_size_for(embedder.engine) if embedder.backbone.takes_images else len(scaled)
+        stack = np.stack(scaled)
+        X = np.concatenate([embedder.features(stack[i : i + step]) for i in range(0, len(stack), step)])
+    else:
+        X = np.zeros((0, int(embedder.identity["dim"])), dtype=np.float32)
+    _tick(times, "forward", t)
+    table = pd.DataFrame([p for p, _, _ in positions], columns=WINDOW_COLUMNS)
+    for column in qc.columns.drop("path"):
+        table[f"qc_{column}"] = qc[column].to_numpy()
+    table["features"] = list(X.astype(np.float32))
+    return table
+
+
+def _tick(times: dict, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    times[stage] = times.get(stage, 0.0) + now - since
+    return now
+
+
+class WindowCache:
+    """Each line's rows as a Parquet file ``<folder>/<survey>/<direction>_<number>_<key>.parquet``, written
+    atomically (a killed run leaves whole files or none)."""
+
+    def __init__(self, folder):
+        self.folder = UPath(str(folder))
+
+    def path(self, job: LineJob, key: str) -> UPath:
+        return self.folder / job.survey / f"{job.direction}_{job.number}_{key}.parquet"
+
+    def get(self, job: LineJob, key: str) -> pd.DataFrame | None:
+        p = self.path(job, key)
+        if not p.exists():
+            return None
+        with p.open("rb") as fh:
+            return pq.read_table(fh).to_pandas()
+
+    def put(self, job: LineJob, key: str, table: pd.DataFrame) -> None:
+        p = self.path(job, key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(p) as tmp, tmp.open("wb") as fh:
+            pq.write_table(pa.Table.from_pandas(table, preserve_index=False), fh)
+
+
+#: A runner takes ``(job, cached rows or None)`` in line order and yields ``(job, rows, seconds per stage, re-used)``
+#: in the same order, making the rows of every job that has none.
+LineRunner = Callable[[Iterable[tuple[LineJob, "pd.DataFrame | None"]]], Iterator[tuple[LineJob, pd.DataFrame, dict, bool]]]
+
+
+def local_runner(spec: WindowSpec, embedder_factory: Callable[[], Any]) -> LineRunner:
+    """Make each line's rows here, in order; the embedder is built on the first line that needs it."""
+    state: dict[str, Any] = {}
+
+    def run(items):
+        for job, cached in items:
+            if cached is not None:
+                yield job, cached, {}, True
+                continue
+            if "embedder" not in state:
+                state["embedder"] = embedder_factory()
+            times: dict = {}
+            yield job, line_windows_table(job, spec, state["embedder"], times), times, False
+
+    return run
+
+
+@dataclasses.dataclass
+class SurveyWindowsReport:
+    """What :func:`write_survey_windows` did."""
+
+    n_windows: int = 0
+    lines: int = 0
+    lines_reused: int = 0
+    corrupt: list[CorruptTrace] = dataclasses.field(default_factory=list)
+    seconds: dict = dataclasses.field(default_factory=lambda: {s: 0.0 for s in STAGES})
+
+    def metadata(self) -> dict:
+        return {
+            "n_windows": self.n_windows, "lines": self.lines, "lines_reused": self.lines_reused,
+            "lines_made": self.lines - self.lines_reused, "corrupt_traces": len(self.corrupt),
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+
+def write_survey_windows(
+    survey,
+    directions: Iterable[str],
+    spec: WindowSpec,
+    identity: dict,
+    dest,
+    runner: LineRunner,
+    cache: WindowCache | None = None,
+    identity_columns: dict | None = None,
+    logger: logging.Logger | None = None,
+) -> SurveyWindowsReport:
+    """Make (or re-use) every line's windows and stream them into one Parquet table at ``dest``, atomically.
+
+    The table holds the rows of :func:`line_windows_table` in line order, plus ``identity_columns`` (constant
+    columns such as ``path``, ``backbone``); its key-value metadata lists the corrupt traces
+    (:func:`read_corrupt_traces`). Memory holds the lines in flight, never the survey.
+    """
+    log = logger or LOG
+    report = SurveyWindowsReport()
+    keys: dict[tuple[str, int], str] = {}
+
+    def with_cache() -> Iterator[tuple[LineJob, pd.DataFrame | None]]:
+        t = time.perf_counter()
+        for job in survey_line_jobs(survey, directions):
+            report.lines += 1
+            for c in job_corrupt_traces(job):
+                report.corrupt.append(c)
+                log.warning(f"{job.path}: corrupt trace at inline {c.inline}, crossline {c.xline} ({c.reason}): "
+                            "the windows that contain it are left out")
+            key = keys[(job.direction, job.number)] = job.key(spec, identity)
+            cached = cache.get(job, key) if cache is not None else None
+            report.seconds["read"] += time.perf_counter() - t
+            yield job, cached
+            t = time.perf_counter()
+
+    def rows() -> Iterator[pd.DataFrame]:
+        for job, table, times, reused in runner(with_cache()):
+            for stage, s in times.items():
+                report.seconds[stage] = report.seconds.get(stage, 0.0) + s
+            if reused:
+                report.lines_reused += 1
+            elif cache is not None:
+                cache.put(job, keys[(job.direction, job.number)], table)
+            yield table
+
+    _stream_parquet(rows(), dest, identity_columns or {}, report, log)
+    return report
+
+
+def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, report: SurveyWindowsReport, log) -> None:
+    writer = None
+    with atomic_path(UPath(str(dest))) as tmp, tmp.open("wb") as fh:
+        for table in tables:
+            if not len(table):
+                continue
+            t = time.perf_counter()
+            for key, value in constants.items():
+                table[key] = value
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(fh, arrow.schema)
+            writer.write_table(arrow.cast(writer.schema))
+            report.n_windows += len(table)
+            report.seconds["write"] += time.perf_counter() - t
+            if report.lines % 50 == 0:
+                log.info(f"{report.lines} lines, {report.n_windows} windows ({report.lines_reused} lines re-used)")
+        if writer is None:
+            raise ValueError(f"{dest}: the survey gave no window (does every window contain a corrupt trace?)")
+        writer.add_key_value_metadata(
+            {CORRUPT_METADATA_KEY: json.dumps([dataclasses.asdict(c) for c in report.corrupt])}
+        )
+        writer.close()
+
+
+def read_corrupt_traces(table_path) -> list[CorruptTrace]:
+    """The corrupt traces :func:`write_survey_windows` recorded in the table at ``table_path`` ([] if none)."""
+    with UPath(str(table_path)).open("rb") as fh:
+        meta = pq.ParquetFile(fh).metadata.metadata or {}
+    raw = meta.get(CORRUPT_METADATA_KEY.encode())
+    return [CorruptTrace(**c) for c in json.loads(raw)] if raw else []

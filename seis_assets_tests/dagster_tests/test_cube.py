@@ -1,0 +1,100 @@
+"""A small 3-D cube end to end through survey_windows and facies_map: a corrupt trace reported and mapped around,
+the volume views, and the windows' cache re-used by a second run (only classification and voting run again)."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import segyio
+
+from seis_assets.core.cube_model import generated_section, make_cube
+from seis_assets.core.storage import read_parquet
+from seis_assets.definitions import ALL_ASSETS
+from seis_assets.partitions import SURVEY_PARTITIONS_NAME
+from seis_assets.resources import SegySettings
+
+from .helpers import resources_for
+
+pytestmark = pytest.mark.slow
+SECTION_KEYS = ["survey_windows", "facies_map"]
+BAD_INLINE, BAD_XLINE = 12, 380  # the 3rd inline of 6 (10..15), a crossline in the middle (300..459)
+
+
+def _small_cube(path, corrupt: bool):
+    make_cube(path, generated_section(seed=3), n_inlines=6, n_xlines=160, n_samples=200, first_inline=10,
+              first_xline=300, seed=1)
+    if corrupt:
+        with segyio.open(str(path), "r+") as f:
+            i = [j for j in range(f.tracecount)
+                 if f.header[j][segyio.TraceField.INLINE_3D] == BAD_INLINE
+                 and f.header[j][segyio.TraceField.CROSSLINE_3D] == BAD_XLINE][0]
+            trace = f.trace[i].copy()
+            trace[50:60] = np.nan
+            f.trace[i] = trace
+    return path
+
+
+def _events(result, asset):
+    return [e.materialization.metadata for e in result.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(asset)]
+
+
+def test_cube_maps_around_a_corrupt_trace_and_reuses_its_windows(tmp_path):
+    cube = _small_cube(tmp_path / "cube.sgy", corrupt=True)
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, stride=33, window_traces=40,
+                                              window_samples=40, map_times_ms=[100, 400], page_lines=3)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        first = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                               instance=instance)
+        assert first.success
+        out = root / "outputs" / "sections" / "cube.sgy"
+        # the corrupt trace is named, by inline and crossline, in the outputs and the metadata
+        corrupt = pd.read_csv(out / "corrupt_traces.csv")
+        assert corrupt[["direction", "inline", "xline"]].values.tolist() == [["inline", BAD_INLINE, BAD_XLINE]]
+        assert "10 NaN" in corrupt["reason"].iloc[0]
+        [windows_meta] = _events(first, "survey_windows")
+        assert windows_meta["lines"].value["lines_reused"] == 0 and windows_meta["lines"].value["lines"] == 6
+        # no window contains it, the rest of its inline is mapped, the trace itself has no class
+        windows = read_parquet(root / "warehouse" / "survey_windows" / "cube.sgy.parquet")
+        bad = windows[(windows["inline"] == BAD_INLINE)]
+        assert not ((bad["xline"] <= BAD_XLINE) & (BAD_XLINE < bad["xline"] + 40)).any()
+        assert len(bad) > 0 and len(windows[windows["inline"] == 10]) > len(bad)
+        with segyio.open(str(out / "facies_labels.sgy")) as f:
+            labels = segyio.tools.cube(f)  # (inline, crossline, sample)
+        col = BAD_XLINE - 300
+        assert (labels[2, col] == -1).all()
+        assert set(np.unique(labels[[0, 1, 3, 4, 5]])) <= {0.0, 1.0, 2.0}
+        assert (labels[2, :col - 40] >= 0).all()
+        # volume views
+        summary = pd.read_csv(out / "facies_volume_summary.csv")
+        assert sorted(summary["inline"].unique()) == list(range(10, 16))
+        sums = summary.groupby(["inline", "time_from_ms"])["share"].sum()
+        assert np.allclose(sums, 1.0)
+        assert {"time_slice_100ms.png", "time_slice_400ms.png"} <= {p.name for p in out.iterdir()}
+        labels_before = labels.copy()
+
+        # a second run: every line's windows come from the cache, the map is the same
+        again = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                               instance=instance)
+        [meta] = _events(again, "survey_windows")
+        assert meta["lines"].value["lines_reused"] == 6 and meta["lines"].value["lines_made"] == 0
+        assert meta["lines"].value["seconds"]["forward"] == 0
+        with segyio.open(str(out / "facies_labels.sgy")) as f:
+            assert np.array_equal(segyio.tools.cube(f), labels_before)
+
+
+def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
+    cube = _small_cube(tmp_path / "cube.sgy", corrupt=False)
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, stride=33, window_traces=40,
+                                              window_samples=40, map_times_ms=[5000])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        with pytest.raises(ValueError, match="5000"):
+            dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                           instance=instance)
+        assert not (root / "outputs" / "sections" / "cube.sgy" / "facies_labels.sgy").exists()
