@@ -13,6 +13,7 @@ the confidence: each sample's vote share), ``facies_labels.sgy``, ``facies_legen
 
 
 import json
+import time
 
 import dagster as dg
 import numpy as np
@@ -153,7 +154,7 @@ def facies_map(
     segy_settings.check_map_settings()
     windows = survey_windows.read(WINDOW_COLUMNS)
     corrupt = read_corrupt_traces(survey_windows.path)
-    fit_rows = None
+    started = time.perf_counter()
     if segy_settings.models == "patches":
         models = FittedModels.load(require_serving_generation(paths.models))  # one model generation, whole
         check_window_identity(survey_windows.read(list(WINDOW_IDENTITY)).iloc[:1], models.identity, key)
@@ -167,6 +168,7 @@ def facies_map(
         if segy_settings.units:
             source += f", {segy_settings.units} stratigraphic units per line"
     pred = classify_table(survey_windows, models)
+    seconds = {"fit_and_classify": time.perf_counter() - started}
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
     out = output_folder(paths, key)
     with segy_settings.survey_at_patch_scale(survey_file(segy_settings, key), context.log) as survey:
@@ -180,6 +182,7 @@ def facies_map(
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
+        seconds["vote_and_write"] = time.perf_counter() - started - seconds["fit_and_classify"]
         result["files"] |= write_volume_views(
             result["files"]["facies_labels.sgy"], result["legend"], survey.info, out,
             times_ms=segy_settings.map_times_ms, bin_ms=segy_settings.summary_bin_ms,
@@ -188,5 +191,7 @@ def facies_map(
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
     metadata = _facies_metadata(result, source, k, len(windows), out) | {
         "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt),
+        "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in seconds.items()}
+                                         | {"volume_views": round(time.perf_counter() - started - sum(seconds.values()), 2)}),
     }
     return dg.MaterializeResult(metadata=metadata)
