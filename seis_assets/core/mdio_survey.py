@@ -149,9 +149,7 @@ class MdioSurvey:
         self._slab_key: tuple[str, int] | None = None
         self._slab: np.ndarray | None = None
         self.slab_reads = 0
-        ii, xx = np.nonzero(mask)  # row-major: inline position, then crossline position
-        order = np.lexsort((xline_values[xx], inline_values[ii]))  # by number, whatever the coordinates' order
-        self._ii, self._xx = ii[order], xx[order]
+        self._ii, self._xx = _live_traces(mask, inline_values, xline_values)
         self.trace_inline = inline_values[self._ii].astype(np.int64)
         self.trace_xline = xline_values[self._xx].astype(np.int64)
         self._trace_id = np.full(mask.shape, -1, dtype=np.int64)
@@ -245,6 +243,14 @@ class MdioSurvey:
         return self._slab
 
 
+def _live_traces(mask: np.ndarray, il: np.ndarray, xl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid positions ``(inline positions, crossline positions)`` of the live traces in trace order: by inline
+    number, then crossline number (a sorted SEG-Y cube's order), whatever the order of the coordinates."""
+    ii, xx = np.nonzero(mask)
+    order = np.lexsort((xl[xx], il[ii]))
+    return ii[order], xx[order]
+
+
 def _open_dataset(path: str):
     """``mdio.open_mdio`` on a checked location, with clear errors for a missing store or one that is not Zarr."""
     exists, is_store = _root_markers(path)
@@ -300,7 +306,7 @@ def _first_delay_ms(ds, i: int, x: int, fallback: float) -> float:
     return float(header["delay_recording_time"]) if "delay_recording_time" in names else fallback
 
 
-def _trace_spacing(ds, mask: np.ndarray, il: np.ndarray, xl: np.ndarray, ii: np.ndarray, xx: np.ndarray) -> dict:
+def _trace_spacing(ds, il: np.ndarray, xl: np.ndarray, ii: np.ndarray, xx: np.ndarray) -> dict:
     """As :func:`seis_assets.core.segy.trace_spacing`, from the store's scaled ``cdp_x`` / ``cdp_y`` (None for a
     direction without coordinates)."""
     if "cdp_x" in ds.variables and "cdp_y" in ds.variables:
@@ -351,9 +357,7 @@ def open_mdio_survey(
         xl = np.asarray(ds["crossline"].values, dtype=np.int64)
         times = np.asarray(ds[vertical].values)
         dt, source = _sample_interval(path, times, float(sample_interval_ms))
-        ii, xx = np.nonzero(mask)
-        order = np.lexsort((xl[xx], il[ii]))
-        ii, xx = ii[order], xx[order]
+        ii, xx = _live_traces(mask, il, xl)
         t0 = _first_delay_ms(ds, int(ii[0]), int(xx[0]), float(times[0]))
         live_il, live_xl = il[ii], xl[xx]
         info = SurveyInfo(
@@ -370,7 +374,7 @@ def open_mdio_survey(
             iline_byte=int(iline_byte),
             xline_byte=int(xline_byte),
             interval_source=source,
-            trace_spacing_m=_trace_spacing(ds, mask, live_il, live_xl, ii, xx),
+            trace_spacing_m=_trace_spacing(ds, live_il, live_xl, ii, xx),
         )
         yield MdioSurvey(ds, path, variable, info, mask, il, xl, chunks, cache_mb)
     finally:
@@ -453,13 +457,25 @@ def _store_parts(path: str):
     return p.fs, p.path, p.as_posix() if p.protocol in ("", "file", "local") else str(p), dict(p.storage_options)
 
 
-def _copy_geometry(source: str, dest: str, amplitude: str) -> None:
-    """A new store at ``dest`` with ``source``'s dimension and CDP coordinates and trace mask (no samples)."""
+def _copy_geometry(source: str, dest: str, vertical: str) -> None:
+    """A new store at ``dest`` with ``source``'s dimension and CDP coordinates and trace mask (no samples); an
+    existing store there is kept (its other variables too) when its dimension coordinates are the source's."""
     mdio = _mdio()
+    if is_mdio(dest):
+        src, old = _open_dataset(source), _open_dataset(dest)
+        try:
+            same = all(d in old.variables and np.array_equal(src[d].values, old[d].values)
+                       for d in ("inline", "crossline", vertical))
+        finally:
+            src.close()
+            old.close()
+        if not same:
+            raise MdioError(dest, f"holds a store whose inline, crossline or {vertical} coordinates differ from "
+                                  f"{source}'s: write the labels elsewhere or remove it")
+        return
     ds = mdio.open_mdio(source)
     try:
-        keep = ("trace_mask",)
-        geometry = ds.drop_vars([v for v in ds.data_vars if v not in keep]).load()  # every coordinate, the mask
+        geometry = ds.drop_vars([v for v in ds.data_vars if v != "trace_mask"]).load()  # every coordinate, the mask
         geometry.attrs = dict(ds.attrs)
         for name in geometry.variables:  # keep the on-disk chunks; drop encodings of what is not copied
             enc = ds[name].encoding
@@ -525,7 +541,8 @@ class _SlabWriter:
     def check_complete(self) -> None:
         if not self.written.all():
             missing = np.flatnonzero(~self.written)
-            raise ValueError(f"{len(missing)} of {len(self.written)} traces were not written, e.g. trace {int(missing[0])}")
+            raise ValueError(f"{len(missing)} of {len(self.written)} traces were not written, "
+                             f"e.g. trace {int(missing[0])}")
 
 
 def write_mdio_labels(
@@ -545,7 +562,8 @@ def write_mdio_labels(
     ``label_blocks()``. Values are whole numbers ``0..max(dtype)``; cells without a trace hold -1.
 
     ``dest`` None writes into ``source_store`` beside ``amplitude``; a path writes a new store there holding the
-    source's coordinates, trace mask and the labels (for a source that must stay untouched, or a read-only one).
+    source's coordinates, trace mask and the labels (for a source that must stay untouched, or a read-only one), or
+    adds the variable to the store already there if it has the source's coordinates.
     The variable has the amplitudes' dims, coordinates and chunk shape. It is written as a temporary variable,
     moved onto ``variable`` (replacing an older one), and only then marked complete (``seis_assets_complete``): a
     write that fails leaves no variable of that name, or one that :func:`open_mdio_survey` refuses.
@@ -564,18 +582,17 @@ def write_mdio_labels(
     try:
         vertical, chunks = _check_variable(ds, source, amplitude)
         shape = tuple(int(n) for n in ds[amplitude].shape)
-        mask = np.asarray(ds["trace_mask"].values, dtype=bool) if "trace_mask" in ds.variables else np.ones(shape[:2], bool)
+        mask = (np.asarray(ds["trace_mask"].values, dtype=bool) if "trace_mask" in ds.variables
+                else np.ones(shape[:2], dtype=bool))
         il, xl = np.asarray(ds["inline"].values), np.asarray(ds["crossline"].values)
         coordinates = ds[amplitude].encoding.get("coordinates") or ds[amplitude].attrs.get("coordinates")
     finally:
         ds.close()
-    ii, xx = np.nonzero(mask)
-    order = np.lexsort((xl[xx], il[ii]))  # MdioSurvey's trace order
-    ii, xx = ii[order], xx[order]
+    ii, xx = _live_traces(mask, il, xl)
 
     target = source if dest is None else path_str(dest)
     if dest is not None:
-        _copy_geometry(source, target, amplitude)
+        _copy_geometry(source, target, vertical)
     fs, root, store, options = _store_parts(target)
     group = zarr.open_group(store, mode="r+", storage_options=options or None)
     tmp_name = f"{variable}.tmp-{uuid.uuid4().hex[:12]}"

@@ -235,6 +235,20 @@ def test_labels_in_any_block_order_and_into_a_store_beside_the_input(store, tmp_
     with open_mdio_survey(dest, variable="facies") as f, open_mdio_survey(mdio) as m:
         assert f.info.inlines == m.info.inlines and f.info.xlines == m.info.xlines
         assert f.info.t0_ms == m.info.t0_ms and f.info.trace_spacing_m == m.info.trace_spacing_m
+    # again into the same store: the variable is replaced, the store (and any other variable) kept
+    write_mdio_labels(mdio, iter(inline_blocks), dest=dest, variable="second")
+    write_mdio_labels(mdio, iter([(i, v * 0 + 4) for i, v in inline_blocks]), dest=dest)
+    assert all((v == 4).all() for v in _labels_volume(dest).values())
+    assert all(np.array_equal(v, expected[n]) for n, v in _labels_volume(dest, "second").items())
+
+
+def test_labels_are_not_written_into_a_store_of_another_geometry(cubes, store):
+    _, mdio = store
+    with open_mdio_survey(mdio) as m:
+        blocks = _blocks(m)
+    with pytest.raises(MdioError, match="ibm.mdio: holds a store whose inline, crossline or time coordinates differ"):
+        write_mdio_labels(mdio, iter(blocks), dest=cubes["ibm"][1])
+    assert not (Path(cubes["ibm"][1]) / "facies").exists()
 
 
 def test_a_failed_labels_write_leaves_the_older_map_whole_and_no_half_variable(store):
