@@ -162,6 +162,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     home, data, log = work / "dagster_home", work / "data", work / "bench_cube.log"
     home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").touch()  # an instance in the folder itself, as the Makefile's .dagster_home
     env = {**os.environ, "DAGSTER_HOME": str(home), "SEIS_DATA_DIR": str(data), "PYTHONPATH": str(ROOT),
            "SEIS_SEGY_STRIDE": str(args.stride), "SEIS_SEGY_MODELS": args.models}
     if args.input_size:

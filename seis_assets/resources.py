@@ -35,7 +35,8 @@ from seis_assets.core.section_grid import (
     DEFAULT_PATCH_TRACE_SPACING_M,
     at_patch_scale,
 )
-from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, open_survey
+from seis_assets.core.mdio_survey import open_any_survey
+from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE
 from seis_assets.core.facies import DEFAULT_PAGE_LINES
 from seis_assets.core.segy_windows import (
     DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES, SCALINGS, survey_scale,
@@ -511,5 +512,5 @@ class SegySettings(EnvResource):
     def survey_at_patch_scale(self, path: str, logger=None):
         """The SEG-Y file opened with these byte positions and interval, at the patches' sample interval
         (:func:`seis_assets.core.section_grid.at_patch_scale`)."""
-        with open_survey(path, self.iline_byte, self.xline_byte, self.sample_interval_ms) as survey:
+        with open_any_survey(path, self.iline_byte, self.xline_byte, self.sample_interval_ms) as survey:
             yield at_patch_scale(survey, self.patch_sample_interval_ms, self.patch_trace_spacing_m, logger)

@@ -122,7 +122,7 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
         "facies_map": image_metadata(files["facies_map.png"]),
         "anomaly_map": image_metadata(files["anomaly_map.png"]),  # anomaly score and confidence, one above the other
         "confidence_mean": float(result["assignments"]["confidence"].mean()),
-        "facies_labels": dg.MetadataValue.path(files["facies_labels.sgy"]),
+        "facies_labels": dg.MetadataValue.path(files.get("facies_labels.sgy") or files["facies_labels.mdio"]),
         "folder": dg.MetadataValue.path(str(out)),
     }
 
@@ -183,10 +183,14 @@ def facies_map(
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
         seconds["vote_and_write"] = time.perf_counter() - started - seconds["fit_and_classify"]
-        result["files"] |= write_volume_views(
-            result["files"]["facies_labels.sgy"], result["legend"], survey.info, out,
-            times_ms=segy_settings.map_times_ms, bin_ms=segy_settings.summary_bin_ms,
-        )
+        if "facies_labels.sgy" in result["files"]:  # views are read back from a labels SEG-Y (not yet from MDIO)
+            result["files"] |= write_volume_views(
+                result["files"]["facies_labels.sgy"], result["legend"], survey.info, out,
+                times_ms=segy_settings.map_times_ms, bin_ms=segy_settings.summary_bin_ms,
+            )
+        elif is_volume(survey.info):
+            context.log.warning(f"{key}: time slices and facies_volume_summary.csv are drawn from a labels SEG-Y; "
+                                "this MDIO survey's labels are in facies_labels.mdio")
     result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
     metadata = _facies_metadata(result, source, k, len(windows), out) | {

@@ -39,6 +39,7 @@ from seis_assets.core.facies_figures import (
     distinct_colours,
     facies_map_figure,
 )
+from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
 from seis_assets.core.segy import Survey
 from seis_assets.core.segy_write import write_like
 from seis_assets.core.stratigraphy import unit_map
@@ -260,12 +261,13 @@ class _LinePainter:
         """Values a map holds: the units, else the clusters."""
         return self.units or self.k
 
-    def label_blocks(self, tally: "_Tally") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def label_blocks(self, tally: "_Tally | None" = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(trace indices, cluster index per sample)`` one inline at a time, so the labels never sit in memory as
         a cube; ``tally`` counts every inline's samples per class and its windows' vote shares on the way."""
         for n in self.survey.info.inlines:
             _, idx, other, votes = self.paint("inline", n)
-            tally.add(n, other, votes, self.n_classes)
+            if tally is not None:
+                tally.add(n, other, votes, self.n_classes)
             yield idx, self.survey.file_samples(votes.cluster_map).astype(np.float32)  # the file's own samples
 
 
@@ -332,8 +334,12 @@ def write_facies_outputs(
     by = "unit" if units else "category" if cluster_to_category else "cluster"
     files = _write_map_pages(painter, legend, pages, out, by)
     tally = _Tally(len(windows), painter.n_classes, keep_maps)
-    files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(tally),
-                                            iline_byte=info.iline_byte, xline_byte=info.xline_byte)
+    if is_mdio(info.path):  # an MDIO survey's labels: a store with its geometry, the classes as variable "facies"
+        files["facies_labels.mdio"] = write_mdio_labels(info.path, painter.label_blocks(tally), variable="facies",
+                                                        dest=str(out / "facies_labels.mdio"))
+    else:
+        files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(tally),
+                                                iline_byte=info.iline_byte, xline_byte=info.xline_byte)
     counts, maps, shares, confidence = tally.counts, tally.maps, tally.confidence, tally.window_shares.mean()
     files["facies_legend.csv"] = atomic_write_bytes(out / "facies_legend.csv", legend.to_csv(index=False).encode())
     table = _assignment_table(windows, clusters, confidence, scores, cluster_to_category, extra_columns)

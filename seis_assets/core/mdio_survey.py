@@ -169,8 +169,9 @@ class MdioSurvey:
     def lines(self, direction: str) -> list[int]:
         return list(self.info.inlines if direction == "inline" else self.info.xlines)
 
-    def read_line(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray]:
-        """One line as ``(data (n_traces_in_line, n_samples) float32, trace indices)``, from the chunks it lies in."""
+    def read_line(self, direction: str, number: int, *, keep_corrupt: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """One line as ``(data (n_traces_in_line, n_samples) float32, trace indices)``, from the chunks it lies in;
+        NaN or Inf samples raise MdioError unless ``keep_corrupt`` (as :meth:`seis_assets.core.segy.Survey.read_line`)."""
         idx = self.line_traces(direction, number)
         axis, pos = self._position(direction, number)
         others = self._xx[idx] if axis == 0 else self._ii[idx]
@@ -183,7 +184,7 @@ class MdioSurvey:
             offset = pos - self._slab_key[1] * self._chunks[axis]
             line = slab[offset] if axis == 0 else slab[:, offset]
         data = np.ascontiguousarray(line[others], dtype=np.float32)
-        if not np.isfinite(data).all():
+        if not keep_corrupt and not np.isfinite(data).all():
             raise MdioError(self.path, f"{direction} {number} holds NaN or Inf samples")
         return data, idx
 

@@ -46,6 +46,8 @@ __all__ = [
 DEFAULT_ILINE_BYTE = 189
 DEFAULT_XLINE_BYTE = 193
 SEGY_SUFFIXES = (".sgy", ".segy")
+#: MDIO stores found in a folder (a store named directly may have any name)
+MDIO_SUFFIX = ".mdio"
 DIRECTIONS = ("inline", "xline")
 
 
@@ -112,10 +114,14 @@ def list_segy_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> 
         p = to_upath(entry)
         if not p.exists():
             raise FileNotFoundError(f"SEG-Y source {entry} does not exist")
-        if p.is_dir():
-            found = sorted(path_str(c) for c in p.iterdir() if c.name.lower().endswith(SEGY_SUFFIXES))
+        if p.is_dir() and _is_zarr_store(p):  # an MDIO store (seis_assets.core.mdio_survey) is one survey
+            files.append(path_str(p).rstrip("/"))
+        elif p.is_dir():
+            found = sorted(path_str(c).rstrip("/") for c in p.iterdir()
+                           if c.name.lower().endswith(SEGY_SUFFIXES)
+                           or (c.name.lower().endswith(MDIO_SUFFIX) and _is_zarr_store(c)))
             if not found:
-                raise FileNotFoundError(f"folder {entry} holds no .sgy/.segy file")
+                raise FileNotFoundError(f"folder {entry} holds no .sgy/.segy file or .mdio store")
             files.extend(found)
         else:
             files.append(path_str(p))
@@ -126,9 +132,15 @@ def list_segy_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     return files
 
 
+def _is_zarr_store(p) -> bool:
+    """A folder holding a Zarr group (``zarr.json`` v3, ``.zgroup`` v2): how an MDIO store is recognised (the reader,
+    :mod:`seis_assets.core.mdio_survey`, imports this module, so the test lives here)."""
+    return (p / "zarr.json").exists() or (p / ".zgroup").exists()
+
+
 def survey_name(path: str) -> str:
     """The partition key of a survey file: its file name."""
-    return os.path.basename(str(path))
+    return os.path.basename(str(path).rstrip("/"))
 
 
 # --------------------------------------------------------------------------- reading

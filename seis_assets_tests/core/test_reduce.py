@@ -137,3 +137,18 @@ def test_fit_reducer_with_blocks_records_them_and_transforms_alike():
     reducer, Z = reduce.fit_reducer(X, 3, standardize=blocks, random_state=0)
     assert reducer.settings["standardize"] == [[0, 20, "rms"], [20, 24, "zscore"]]
     assert reducer.transform(X[:2]).shape == (2, 3)
+
+
+@pytest.mark.parametrize("n_fit", [300, 4500])  # umap's exact small-data path, and its NN-descent index
+def test_block_transform_equals_umaps_row_by_row_transform(n_fit):
+    from seis_assets.core.umap_rows import supports_row_transform, transform_rows
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 32)) * 3
+    X = (centres[rng.integers(0, 4, n_fit)] + rng.normal(size=(n_fit, 32))).astype(np.float32)
+    new = (centres[rng.integers(0, 4, 60)] + rng.normal(size=(60, 32))).astype(np.float32)
+    reducer = reduce.fit_reducer(X, n_components=5, random_state=0, large_n=0)[0]
+    assert supports_row_transform(reducer.umap_)
+    one_by_one = np.vstack([reducer.umap_.transform(new[i : i + 1]) for i in range(len(new))])
+    assert np.array_equal(transform_rows(reducer.umap_, new), one_by_one)
+    assert np.array_equal(reducer.transform(new[:7]), one_by_one[:7])  # a row is placed alone, whatever its batch

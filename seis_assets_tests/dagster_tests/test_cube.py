@@ -98,3 +98,29 @@ def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
             dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
                            instance=instance)
         assert not (root / "outputs" / "sections" / "cube.sgy" / "facies_labels.sgy").exists()
+
+
+def test_a_cube_and_its_mdio_conversion_give_the_same_map(tmp_path, monkeypatch):
+    mdio_survey = pytest.importorskip("seis_assets.core.mdio_survey")
+    pytest.importorskip("mdio", reason="the mdio extra (pip install 'seis_assets[mdio]') is not installed")
+    monkeypatch.setenv("MDIO__IMPORT__CPU_COUNT", "1")  # MDIO converts with a process pool otherwise
+    cube = _small_cube(tmp_path / "cube.sgy", corrupt=False)
+    store = mdio_survey.segy_to_mdio_store(str(cube), str(tmp_path / "cube.mdio"))
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=f"{cube}:{store}", models="survey", k=3, stride=33,
+                                              window_traces=40, window_samples=40)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy", "cube.mdio"])
+        for key in ("cube.sgy", "cube.mdio"):
+            assert dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key=key, resources=resources,
+                                  instance=instance).success
+    sections = root / "outputs" / "sections"
+    with segyio.open(str(sections / "cube.sgy" / "facies_labels.sgy")) as f:
+        from_segy = segyio.tools.cube(f)
+    with mdio_survey.open_mdio_survey(str(sections / "cube.mdio" / "facies_labels.mdio"), variable="facies") as s:
+        from_mdio = np.stack([s.read_line("inline", n)[0] for n in s.lines("inline")])
+    assert from_segy.shape == from_mdio.shape and np.array_equal(from_segy, from_mdio)
+    a = pd.read_csv(sections / "cube.sgy" / "section_assignments.csv")
+    b = pd.read_csv(sections / "cube.mdio" / "section_assignments.csv")
+    assert a["cluster"].tolist() == b["cluster"].tolist()

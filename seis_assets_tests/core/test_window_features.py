@@ -1,0 +1,145 @@
+"""Window features of a survey line by line: corrupt traces, the line cache, a killed run resumed, Dask."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import segyio
+
+from seis_assets.core.backbones import load_backbone
+from seis_assets.core.feature_table import table_identity
+from seis_assets.core.predict import Embedder
+from seis_assets.core.segy import open_survey
+from seis_assets.core.segy_write import write_cube
+from seis_assets.core.storage import ParquetTable, read_parquet
+from seis_assets.core.window_features import (
+    LineJob, WindowCache, WindowSpec, corrupt_traces, local_runner, read_corrupt_traces, survey_line_jobs,
+    write_survey_windows,
+)
+from seis_assets.core.window_predict import survey_features
+
+SPEC = WindowSpec(n_traces=20, n_samples=20, stride=10, scaling="per_window")
+
+
+@pytest.fixture(scope="module")
+def identity():
+    return table_identity(load_backbone("texture"), "native", "fp32")
+
+
+def _runner(identity):
+    return local_runner(SPEC, lambda: Embedder.build(identity, None, "cpu", None))
+
+
+def _write(survey_path, dest, identity, cache=None):
+    with open_survey(survey_path) as survey:
+        return write_survey_windows(survey, ["inline"], SPEC, identity, dest, _runner(identity), cache)
+
+
+def test_corrupt_traces_are_found_with_their_reason():
+    data = np.ones((5, 8), np.float32)
+    data[1, 2] = np.nan
+    data[3, :2] = np.inf
+    assert corrupt_traces(data) == [(1, "1 NaN of 8 samples"), (3, "2 Inf of 8 samples")]
+    assert corrupt_traces(np.zeros((3, 4), np.float32)) == []
+
+
+def test_the_table_is_the_one_made_in_memory_and_the_cache_key_follows_the_content(tmp_path, identity):
+    cube = write_cube(tmp_path / "c.sgy", [1, 2, 3], range(1, 51), n_samples=40)
+    report = _write(cube, tmp_path / "w.parquet", identity)
+    table = read_parquet(tmp_path / "w.parquet")
+    with open_survey(cube) as survey:
+        positions, X, _, qc = survey_features(survey, identity, scaling="per_window", n_traces=20, n_samples=20,
+                                              stride=10)
+    assert report.n_windows == len(positions) == len(table) and report.lines == 3
+    pd.testing.assert_frame_equal(table[positions.columns], positions, check_dtype=False)
+    assert np.allclose(np.stack(table["features"]), X, atol=1e-6)
+    assert np.allclose(table["qc_spikes"], qc["spikes"])
+    with open_survey(cube) as survey:
+        job = next(survey_line_jobs(survey, ["inline"]))
+    key = job.key(SPEC, identity)
+    assert key == job.key(SPEC, dict(identity))  # same content, same key
+    changed = LineJob(**{**job.__dict__, "data": job.data + 1})
+    assert changed.key(SPEC, identity) != key
+    assert job.key(WindowSpec(20, 20, 5, "per_window"), identity) != key
+    assert job.key(SPEC, {**identity, "input_size": "224:stretch"}) != key
+
+
+def test_a_corrupt_trace_leaves_out_its_windows_only(tmp_path, identity):
+    cube = write_cube(tmp_path / "c.sgy", [1, 2], range(1, 51), n_samples=40)
+    with segyio.open(str(cube), "r+") as f:  # inline 2, crossline 25
+        t = f.trace[74].copy()
+        t[5] = np.nan
+        f.trace[74] = t
+    report = _write(cube, tmp_path / "w.parquet", identity)
+    [bad] = read_corrupt_traces(tmp_path / "w.parquet")
+    assert (bad.direction, bad.inline, bad.xline) == ("inline", 2, 25) and "1 NaN" in bad.reason
+    assert report.corrupt == [bad]
+    table = read_parquet(tmp_path / "w.parquet")
+    two = table[table["inline"] == 2]
+    assert not ((two["xline"] <= 25) & (25 < two["xline"] + 20)).any()
+    assert len(two) == 2 * 3 and len(table[table["inline"] == 1]) == 4 * 3  # trace starts 0, 10, 20, 30; 24 is bad
+    assert np.isfinite(np.stack(table["features"])).all()
+
+
+KILLED_RUN = """
+import sys, time
+from seis_assets.core.backbones import load_backbone
+from seis_assets.core.feature_table import table_identity
+from seis_assets.core.predict import Embedder
+from seis_assets.core.segy import open_survey
+from seis_assets.core.window_features import WindowCache, WindowSpec, local_runner, write_survey_windows
+spec = WindowSpec(20, 20, 10, "per_window")
+identity = table_identity(load_backbone("texture"), "native", "fp32")
+runner = local_runner(spec, lambda: Embedder.build(identity, None, "cpu", None))
+def slow(items):
+    for result in runner(items):
+        yield result
+        time.sleep(0.3)  # lines take a while, as on a real cube
+with open_survey(sys.argv[1]) as survey:
+    write_survey_windows(survey, ["inline"], spec, identity, sys.argv[2], slow, WindowCache(sys.argv[3]))
+"""
+
+
+def test_a_run_killed_halfway_resumes_from_the_cached_lines(tmp_path, identity):
+    cube = write_cube(tmp_path / "c.sgy", list(range(1, 31)), range(1, 41), n_samples=30)
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(cube), str(tmp_path / "w.parquet"), str(cache)],
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(cache.rglob("*.parquet"))) < 5:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(cache.rglob("*.parquet")))
+    assert 5 <= done < 30 and not (tmp_path / "w.parquet").exists()  # killed mid-way: no table, some lines
+    report = _write(cube, tmp_path / "w.parquet", identity, WindowCache(cache))
+    assert report.lines_reused == done and report.lines == 30
+    fresh = _write(cube, tmp_path / "fresh.parquet", identity)
+    a, b = read_parquet(tmp_path / "w.parquet"), read_parquet(tmp_path / "fresh.parquet")
+    assert a.drop(columns="features").equals(b.drop(columns="features"))
+    assert np.array_equal(np.stack(a["features"]), np.stack(b["features"]))
+    assert len(ParquetTable(tmp_path / "w.parquet")) == report.n_windows
+
+
+@pytest.mark.slow
+def test_lines_made_on_a_dask_cluster_give_the_same_table(tmp_path, identity):
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    from seis_assets.core.distributed import dask_line_runner
+    from seis_assets_tests.scale.servers import dask_local_cluster
+
+    cube = write_cube(tmp_path / "c.sgy", [1, 2, 3, 4], range(1, 51), n_samples=40)
+    _write(cube, tmp_path / "local.parquet", identity)
+    with dask_local_cluster(tmp_path / "cluster.log", n_workers=2) as address, \
+            Client(address, set_as_default=False) as client, open_survey(cube) as survey:
+        write_survey_windows(survey, ["inline"], SPEC, identity, tmp_path / "dask.parquet",
+                             dask_line_runner(client, SPEC, identity), WindowCache(tmp_path / "cache"))
+    a, b = read_parquet(tmp_path / "local.parquet"), read_parquet(tmp_path / "dask.parquet")
+    assert a.drop(columns="features").equals(b.drop(columns="features"))
+    assert np.allclose(np.stack(a["features"]), np.stack(b["features"]), atol=1e-6)
