@@ -222,30 +222,25 @@ def dask_line_runner(client: Any, spec, identity: dict, weights_path: str | None
     most ``max_in_flight`` lines (default: twice the workers' threads) are submitted at a time; results come back
     in line order, cached lines pass straight through. A task that fails on a worker raises here."""
 
+    def head(queue: deque):
+        job, value = queue.popleft()
+        if hasattr(value, "result"):  # a future: the line was made on a worker
+            table, times = value.result()
+            return job, table, times, False
+        return job, value, {}, True  # cached rows pass straight through
+
     def run(items):
         limit = max_in_flight or max(2, 2 * sum(client.nthreads().values()))
         queue: deque = deque()
-        submitted = 0
         for job, cached in items:
-            if cached is None:
-                queue.append((job, client.submit(make_line, job, spec, identity, weights_path, device, pure=False)))
-                submitted += 1
-            else:
-                queue.append((job, cached))
-            while queue and (submitted >= limit or not hasattr(queue[0][1], "result")):
-                head, value = queue.popleft()
-                if hasattr(value, "result"):
-                    submitted -= 1
-                    table, times = value.result()
-                    yield head, table, times, False
-                else:
-                    yield head, value, {}, True
+            made = cached is None
+            queue.append((job, client.submit(make_line, job, spec, identity, weights_path, device, pure=False)
+                          if made else cached))
+            # yield in order as soon as the head is cached, or when as many lines as allowed are in flight
+            while queue and (not hasattr(queue[0][1], "result")
+                             or sum(hasattr(v, "result") for _, v in queue) >= limit):
+                yield head(queue)
         while queue:
-            head, value = queue.popleft()
-            if hasattr(value, "result"):
-                table, times = value.result()
-                yield head, table, times, False
-            else:
-                yield head, value, {}, True
+            yield head(queue)
 
     return run
