@@ -183,14 +183,11 @@ def facies_map(
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
         seconds["vote_and_write"] = time.perf_counter() - started - seconds["fit_and_classify"]
-        if "facies_labels.sgy" in result["files"]:  # views are read back from a labels SEG-Y (not yet from MDIO)
-            result["files"] |= write_volume_views(
-                result["files"]["facies_labels.sgy"], result["legend"], survey.info, out,
-                times_ms=segy_settings.map_times_ms, bin_ms=segy_settings.summary_bin_ms,
-            )
-        elif is_volume(survey.info):
-            context.log.warning(f"{key}: time slices and facies_volume_summary.csv are drawn from a labels SEG-Y; "
-                                "this MDIO survey's labels are in facies_labels.mdio")
+        labels = result["files"].get("facies_labels.sgy") or result["files"]["facies_labels.mdio"]
+        result["files"] |= write_volume_views(  # read back from the labels just written, SEG-Y or MDIO
+            labels, result["legend"], survey.info, out,
+            times_ms=segy_settings.map_times_ms, bin_ms=segy_settings.summary_bin_ms,
+        )
     result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
     metadata = _facies_metadata(result, source, k, len(windows), out) | {

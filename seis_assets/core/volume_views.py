@@ -1,8 +1,9 @@
 """Views a geoscientist reads a facies volume by: time slices (map views) and the share of each class per time bin.
 
-Both read a written labels SEG-Y (``facies_labels.sgy``: the survey's headers, each sample the ``index`` of its class
-in ``facies_legend.csv``) one inline at a time, through :func:`~seis_assets.core.segy.open_survey`'s memory map: memory
-is one inline plus the requested slices (inlines x crosslines each) and the summary's counts, never the cube.
+Both read the written labels one inline at a time: a labels SEG-Y (``facies_labels.sgy``: the survey's headers, each
+sample the ``index`` of its class in ``facies_legend.csv``) through :func:`~seis_assets.core.segy.open_survey`'s memory
+map, or an MDIO survey's labels store (``facies_labels.mdio``, variable ``facies``) chunk by chunk. Memory is one
+inline plus the requested slices (inlines x crosslines each) and the summary's counts, never the cube.
 
 - :func:`write_time_slices`: one PNG per requested time, ``time_slice_<t>ms.png``, the class at the sample nearest to
   ``t`` over the inline x crossline grid (crossline along x, inline numbers along y, increasing upwards), coloured and
@@ -19,16 +20,18 @@ is one inline plus the requested slices (inlines x crosslines each) and the summ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from upath import UPath
 
 from seis_assets.core.facies_figures import DPI, _classes_by_category, _classes_by_cluster, _new_figure
+from seis_assets.core.mdio_survey import LABELS_VARIABLE, is_mdio, open_mdio_survey
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo, open_survey
 from seis_assets.core.storage import atomic_write_bytes
 
@@ -60,6 +63,17 @@ def _check_legend(legend: pd.DataFrame) -> np.ndarray:
     if len(set(index.tolist())) != len(index) or not len(index):
         raise ValueError(f"the legend's index values must be distinct and at least one, got {index.tolist()}")
     return index.astype(np.int64)
+
+
+@contextlib.contextmanager
+def _open_labels(labels, iline_byte: int, xline_byte: int) -> Iterator[Survey]:
+    """The written labels as a survey: an MDIO labels store (its ``facies`` variable) or a labels SEG-Y."""
+    if is_mdio(labels):
+        with open_mdio_survey(labels, iline_byte, xline_byte, variable=LABELS_VARIABLE) as survey:
+            yield survey
+    else:
+        with open_survey(labels, iline_byte, xline_byte) as survey:
+            yield survey
 
 
 def _rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -106,7 +120,8 @@ def write_time_slices(
 
     Parameters
     ----------
-    labels_sgy : a local labels SEG-Y (each sample a legend ``index``), a structured cube
+    labels_sgy : a local labels SEG-Y (each sample a legend ``index``), a structured cube, or an MDIO labels store
+        (``facies_labels.mdio``)
     legend : the ``facies_legend.csv`` table (``index``, ``category``; colours as ``facies_map.png``'s)
     times_ms : the times to slice at; the nearest sample is used and its time is in the title
     out_folder : folder (local path, UPath or fsspec URL); files are written atomically
@@ -125,7 +140,7 @@ def write_time_slices(
     """
     index = _check_legend(legend)
     times = list(dict.fromkeys(float(t) for t in times_ms))
-    with open_survey(labels_sgy, iline_byte, xline_byte) as survey:
+    with _open_labels(labels_sgy, iline_byte, xline_byte) as survey:
         info = survey.info
         samples = _nearest_samples(info, times)
         slices = np.full((len(times), len(info.inlines), len(info.xlines)), -1, dtype=np.int32)
@@ -182,7 +197,7 @@ def volume_summary(
     names = list(dict.fromkeys(legend["category"].astype(str)))
     code = np.array([names.index(str(c)) for c in legend["category"]] + [len(names)])  # legend row -> class, -1 -> none
     n_codes = len(names) + 1
-    with open_survey(labels_sgy, iline_byte, xline_byte) as survey:
+    with _open_labels(labels_sgy, iline_byte, xline_byte) as survey:
         info = survey.info
         bins = np.floor(info.time_ms(np.arange(info.n_samples)) / bin_ms + 1e-9).astype(np.int64)
         first = int(bins[0])
@@ -242,7 +257,7 @@ def write_volume_views(
     labels_sgy, legend: pd.DataFrame, info: SurveyInfo, out_folder, *, times_ms: Sequence[float] = (),
     bin_ms: float = 100.0,
 ) -> dict[str, str]:
-    """The views of a facies volume read back from its labels SEG-Y: a time slice per time of ``times_ms``
+    """The views of a facies volume read back from its labels (SEG-Y or MDIO): a time slice per time of ``times_ms``
     (:func:`write_time_slices`) and ``facies_volume_summary.csv`` (:func:`write_volume_summary`); nothing for a
     single line (``info`` is the mapped survey's)."""
     if not is_volume(info):

@@ -109,7 +109,7 @@ def test_a_cube_and_its_mdio_conversion_give_the_same_map(tmp_path, monkeypatch)
     root = tmp_path / "data"
     resources = resources_for(root)
     resources["segy_settings"] = SegySettings(segy=f"{cube}:{store}", models="survey", k=3, stride=33,
-                                              window_traces=40, window_samples=40)
+                                              window_traces=40, window_samples=40, map_times_ms=[400])
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy", "cube.mdio"])
         for key in ("cube.sgy", "cube.mdio"):
@@ -124,3 +124,8 @@ def test_a_cube_and_its_mdio_conversion_give_the_same_map(tmp_path, monkeypatch)
     a = pd.read_csv(sections / "cube.sgy" / "section_assignments.csv")
     b = pd.read_csv(sections / "cube.mdio" / "section_assignments.csv")
     assert a["cluster"].tolist() == b["cluster"].tolist()
+    # the volume views are read back from either labels store, and agree
+    summary_segy = pd.read_csv(sections / "cube.sgy" / "facies_volume_summary.csv")
+    summary_mdio = pd.read_csv(sections / "cube.mdio" / "facies_volume_summary.csv")
+    assert len(summary_segy) and summary_segy.equals(summary_mdio)
+    assert (sections / "cube.mdio" / "time_slice_400ms.png").stat().st_size > 0
