@@ -28,8 +28,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import hilbert
 
-__all__ = ["UNIT_TEXTURE_CLUSTERS", "dip_field", "relative_geologic_time", "character_attributes", "character_profile", "segment_profile",
-           "unit_map"]
+__all__ = ["UNIT_TEXTURE_CLUSTERS", "dip_field", "relative_geologic_time", "time_levels", "character_attributes",
+           "character_profile", "segment_profile", "unit_map"]
 
 #: Gaussian sigmas (samples) of the gradients and of the tensor smoothing.
 SIGMA_GRADIENT, SIGMA_TENSOR = 1.0, 6.0
@@ -130,6 +130,13 @@ def _levels(rgt: np.ndarray, n_levels: int) -> np.ndarray:
     return np.clip(np.round(scaled), 0, n_levels - 1).astype(np.int64)
 
 
+def time_levels(section: np.ndarray) -> np.ndarray:
+    """The relative-time level (0 at the top .. n_samples - 1) of every sample of a section (n_samples, n_traces):
+    what the units are cut along; unit ``i`` of :func:`unit_map` is a contiguous run of these levels."""
+    section = np.asarray(section, dtype=np.float64)
+    return _levels(relative_geologic_time(section), section.shape[0])
+
+
 def character_profile(levels: np.ndarray, groups: list[np.ndarray], n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     """The mean of each feature over the samples of each level: ``(profile (n_levels, features), samples per
     level)``. Each group (samples x traces x features) is standardised and weighs the same; empty levels take the
@@ -181,6 +188,10 @@ def segment_profile(profile: np.ndarray, n: int, weights: np.ndarray | None = No
 def unit_map(section: np.ndarray, n_units: int, shares: np.ndarray | None = None) -> np.ndarray:
     """The unit (0 at the top) of every sample of a line.
 
+    A trace with NaN or Inf samples (a corrupt trace the map was made around) gets no unit (-1), and nothing is
+    filled in for it: each run of good traces between corrupt ones is cut on its own, as a line of its own (a run of
+    a single trace has no dip and gets -1 too).
+
     Parameters
     ----------
     section : ndarray (n_traces, n_samples), the line's amplitudes (the facies maps' layout)
@@ -191,14 +202,29 @@ def unit_map(section: np.ndarray, n_units: int, shares: np.ndarray | None = None
     -------
     ndarray (n_traces, n_samples) int16
     """
-    section = np.asarray(section, dtype=np.float64).T
-    n_samples = section.shape[0]
+    section = np.asarray(section, dtype=np.float64)
+    n_samples = section.shape[1]
     if not 1 <= n_units <= n_samples:
         raise ValueError(f"n_units must be between 1 and the line's {n_samples} samples, got {n_units}")
-    levels = _levels(relative_geologic_time(section), n_samples)
+    good = np.isfinite(section).all(axis=1)
+    if good.all():
+        return _units(section, n_units, shares)
+    out = np.full(section.shape, -1, dtype=np.int16)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], good.astype(np.int8), [0]])))
+    for first, stop in zip(edges[::2], edges[1::2]):
+        if stop - first >= 2:
+            part = None if shares is None else np.asarray(shares)[:, first:stop]
+            out[first:stop] = _units(section[first:stop], n_units, part)
+    return out
+
+
+def _units(section: np.ndarray, n_units: int, shares: np.ndarray | None) -> np.ndarray:
+    """:func:`unit_map` of a line whose every sample is finite."""
+    section = section.T
+    levels = time_levels(section)
     groups = [character_attributes(section)]
     if shares is not None:
         groups.append(np.moveaxis(np.asarray(shares, dtype=np.float64), 0, -1).transpose(1, 0, 2))
-    profile, count = character_profile(levels, groups, n_samples)
+    profile, count = character_profile(levels, groups, section.shape[0])
     cuts = segment_profile(profile, n_units, weights=np.sqrt(count / count.max()))
     return np.ascontiguousarray(np.searchsorted(cuts, levels, side="right").T, dtype=np.int16)

@@ -74,6 +74,19 @@ def test_units_follow_the_dipping_packages_and_beat_depth_bands():
     assert ari > 0.85 and ari > bands + 0.2, (ari, bands)
 
 
+def test_a_corrupt_trace_gets_no_unit_and_the_runs_beside_it_are_cut_on_their_own():
+    section, units = _section()
+    line = section.T.copy()  # traces x samples
+    line[100, 40:50] = np.nan  # a corrupt trace, as a map made around it reads it
+    line[158] = np.inf  # one good trace left at the end: too narrow for a dip
+    mapped = unit_map(line, 3)
+    assert (mapped[100] == -1).all() and (mapped[158:] == -1).all()
+    good = np.r_[0:100, 101:158]
+    assert (mapped[good] >= 0).all() and set(np.unique(mapped[good])) == {0, 1, 2}
+    np.testing.assert_array_equal(mapped[:100], unit_map(section.T[:100], 3))  # the left run, as a line of its own
+    assert adjusted_rand_score(units.T[good].ravel(), mapped[good].ravel()) > 0.8
+
+
 def test_cluster_shares_split_packages_the_attributes_cannot_tell_apart():
     rng = np.random.default_rng(1)
     tau = np.arange(N_SAMPLES)[:, None] - SLOPE * np.arange(N_TRACES)[None, :] + 70

@@ -100,6 +100,25 @@ def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
         assert not (root / "outputs" / "sections" / "cube.sgy" / "facies_labels.sgy").exists()
 
 
+def test_units_of_a_cube_leave_out_its_corrupt_trace(tmp_path):
+    cube = _small_cube(tmp_path / "cube.sgy", corrupt=True)
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, units=3, stride=33,
+                                              window_traces=40, window_samples=40, page_lines=3)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        assert dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                              instance=instance).success
+    with segyio.open(str(root / "outputs" / "sections" / "cube.sgy" / "facies_labels.sgy")) as f:
+        labels = segyio.tools.cube(f)  # (inline, crossline, sample)
+    col = BAD_XLINE - 300
+    assert (labels[2, col] == -1).all()  # the corrupt trace: no unit, nothing filled in
+    assert (labels[2, :col] >= 0).all() and (labels[2, col + 1:] >= 0).all()  # both sides cut on their own
+    assert all(set(np.unique(labels[i])) == {0.0, 1.0, 2.0} for i in (0, 1, 3, 4, 5))
+    assert set(np.unique(labels[2, :col])) == set(np.unique(labels[2, col + 1:])) == {0.0, 1.0, 2.0}
+
+
 def test_a_cube_and_its_mdio_conversion_give_the_same_map(tmp_path, monkeypatch):
     mdio_survey = pytest.importorskip("seis_assets.core.mdio_survey")
     pytest.importorskip("mdio", reason="the mdio extra (pip install 'seis_assets[mdio]') is not installed")
