@@ -24,6 +24,12 @@ features, scaled to ``w`` times the features' RMS distance from their mean; ``--
 vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window);
 ``--window n`` cuts n x n windows instead of the patches' 99 x 99 (same stride).
 
+With ``--units``, each section's row also gives ``ceiling_ari`` / ``ceiling_miou``: a diagnostic that **reads the
+labels**, not a map. It cuts the map's own relative-time levels (``stratigraphy.time_levels``) into the same number
+of contiguous runs where the labels say (the runs that best separate the labels' shares per level), so it is the
+best any cut placement could score on these levels: the gap from the map to it is lost placing the cuts, the gap
+from it to 1 is lost following the layers.
+
 Backbone features are cached per section in ``--cache`` (default /tmp/seis_bench_labelled), so options re-run fast;
 ``seconds=`` on the last line counts everything this run did (features included unless cached).
 """
@@ -48,7 +54,7 @@ from seis_assets.core.feature_table import table_identity  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.section_scores import SCORE_NAMES, baseline_scores, score_map  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
-from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS, unit_map  # noqa: E402
+from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS, segment_profile, time_levels, unit_map  # noqa: E402
 from seis_assets.core.survey_models import fit_survey_models  # noqa: E402
 from seis_assets.core.window_predict import classify_windows, survey_features  # noqa: E402
 from seis_assets.resources import SURVEY_MAPPING_BACKBONE, AnalysisSettings, FeatureSettings, SegySettings  # noqa: E402
@@ -165,7 +171,21 @@ def map_section(path: str, args) -> dict:
         cmap, _ = vote_line(positions, clusters, None, k, len(idx), n_samples, direction, number, other)
     if (cmap < 0).any():
         raise RuntimeError(f"{path}: samples no window covers")
-    return {"map": cmap.T.astype(np.int64), "k": k, "k_rule": rule, "n_windows": len(positions)}
+    levels = time_levels(np.asarray(section, dtype=np.float64).T) if args.units else None
+    return {"map": cmap.T.astype(np.int64), "k": k, "k_rule": rule, "n_windows": len(positions), "levels": levels}
+
+
+def ceiling_scores(levels: np.ndarray, labels: np.ndarray, n: int) -> dict[str, float]:
+    """Scores of the best ``n`` contiguous runs of ``levels`` (samples x traces) **chosen with the labels**: each
+    level's share of every label, cut by ``segment_profile`` (levels weighted by their samples). A diagnostic of
+    the relative-time levels, never a map."""
+    n_levels = int(levels.max()) + 1
+    flat, lab = levels.ravel(), labels.ravel().astype(np.int64)
+    count = np.bincount(flat, minlength=n_levels).astype(np.float64)
+    shares = np.stack([np.bincount(flat, weights=(lab == u).astype(np.float64), minlength=n_levels)
+                       for u in range(int(lab.max()) + 1)], axis=1) / np.maximum(count, 1.0)[:, None]
+    cuts = segment_profile(shares, n, weights=count / count.max())
+    return score_map(np.searchsorted(cuts, levels, side="right"), labels)
 
 
 def _fmt(row: dict) -> str:
@@ -196,6 +216,8 @@ def main(argv=None) -> int:
         row = {"section": name, **scores, "k": result["k"], "k_rule": result["k_rule"],
                **{f"depth_band_{s}": base[s] for s in SCORE_NAMES},
                "ari_x_baseline": scores["ari"] / base["ari"], "n_windows": result["n_windows"],
+               **({f"ceiling_{s}": v for s, v in ceiling_scores(result["levels"], labels, result["k"]).items()
+                   if s in ("ari", "miou")} if result["levels"] is not None else {}),
                "seconds": time.perf_counter() - t0}
         rows.append(row)
         print(_fmt(row), flush=True)
