@@ -2,6 +2,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py                    # the F3-sized cube (651 inlines)
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py --inlines 40 --dask # a slice of it, and on Dask
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py --cube C --work W --remap-only  # step 3 alone, later
 
 What runs, each step a fresh Python process as a user's ``make demo-segy`` would be (``SEIS_*`` variables, its own
 ``DAGSTER_HOME``):
@@ -11,12 +12,13 @@ What runs, each step a fresh Python process as a user's ``make demo-segy`` would
    skips this). Not part of the cube's time.
 2. ``map``: ``segy_job`` on the cube (``survey_windows`` then ``facies_map``): windows along inlines, stride 33,
    the default survey backbone (``auto+instnorm``) on the engine ``auto`` picks. Its wall time is ``seconds``; the
-   process tree's peak RSS (sampled every 0.2 s; ``peak_anon_mb`` leaves out the file pages segyio's memory map
-   touches, which are page cache) is ``peak_rss_mb``; the stage times come from the assets' metadata.
+   process tree's peak RSS (sampled every 0.2 s; ``peak_anon_mb`` leaves out shared libraries and mapped files) is
+   ``peak_rss_mb``; the stage times come from the assets' metadata.
 3. ``remap``: ``segy_job`` again, as after a new model generation: every line's windows come from the cache, only
    classification and voting run.
 4. ``--dask``: the window cache emptied and ``segy_job`` run with ``SEIS_DASK_SCHEDULER`` pointing at a Dask
-   ``LocalCluster`` of 2 single-threaded worker processes started here on 127.0.0.1 (``dask_seconds``).
+   ``LocalCluster`` of 2 single-threaded worker processes started here on 127.0.0.1 (``dask_seconds``; its peak
+   memory counts the workers' processes too).
 
 The cube is made by ``benchmarks/make_cube.py``'s generator when missing (``--inlines`` of the F3-sized geometry,
 from the real inline 362 of ``$SHARED_DATA/sections``, else a generated section). Last line:
@@ -67,12 +69,12 @@ def ensure_cube(path: Path, inlines: int) -> Path:
 
 
 class TreeMemory:
-    """Peak RSS and anonymous RSS of a process and its children, sampled every ``every`` seconds."""
+    """Peak RSS and anonymous RSS of some processes and all their children, sampled every ``every`` seconds."""
 
-    def __init__(self, pid: int, every: float = 0.2):
+    def __init__(self, pids: list[int], every: float = 0.2):
         import psutil
 
-        self.root = psutil.Process(pid)
+        self.roots = [psutil.Process(pid) for pid in pids]
         self.peak_rss = self.peak_anon = 0
         self.every = every
         self._stop = threading.Event()
@@ -85,7 +87,8 @@ class TreeMemory:
         while not self._stop.is_set():
             rss = anon = 0
             try:
-                for p in [self.root, *self.root.children(recursive=True)]:
+                tree = {p.pid: p for root in self.roots for p in [root, *root.children(recursive=True)]}
+                for p in tree.values():
                     try:
                         status = Path(f"/proc/{p.pid}/status").read_text()
                         rss += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
@@ -103,13 +106,14 @@ class TreeMemory:
         return self.peak_rss / 1024, self.peak_anon / 1024
 
 
-def run_step(name: str, code: str, env: dict, log: Path) -> dict:
-    """Run ``code`` in a fresh interpreter with ``env``; wall seconds and peak memory of its process tree."""
+def run_step(name: str, code: str, env: dict, log: Path, also: list[int] = ()) -> dict:
+    """Run ``code`` in a fresh interpreter with ``env``; wall seconds and peak memory of its process tree, plus the
+    trees of the processes ``also`` (a Dask cluster's workers)."""
     start = time.perf_counter()
     with open(log, "a") as out:
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 cwd=ROOT, start_new_session=True)
-        memory = TreeMemory(proc.pid)
+        memory = TreeMemory([proc.pid, *also])
         rc = proc.wait()
     seconds = time.perf_counter() - start
     rss, anon = memory.stop()
@@ -154,8 +158,12 @@ def main(argv=None) -> int:
     ap.add_argument("--input-size", default=None, help="SEIS_INPUT_SIZE (224 or native; default: the setting's)")
     ap.add_argument("--dask", action="store_true", help="also map on a LocalCluster of 2 worker processes")
     ap.add_argument("--no-remap", action="store_true")
+    ap.add_argument("--remap-only", action="store_true",
+                    help="only the remap step, in the --work folder of an earlier run (its models and window cache)")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed at the end)")
     args = ap.parse_args(argv)
+    if args.remap_only and not (args.work and (args.work / "data" / "cache" / "windows").is_dir()):
+        raise SystemExit("--remap-only needs --work, the folder of an earlier run with its window cache")
 
     cube = ensure_cube(args.cube or ROOT / "data" / "cube" / f"f3_like_{args.inlines}il.sgy", args.inlines)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_cube_"))
@@ -170,6 +178,16 @@ def main(argv=None) -> int:
     print(f"cube {cube} ({cube.stat().st_size / 1e9:.2f} GB); machine: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, flags {cpu_flags()}; log {log}", flush=True)
     try:
+        if args.remap_only:
+            env["SEIS_SEGY"] = str(cube)
+            again = run_step("remap (windows from the cache)", MAP, env, log)
+            meta = last_metadata(home, "survey_windows", cube.name)
+            print(f"  stages (s): windows {json.dumps(meta['lines']['seconds'])}; "
+                  f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}", flush=True)
+            print(f"cube remap seconds={again['seconds']:.1f} lines_reused={meta['lines']['lines_reused']} "
+                  f"lines={meta['lines']['lines']} peak_rss_mb={again['peak_rss_mb']:.0f} "
+                  f"peak_anon_mb={again['peak_anon_mb']:.0f}")
+            return 0
         if args.models == "patches":
             patches = SHARED / "f3_patches"
             if not patches.is_dir():
@@ -195,14 +213,17 @@ def main(argv=None) -> int:
         if args.dask:
             shutil.rmtree(data / "cache" / "windows", ignore_errors=True)
             with start_dask(2) as cluster:
-                step = run_step("map on Dask (2 workers x 1 thread)", MAP,
-                                {**env, "SEIS_DASK_SCHEDULER": cluster.scheduler_address}, log)
+                import psutil
+
+                workers = [p.pid for p in psutil.Process().children()]  # the cluster's worker processes
+                step = run_step("map on Dask (2 workers x 1 thread; memory counts the workers)", MAP,
+                                {**env, "SEIS_DASK_SCHEDULER": cluster.scheduler_address}, log, also=workers)
             dask_seconds = step["seconds"]
         from seis_assets.core.segy import open_survey
 
         with open_survey(cube) as survey:
             samples = survey.info.n_traces * survey.info.n_samples
-        print(f"  peak anonymous RSS {first['peak_anon_mb']:.0f} MB (RSS counts the file pages of the memory map too)")
+        print(f"  peak anonymous RSS {first['peak_anon_mb']:.0f} MB (RSS counts shared libraries and mapped files too)")
         print(f"cube samples={samples} windows={n_windows} seconds={first['seconds']:.1f} "
               f"windows_per_s={n_windows / first['seconds']:.1f} peak_rss_mb={first['peak_rss_mb']:.0f} "
               f"dask_seconds={dask_seconds:.1f}")

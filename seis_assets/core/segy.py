@@ -9,8 +9,10 @@ A survey is one SEG-Y file: a structured 3-D cube (inline x crossline grid, one 
 
 Memory
 ------
-Files are opened with segyio's memory map. One line (``n_traces_in_line x n_samples`` float32) is in memory at a
-time, plus one integer per trace for the line numbers; nothing holds the whole cube.
+Files are read with segyio's plain reads, not its memory map: a memory map makes every page of the file that was
+ever touched (all of it, once the headers are checked) count in the process's resident memory, so a mapped cube's
+RSS grows with its size. One line (``n_traces_in_line x n_samples`` float32) is in memory at a time, plus one integer
+per trace for the line numbers; nothing holds the whole cube.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ _FORMATS = {1: "ibm32", 2: "int32", 3: "int16", 5: "ieee32", 6: "ieee64", 8: "in
 def _local_path(path: str) -> str:
     p = to_upath(path)
     if p.protocol not in ("", "file", "local"):
-        raise SegyError(path, "SEG-Y is read through a memory map: copy the file to a local disk first")
+        raise SegyError(path, "SEG-Y is read from a local file (segyio): copy the file to a local disk first")
     return path_str(p)
 
 
@@ -188,7 +190,7 @@ class Survey:
     Attributes
     ----------
     info : SurveyInfo
-    file : segyio.SegyFile (memory-mapped)
+    file : segyio.SegyFile (open for reading)
     trace_inline, trace_xline : ndarray of int (n_traces,), the header numbers of each trace
     """
 
@@ -250,7 +252,7 @@ def open_survey(
     xline_byte: int = DEFAULT_XLINE_BYTE,
     sample_interval_ms: float = 0.0,
 ) -> Iterator[Survey]:
-    """Open a SEG-Y file read-only through a memory map and check it.
+    """Open a SEG-Y file read-only and check it.
 
     A file with a full inline x crossline grid is ``structured`` (a 3-D cube, or one inline of it); otherwise it
     is read as 2-D lines: traces grouped by their inline number (one line for a typical 2-D file, whose inline
@@ -301,8 +303,6 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
     if n_samples == 0 or f.tracecount == 0:
         raise SegyError(path, f"no data: {f.tracecount} traces of {n_samples} samples")
     _check_layout(f, path, size, n_samples)
-    with contextlib.suppress(Exception):
-        f.mmap()
     _check_trace_lengths(f, path, n_samples)
     il, xl = _line_numbers(f, path, iline_byte, xline_byte)
     inlines, xlines = np.unique(il), np.unique(xl)
