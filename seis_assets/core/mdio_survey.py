@@ -388,11 +388,17 @@ def open_any_survey(
     iline_byte: int = DEFAULT_ILINE_BYTE,
     xline_byte: int = DEFAULT_XLINE_BYTE,
     sample_interval_ms: float = 0.0,
+    *,
+    mdio_variable: str = AMPLITUDE_VARIABLE,
 ):
-    """:func:`open_mdio_survey` for an MDIO store (:func:`is_mdio`), else :func:`~seis_assets.core.segy.open_survey`."""
-    opener = open_mdio_survey if is_mdio(path) else open_survey
-    with opener(path, iline_byte, xline_byte, sample_interval_ms) as survey:
-        yield survey
+    """:func:`open_mdio_survey` for an MDIO store (:func:`is_mdio`; its variable ``mdio_variable``, e.g.
+    :data:`LABELS_VARIABLE` to read a map back), else :func:`~seis_assets.core.segy.open_survey`."""
+    if is_mdio(path):
+        with open_mdio_survey(path, iline_byte, xline_byte, sample_interval_ms, variable=mdio_variable) as survey:
+            yield survey
+    else:
+        with open_survey(path, iline_byte, xline_byte, sample_interval_ms) as survey:
+            yield survey
 
 
 # --------------------------------------------------------------------------- SEG-Y -> MDIO

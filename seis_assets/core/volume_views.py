@@ -1,8 +1,8 @@
 """Views a geoscientist reads a facies volume by: time slices (map views) and the share of each class per time bin.
 
 Both read the written labels one inline at a time: a labels SEG-Y (``facies_labels.sgy``: the survey's headers, each
-sample the ``index`` of its class in ``facies_legend.csv``) through :func:`~seis_assets.core.segy.open_survey`'s memory
-map, or an MDIO survey's labels store (``facies_labels.mdio``, variable ``facies``) chunk by chunk. Memory is one
+sample the ``index`` of its class in ``facies_legend.csv``) or an MDIO survey's labels store (``facies_labels.mdio``,
+variable ``facies``, read chunk by chunk). Memory is one
 inline plus the requested slices (inlines x crosslines each) and the summary's counts, never the cube.
 
 - :func:`write_time_slices`: one PNG per requested time, ``time_slice_<t>ms.png``, the class at the sample nearest to
@@ -20,19 +20,18 @@ inline plus the requested slices (inlines x crosslines each) and the summary's c
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from upath import UPath
 
 from seis_assets.core.facies_figures import DPI, _classes_by_category, _classes_by_cluster, _new_figure
-from seis_assets.core.mdio_survey import LABELS_VARIABLE, is_mdio, open_mdio_survey
-from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo, open_survey
+from seis_assets.core.mdio_survey import LABELS_VARIABLE, open_any_survey
+from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo
 from seis_assets.core.storage import atomic_write_bytes
 
 __all__ = [
@@ -65,15 +64,9 @@ def _check_legend(legend: pd.DataFrame) -> np.ndarray:
     return index.astype(np.int64)
 
 
-@contextlib.contextmanager
-def _open_labels(labels, iline_byte: int, xline_byte: int) -> Iterator[Survey]:
+def _open_labels(labels, iline_byte: int, xline_byte: int):
     """The written labels as a survey: an MDIO labels store (its ``facies`` variable) or a labels SEG-Y."""
-    if is_mdio(labels):
-        with open_mdio_survey(labels, iline_byte, xline_byte, variable=LABELS_VARIABLE) as survey:
-            yield survey
-    else:
-        with open_survey(labels, iline_byte, xline_byte) as survey:
-            yield survey
+    return open_any_survey(labels, iline_byte, xline_byte, mdio_variable=LABELS_VARIABLE)
 
 
 def _rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
