@@ -142,6 +142,18 @@ def last_metadata(home: Path, asset: str, partition: str) -> dict:
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def remap(env: dict, home: Path, cube: Path, log: Path) -> tuple[dict, dict]:
+    """Step 3: ``segy_job`` again over the window cache; prints its lines re-used and stage times, returns
+    ``(run_step's figures, survey_windows' lines metadata)``."""
+    again = run_step("remap (windows from the cache)", MAP, env, log)
+    lines = last_metadata(home, "survey_windows", cube.name)["lines"]
+    print(f"  remap: {lines['lines_reused']} of {lines['lines']} lines re-used; stages (s): "
+          f"windows {json.dumps(lines['seconds'])}; "
+          f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}; "
+          f"total {again['seconds']:.1f} s", flush=True)
+    return again, lines
+
+
 def start_dask(workers: int):
     from distributed import LocalCluster
 
@@ -180,12 +192,9 @@ def main(argv=None) -> int:
     try:
         if args.remap_only:
             env["SEIS_SEGY"] = str(cube)
-            again = run_step("remap (windows from the cache)", MAP, env, log)
-            meta = last_metadata(home, "survey_windows", cube.name)
-            print(f"  stages (s): windows {json.dumps(meta['lines']['seconds'])}; "
-                  f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}", flush=True)
-            print(f"cube remap seconds={again['seconds']:.1f} lines_reused={meta['lines']['lines_reused']} "
-                  f"lines={meta['lines']['lines']} peak_rss_mb={again['peak_rss_mb']:.0f} "
+            again, lines = remap(env, home, cube, log)
+            print(f"cube remap seconds={again['seconds']:.1f} lines_reused={lines['lines_reused']} "
+                  f"lines={lines['lines']} peak_rss_mb={again['peak_rss_mb']:.0f} "
                   f"peak_anon_mb={again['peak_anon_mb']:.0f}")
             return 0
         if args.models == "patches":
@@ -203,12 +212,7 @@ def main(argv=None) -> int:
         print(f"  stages (s): windows {json.dumps(windows_meta['lines']['seconds'])}; "
               f"facies_map {json.dumps(facies_meta['seconds'])}", flush=True)
         if not args.no_remap:
-            again = run_step("remap (windows from the cache)", MAP, env, log)
-            meta = last_metadata(home, "survey_windows", cube.name)
-            print(f"  remap: {meta['lines']['lines_reused']} of {meta['lines']['lines']} lines re-used; stages (s): "
-                  f"windows {json.dumps(meta['lines']['seconds'])}; "
-                  f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}; "
-                  f"total {again['seconds']:.1f} s", flush=True)
+            remap(env, home, cube, log)
         dask_seconds = float("nan")
         if args.dask:
             shutil.rmtree(data / "cache" / "windows", ignore_errors=True)
