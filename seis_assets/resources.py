@@ -398,7 +398,8 @@ class DaskCluster(EnvResource):
 
         return run
 
-    def line_runner(self, spec, identity: dict, weights_path: Optional[str], device: str):
+    def line_runner(self, spec, identity: dict, weights_path: Optional[str], device: str,
+                    batch_size: Optional[int] = None):
         """A line runner for ``write_survey_windows`` on this cluster (lines travel with their samples: workers
         need no access to the survey file), or None when no scheduler is set."""
         if not self.scheduler_address:
@@ -407,7 +408,8 @@ class DaskCluster(EnvResource):
 
         def run(items):
             with Client(self.scheduler_address, set_as_default=False, timeout="30s") as client:
-                yield from dask_line_runner(client, spec, identity, weights_path, device)(items)
+                yield from dask_line_runner(client, spec, identity, weights_path, device,
+                                            batch_size=batch_size)(items)
 
         return run
 

@@ -84,8 +84,9 @@ def survey_windows(
         info = survey.info
         scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
         spec = segy_settings.window_spec(survey)
-        runner = dask.line_runner(spec, identity, weights, device) or local_runner(
-            spec, lambda: Embedder.build(identity, weights, device, context.log))
+        batch_size = feature_settings.batch_size
+        runner = dask.line_runner(spec, identity, weights, device, batch_size) or local_runner(
+            spec, lambda: Embedder.build(identity, weights, device, context.log, batch_size=batch_size))
         constants = {"path": path, **{k: str(identity.get(k)) for k in WINDOW_IDENTITY},
                      "scaling": spec.scaling, "scale": float(spec.scale) if spec.scale else np.nan}
         report = write_survey_windows(survey, segy_settings.direction_list(), spec, identity, out, runner,

@@ -151,7 +151,8 @@ def embed_shard(
     backbone = worker_backbone(spec)
     _check_worker_identity(backbone, identity)
     # the engine the run resolved, so workers compute the same features
-    batch_size = batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device)
+    batch_size = batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device, identity.get("input_size"),
+                                backbone.name)
     threads = _worker_threads()
     use_cpu_threads(backbone, threads)  # the worker's thread budget, not every core of the machine
     groups, failures = _load_by_size(rows, key)
@@ -202,21 +203,22 @@ def dask_shard_runner(
 _EMBEDDERS: dict = {}
 
 
-def make_line(job, spec, identity: dict, weights_path: str | None, device: str):
+def make_line(job, spec, identity: dict, weights_path: str | None, device: str, batch_size: int | None = None):
     """One line's windows table and stage seconds (runs on a worker; the embedder is built once per process)."""
     from seis_assets.core.predict import Embedder  # lazy: predict imports the fitted-model stack
     from seis_assets.core.window_features import line_windows_table
 
-    key = (json.dumps(identity, sort_keys=True, default=str), weights_path, device)
+    key = (json.dumps(identity, sort_keys=True, default=str), weights_path, device, batch_size)
     if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = Embedder.build(identity, weights_path, device, None, threads=_worker_threads())
+        _EMBEDDERS[key] = Embedder.build(identity, weights_path, device, None, threads=_worker_threads(),
+                                         batch_size=batch_size)
         use_cpu_threads(_EMBEDDERS[key].backbone, _worker_threads())
     times: dict = {}
     return line_windows_table(job, spec, _EMBEDDERS[key], times), times
 
 
 def dask_line_runner(client: Any, spec, identity: dict, weights_path: str | None = None, device: str = "cpu",
-                     max_in_flight: int | None = None):
+                     max_in_flight: int | None = None, batch_size: int | None = None):
     """A line runner for :func:`seis_assets.core.window_features.write_survey_windows` that makes lines on
     ``client``'s cluster. Each job carries its line's samples, so workers need no access to the survey file. At
     most ``max_in_flight`` lines (default: twice the workers' threads) are submitted at a time; results come back
@@ -234,7 +236,7 @@ def dask_line_runner(client: Any, spec, identity: dict, weights_path: str | None
         queue: deque = deque()
         for job, cached in items:
             made = cached is None
-            queue.append((job, client.submit(make_line, job, spec, identity, weights_path, device, pure=False)
+            queue.append((job, client.submit(make_line, job, spec, identity, weights_path, device, batch_size, pure=False)
                           if made else cached))
             # yield in order as soon as the head is cached, or when as many lines as allowed are in flight
             while queue and (not hasattr(queue[0][1], "result")

@@ -23,9 +23,12 @@ The ``auto`` rule (:func:`choose_engine`; the runs behind it: benchmarks/README.
    CUDA (within the gate where bf16 is not), fp32 on a CPU (:func:`engine_precision`). The ``+instnorm`` variants
    are treated the same way: their bf16 features are not measured (ResNet50's weights cannot be had on the
    development machine).
-3. Any other CPU -> ``onnxruntime`` fp32.
-If ``onnxruntime`` cannot be imported, rule 3 falls back to ``torch``; the reason is logged and recorded in the
-feature table's identity (``engine_note``).
+3. Any other CPU -> ``onnxruntime`` fp32, except a ``+instnorm`` backbone -> ``openvino`` fp32: OpenVINO runs
+   the instance normalisation layers faster than ONNX Runtime (benchmarks/README.md, "Survey backbone: engine and
+   batch size").
+If ``openvino`` cannot be imported, a ``+instnorm`` backbone goes to ``onnxruntime``; if ``onnxruntime`` cannot be
+imported, rule 3 falls back to ``torch``; either reason is logged and recorded in the feature table's identity
+(``engine_note``).
 
 Exported model cache
 --------------------
@@ -37,9 +40,11 @@ export is never used. The file is read back as bytes, so the cache may be on ``s
 
 Batch size
 ----------
-:func:`batch_size_for` is the number of patches per forward pass when none is set: 16 for ``torch`` on a CPU
-(small batches keep ResNet50's activations in the CPU caches), 64 for the exported engines, 256 on CUDA; each
-was the fastest measured (benchmarks/README.md, "Engines" for the CPU, "GPU" for CUDA).
+:func:`batch_size_for` is the number of patches per forward pass when none is set. On a CPU: patches at their own
+size, 16 for ``torch`` (small batches keep ResNet50's activations in the CPU caches) and 64 for the exported
+engines; patches resized to the network's input (224), 16 on every engine, 4 for a ``+instnorm`` backbone. 256 on
+CUDA. Each was the fastest measured (benchmarks/README.md, "Engines" and "Survey backbone: engine and batch size"
+for the CPU, "GPU" for CUDA).
 
 Thread budget
 -------------
@@ -84,6 +89,8 @@ __all__ = [
     "thread_budget",
     "batch_size_for",
     "BATCH_SIZES",
+    "RESIZED_BATCH_SIZE",
+    "INSTNORM_BATCH_SIZE",
     "default_cache_dir",
     "onnx_model_name",
     "onnx_model_path",
@@ -185,6 +192,14 @@ def choose_engine(
     flags = cpu_flags() if flags is None else frozenset(flags)
     if has_native_bf16(flags) and precision != "fp32" and not _below_bf16_gate(backbone):
         return EngineChoice("torch")
+    if INSTNORM_SUFFIX in str(backbone or ""):
+        if available("openvino"):
+            return EngineChoice("openvino")
+        if available("onnxruntime"):
+            note = ("engine 'auto': openvino is not installed, running this +instnorm backbone on onnxruntime "
+                    "(slower: its instance normalisation; pip install 'seis_assets[openvino]')")
+            _LOG.warning("%s", note)
+            return EngineChoice("onnxruntime", note)
     if available("onnxruntime"):
         return EngineChoice("onnxruntime")
     note = "engine 'auto': onnxruntime is not installed, using torch fp32 (pip install onnxruntime)"
@@ -246,22 +261,36 @@ def engine_precision(engine: str, precision: str, device: str, backbone: str | N
     return resolve_precision(precision, device)
 
 
-#: Patches per forward pass of each concrete engine on a CPU when no batch size is set (benchmarks/README.md,
-#: "Engines").
+#: Patches per forward pass of each concrete engine on a CPU when no batch size is set and the patches keep their
+#: own size (``input_size="native"``; benchmarks/README.md, "Engines").
 BATCH_SIZES: dict[str, int] = {"torch": 16, "onnxruntime": 64, "openvino": 64}
+#: The same for patches resized to a CNN's input (224): the exported engines' activations then outgrow the CPU
+#: caches at 64 (benchmarks/README.md, "Survey backbone: engine and batch size").
+RESIZED_BATCH_SIZE = 16
+#: ... and for a ``+instnorm`` backbone at a resized input, whose instance normalisation reads each shallow
+#: activation twice more: the fewer images per pass, the more of them stay in the caches (same section).
+INSTNORM_BATCH_SIZE = 4
 #: On a CUDA GPU (torch): the CPU's small batches leave the GPU idle (benchmarks/README.md, "GPU").
 CUDA_BATCH_SIZE = 256
 
 
-def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu") -> int:
-    """``requested`` when set (must be >= 1), else the measured default of the concrete ``engine`` on ``device``
-    (:data:`CUDA_BATCH_SIZE` on CUDA; :data:`BATCH_SIZES` on a CPU, 16 for an engine not listed)."""
+def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu", input_size: str | int | None = None,
+                   backbone: str | None = None) -> int:
+    """``requested`` when set (must be >= 1), else the measured default of the concrete ``engine`` on ``device``.
+
+    :data:`CUDA_BATCH_SIZE` on CUDA. On a CPU, for patches resized to the network's input (``input_size`` an int
+    or a ``"<side>:<mode>"`` label): :data:`INSTNORM_BATCH_SIZE` for a ``+instnorm`` ``backbone`` on any engine,
+    else :data:`RESIZED_BATCH_SIZE`; for native-size patches (``input_size`` ``"native"`` or not given):
+    :data:`BATCH_SIZES` (16 for an engine not listed).
+    """
     if requested is not None:
         if int(requested) < 1:
             raise ValueError(f"batch_size must be >= 1, got {requested}")
         return int(requested)
     if device == "cuda":
         return CUDA_BATCH_SIZE
+    if input_size is not None and str(input_size) != "native":
+        return INSTNORM_BATCH_SIZE if INSTNORM_SUFFIX in str(backbone or "") else RESIZED_BATCH_SIZE
     return BATCH_SIZES.get(engine, 16)
 
 

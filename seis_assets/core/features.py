@@ -71,7 +71,7 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-#: Patches per forward pass of the torch engine on a CPU (the exported engines take 64: ``engines.batch_size_for``;
+#: Patches per forward pass of the torch engine on a CPU (other engines and inputs: ``engines.batch_size_for``;
 #: on CUDA ``engines.CUDA_BATCH_SIZE``): small batches keep ResNet50's activations in the CPU caches
 #: (benchmarks/README.md, "Feature extraction").
 DEFAULT_BATCH_SIZE = engines.BATCH_SIZES["torch"]
@@ -418,7 +418,8 @@ def extract_features(
         backbone = load_backbone(backbone, logger=log)
     rows = index_rows(index)
     identity = table_identity(backbone, input_size, precision, engine)
-    batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device)
+    batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device,
+                                        identity["input_size"], backbone.name)
     threads = (num_threads or engines.thread_budget()) if backbone.device == "cpu" and backbone.takes_images else 0
     use_cpu_threads(backbone, threads)  # before any torch work: torch also runs the preprocessing
     previous = PreviousTable.open(previous_path, identity, rows["sha256"].astype(str), log)

@@ -99,9 +99,12 @@ class Embedder:
     engine: str
     #: CPU threads of an exported engine's session (None: engines.thread_budget())
     threads: int | None = None
+    #: patches per forward pass (None: the engine's default for this backbone and input, engines.batch_size_for)
+    batch_size: int | None = None
 
     @classmethod
-    def build(cls, identity: dict, weights_path, device: str, logger, threads: int | None = None) -> "Embedder":
+    def build(cls, identity: dict, weights_path, device: str, logger, threads: int | None = None,
+              batch_size: int | None = None) -> "Embedder":
         from seis_assets.core.engines import resolve_precision
 
         backbone = backbone_for_models(identity, weights_path, device, logger)
@@ -109,7 +112,14 @@ class Embedder:
         if precision == "auto":
             precision = resolve_precision(precision, backbone.device)
         return cls(identity, backbone, identity.get("input_size", 224), precision, identity.get("engine", "torch"),
-                   threads)
+                   threads, batch_size)
+
+    def batch(self) -> int:
+        """Patches per forward pass: ``batch_size`` when set, else what ``engines.batch_size_for`` measured fastest
+        for this engine, backbone and input size."""
+        from seis_assets.core.engines import batch_size_for
+
+        return batch_size_for(self.engine, self.batch_size, self.backbone.device, self.input_size, self.backbone.name)
 
     def features(self, patches) -> np.ndarray:
         """Features (n, dim) of patches in [-1, 1] (a list of 2-D arrays, sizes may differ, or one 3-D stack).

@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from seis_assets.core.engines import batch_size_for
 from seis_assets.core.feature_table import CACHE_KEYS
 from seis_assets.core.qc import QC_VERSION, qc_table
 from seis_assets.core.segy_windows import WINDOW_COLUMNS, scale_window, window_starts
@@ -189,7 +188,7 @@ def line_windows_table(job: LineJob, spec: WindowSpec, embedder, times: dict | N
     qc = qc_table(names, raws)
     t = _tick(times, "qc", t)
     if scaled:
-        step = batch_size_for(embedder.engine) if embedder.backbone.takes_images else len(scaled)
+        step = embedder.batch() if embedder.backbone.takes_images else len(scaled)
         stack = np.stack(scaled)
         X = np.concatenate([embedder.features(stack[i : i + step]) for i in range(0, len(stack), step)])
     else:

@@ -33,9 +33,6 @@ __all__ = ["window_features", "classify_windows", "classify_table", "survey_feat
 CLASSIFY_BATCH = 16384
 
 
-#: windows per forward pass (window_features' default batch_size)
-WINDOW_BATCH = 16
-
 
 def window_features(
     patches: np.ndarray,
@@ -43,24 +40,25 @@ def window_features(
     *,
     weights_path=None,
     device: str = "auto",
-    batch_size: int = WINDOW_BATCH,
+    batch_size: int | None = None,
     logger: logging.Logger | None = None,
 ) -> np.ndarray:
     """Backbone features of windows (n, H, W) in [-1, 1], made exactly as the models' training features were.
 
-    ``identity`` is the models' ``backbone.json`` (backbone, weights, input size, precision).
+    ``identity`` is the models' ``backbone.json`` (backbone, weights, input size, precision). ``batch_size``: windows
+    per forward pass (None: the engine's default for this backbone and input, ``engines.batch_size_for``).
 
     Raises
     ------
     BackboneMismatchError
         When the backbone available now differs from the one the models were fitted with.
     """
-    return _embed_in_batches(Embedder.build(identity, weights_path, device, logger), patches, batch_size)
+    return _embed_in_batches(Embedder.build(identity, weights_path, device, logger, batch_size=batch_size), patches)
 
 
-def _embed_in_batches(embedder, patches: np.ndarray, batch_size: int) -> np.ndarray:
+def _embed_in_batches(embedder, patches: np.ndarray) -> np.ndarray:
     patches = np.asarray(patches, dtype=np.float32)
-    step = batch_size if embedder.backbone.takes_images else max(len(patches), 1)
+    step = embedder.batch() if embedder.backbone.takes_images else max(len(patches), 1)
     return np.concatenate([embedder.features(patches[i : i + step]) for i in range(0, len(patches), step)])
 
 
@@ -178,7 +176,7 @@ def survey_features(
     qcs: list[pd.DataFrame] = []
     feats: list[np.ndarray] = []
     for positions, names, raws, scaled in _window_batches(survey, windows, scaling, scale, batch):
-        feats.append(_embed_in_batches(embedder, np.stack(scaled), WINDOW_BATCH))
+        feats.append(_embed_in_batches(embedder, np.stack(scaled)))
         qcs.append(qc_table(names, raws))  # QC from the amplitudes before any scaling
         rows.extend(positions)
     info = {"scaling": scaling}

@@ -71,6 +71,33 @@ def test_auto_keeps_backbones_whose_bf16_misses_the_gate_in_fp32():
     assert choose_engine("auto", "cuda", "auto", flags=AMX, available=_installed, backbone="efficientnet_lite0").engine == "torch"
 
 
+def test_auto_runs_instnorm_backbones_on_openvino_and_says_when_it_cannot():
+    """Instance normalisation runs faster on OpenVINO than on ONNX Runtime (benchmarks/README.md, "Survey backbone:
+    engine and batch size"): auto picks it on every CPU; without it, ONNX Runtime with the reason recorded."""
+    for flags in (AVX2, AVX512_BF16, AMX):
+        for name in ("efficientnet_lite0+instnorm", "resnet50+instnorm", "efficientnet_lite0+instnorm+texture"):
+            choice = choose_engine("auto", "cpu", "auto", flags=flags, available=_installed, backbone=name)
+            assert choice.engine == "openvino" and choice.note is None
+    choice = choose_engine("auto", "cpu", "auto", flags=AMX, available=lambda m: m != "openvino",
+                           backbone="efficientnet_lite0+instnorm")
+    assert choice.engine == "onnxruntime" and "openvino is not installed" in choice.note
+    assert choose_engine("auto", "cuda", "auto", flags=AMX, available=_installed,
+                         backbone="efficientnet_lite0+instnorm").engine == "torch"
+    # an engine asked for by name is kept
+    assert choose_engine("onnxruntime", "cpu", "auto", flags=AMX, available=_installed,
+                         backbone="efficientnet_lite0+instnorm").engine == "onnxruntime"
+
+
+def test_batch_size_follows_the_input_size_and_instance_normalisation():
+    for engine in ("torch", "onnxruntime", "openvino"):
+        assert batch_size_for(engine, input_size="224:stretch") == batch_size_for(engine, input_size=224) == 16
+        assert batch_size_for(engine, input_size="224:pad", backbone="efficientnet_lite0+instnorm") == 4
+        assert batch_size_for(engine, input_size="native", backbone="efficientnet_lite0+instnorm") == \
+            engines.BATCH_SIZES[engine]
+    assert batch_size_for("openvino", input_size=224, device="cuda", backbone="x+instnorm") == engines.CUDA_BATCH_SIZE
+    assert batch_size_for("openvino", 7, input_size=224, backbone="x+instnorm") == 7
+
+
 def test_auto_without_onnxruntime_falls_back_to_torch_and_says_so():
     choice = choose_engine("auto", "cpu", "auto", flags=AVX2, available=_missing)
     assert choice.engine == "torch"
@@ -287,7 +314,7 @@ def test_instnorm_variants_stay_off_bf16_and_export_to_onnx(tmp_path):
                          backbone="resnet50").engine == "torch"  # the plain network runs bf16 there
     choice = choose_engine("auto", "cpu", "auto", flags=AVX512_BF16, available=_installed,
                            backbone="resnet50+instnorm")
-    assert choice.engine == "onnxruntime"
+    assert choice.engine == "openvino"  # fp32 (rule 3)
     assert engine_precision("torch", "auto", "cpu", "resnet50+instnorm") == "fp32"
     assert engine_precision("torch", "auto", "cuda", "resnet50+instnorm") == "fp16"
     bb = load_backbone("efficientnet_lite0+instnorm", device="cpu")

@@ -143,3 +143,26 @@ def test_lines_made_on_a_dask_cluster_give_the_same_table(tmp_path, identity):
     a, b = read_parquet(tmp_path / "local.parquet"), read_parquet(tmp_path / "dask.parquet")
     assert a.drop(columns="features").equals(b.drop(columns="features"))
     assert np.allclose(np.stack(a["features"]), np.stack(b["features"]), atol=1e-6)
+
+
+def test_a_lines_windows_go_through_the_network_in_the_embedders_batches(tmp_path):
+    """``feature_settings.batch_size`` reaches the SEG-Y windows; unset, the engine's default for the backbone and
+    input size (``engines.batch_size_for``: 16 at 224, 4 for a ``+instnorm`` backbone there)."""
+    from seis_assets.core.engines import batch_size_for
+    from seis_assets.core.window_features import line_windows_table
+    from seis_assets_tests.core.test_engines import _small_backbone
+
+    cube = write_cube(tmp_path / "c.sgy", [1], range(1, 51), n_samples=40)
+    with open_survey(cube) as survey:
+        job = next(survey_line_jobs(survey, ["inline"]))
+    texture = load_backbone("texture")
+    n_windows = len(line_windows_table(job, SPEC, Embedder(texture.identity, texture, "native", "fp32", "numpy")))
+    for size, batch_size, expected in (("native", 3, 3), ("224:stretch", None, 16), ("32:stretch", None, 16)):
+        backbone = _small_backbone()
+        embedder = Embedder(dict(backbone.identity), backbone, size, "fp32", "torch", batch_size=batch_size)
+        assert embedder.batch() == expected == batch_size_for("torch", batch_size, "cpu", size, backbone.name)
+        table = line_windows_table(job, SPEC, embedder)
+        assert len(table) == n_windows and backbone.n_forward == -(-n_windows // expected)
+    backbone = _small_backbone()
+    backbone.name = "small+instnorm"
+    assert Embedder({}, backbone, "224:stretch", "fp32", "openvino").batch() == 4

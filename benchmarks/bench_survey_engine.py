@@ -1,0 +1,130 @@
+"""Forward pass of the survey backbone on real SEG-Y windows: engine x batch size, img/s and cosine to torch fp32.
+
+A survey is mapped with ``SURVEY_MAPPING_BACKBONE`` (``auto+instnorm``: EfficientNet-Lite0 with per-image instance
+normalisation in its shallow layers when the ResNet50 weights are not at hand) at input 224. Instance normalisation
+reads every activation of those layers twice per image, so its speed depends on whether a batch's activations stay
+in the CPU caches; this benchmark measures what ``engines.batch_size_for`` and the ``auto`` rule should pick for it.
+
+Windows: 99 x 99 every 33 traces and samples of one line of ``--segy`` (default: the real F3 inline 362 in
+``../shared/data/sections``, else ``$SHARED_DATA``), min-max scaled per window as ``survey_windows`` does. Each cell
+runs the same ``--n`` windows through ``features.embed`` (preprocessing included, after one warm-up batch); the
+cells run in interleaved rounds (``--rounds``) and each cell's best round is kept, so a busy moment on the machine
+does not decide a cell.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_survey_engine.py
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_survey_engine.py --backbone efficientnet_lite0 --batches 8 64
+
+First line: CPU model and flags, threads. Last line:
+``survey_engine backbone= before_engine= before_batch= before_img_s= best_engine= best_batch= best_img_s= speedup=``
+where *before* is the engine and batch the pipeline used before this benchmark (ONNX Runtime, 64) and *best* the
+fastest cell whose features are within cosine 0.999 of torch fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from seis_assets.core.engines import thread_budget  # noqa: E402
+from seis_assets.core.features import embed  # noqa: E402
+from seis_assets.core.segy import open_survey  # noqa: E402
+from seis_assets.core.segy_windows import scale_window, window_starts  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from bench_features import SHOWN_FLAGS, cosine_rows  # noqa: E402
+
+from seis_assets.core.engines import cpu_flags  # noqa: E402
+
+log = logging.getLogger("bench_survey_engine")
+#: What the pipeline ran the survey backbone with before this benchmark (engines.BATCH_SIZES of 2026-12-05).
+BEFORE = ("onnxruntime", 64)
+
+
+def default_segy() -> str:
+    base = os.environ.get("SHARED_DATA") or os.path.join(os.path.dirname(ROOT), "shared", "data")
+    return os.path.join(base, "sections", "f3_inline362.sgy")
+
+
+def line_windows(path: str, n: int, side: int = 99, stride: int = 33) -> np.ndarray:
+    """Up to ``n`` windows (n, side, side) of the first line of ``path``, per-window min-max scaled."""
+    with open_survey(path) as survey:
+        direction = "inline"
+        number = int(survey.info.inlines[0])
+        data, _ = survey.read_line(direction, number)  # (traces, samples)
+    data = np.asarray(data, dtype=np.float32)
+    out = []
+    for t0 in window_starts(data.shape[0], side, stride):
+        for s0 in window_starts(data.shape[1], side, stride):
+            out.append(scale_window(data[t0 : t0 + side, s0 : s0 + side].T, "per_window",
+                                    name=f"{path} trace {t0} sample {s0}"))
+    if len(out) < n:
+        raise SystemExit(f"{path}: {len(out)} windows, fewer than --n {n}")
+    pick = np.linspace(0, len(out) - 1, n).round().astype(int)
+    return np.stack([out[i] for i in pick])
+
+
+def cpu_line() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {model}; flags: {' '.join(sorted(SHOWN_FLAGS & cpu_flags()))}; threads: {thread_budget()}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--segy", default=default_segy(), help="SEG-Y file whose first inline is cut (default: F3 inline 362)")
+    ap.add_argument("--backbone", default="auto+instnorm")
+    ap.add_argument("--n", type=int, default=192, help="windows per cell (default 192)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64])
+    ap.add_argument("--engines", nargs="+", default=["torch", "onnxruntime", "openvino"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cache", default="/tmp/seis_bench_survey_engine", help="exported models' folder")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from seis_assets.resources import FeatureSettings
+
+    if not os.path.isfile(args.segy):
+        sys.exit(f"bench_survey_engine: {args.segy} not found; give --segy (any SEG-Y line or cube)")
+    backbone = FeatureSettings(backbone=args.backbone).load_backbone(logger=log)
+    P = line_windows(args.segy, args.n)
+    print(cpu_line())
+    print(f"backbone: {backbone.name} (asked {args.backbone}), input 224, {len(P)} windows of {args.segy}", flush=True)
+    ref = embed(backbone, P, 224, "fp32", "torch")
+    cells = [(e, b) for e in args.engines for b in args.batches]
+    rates: dict = {c: 0.0 for c in cells}
+    cosine: dict = {}
+    for engine, b in cells:  # export once, warm up, check the features
+        X = np.concatenate([embed(backbone, P[i : i + b], 224, "fp32", engine, args.cache) for i in range(0, len(P), b)])
+        cosine[(engine, b)] = float(cosine_rows(X, ref).min())
+    for _ in range(args.rounds):
+        for engine, b in cells:
+            t = time.perf_counter()
+            for i in range(0, len(P), b):
+                embed(backbone, P[i : i + b], 224, "fp32", engine, args.cache)
+            rates[(engine, b)] = max(rates[(engine, b)], len(P) / (time.perf_counter() - t))
+    print("| engine | batch | img/s (best of rounds) | cosine min vs torch fp32 |")
+    print("|---|---:|---:|---:|")
+    for engine, b in cells:
+        print(f"| {engine} | {b} | {rates[(engine, b)]:.1f} | {cosine[(engine, b)]:.6f} |")
+    ok = [c for c in cells if cosine[c] >= 0.999]
+    best = max(ok, key=lambda c: rates[c])
+    before = rates.get(BEFORE, float("nan"))
+    print(f"survey_engine backbone={backbone.name} before_engine={BEFORE[0]} before_batch={BEFORE[1]} "
+          f"before_img_s={before:.1f} best_engine={best[0]} best_batch={best[1]} best_img_s={rates[best]:.1f} "
+          f"speedup={rates[best] / before:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
