@@ -89,9 +89,20 @@ def _as_2d(raw) -> np.ndarray:
     return a
 
 
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a finite array, the same value, from one partial sort (``np.median`` also checks for NaN
+    and, for an odd count, sorts two elements into place; QC takes six medians of each window)."""
+    flat = a.ravel()
+    half = flat.size // 2
+    if flat.size % 2:
+        return float(np.partition(flat, half)[half])
+    p = np.partition(flat, [half - 1, half])
+    return float(np.mean(p[half - 1 : half + 1]))
+
+
 def _robust_z(a: np.ndarray) -> np.ndarray:
-    med = np.median(a)
-    mad = 1.4826 * np.median(np.abs(a - med))
+    med = _median(a)
+    mad = 1.4826 * _median(np.abs(a - med))
     if not mad > 0:
         mad = np.std(a) or 1.0
     return (a - med) / mad
@@ -99,7 +110,7 @@ def _robust_z(a: np.ndarray) -> np.ndarray:
 
 def _dead_traces(a: np.ndarray) -> float:
     s = a.std(axis=0)
-    ref = np.median(s)
+    ref = _median(s)
     if not ref > 0:  # more than half of the traces constant
         return float(np.mean(s <= 0) if np.any(s > 0) else 1.0)
     return float(np.mean(s < DEAD_RELATIVE * ref))
@@ -142,13 +153,17 @@ def _polarity(a: np.ndarray) -> tuple[float, int]:
     coherent[:, 1:] |= c[:, :-1] > -POLARITY_CORRELATION
     coherent[:, :-1] |= c[:, 1:] > -POLARITY_CORRELATION
     neg = (c < POLARITY_CORRELATION) & coherent
-    run = np.zeros(neg.shape[1], dtype=int)
-    cur = np.zeros(neg.shape[1], dtype=int)
-    for i in range(h):
-        cur = np.where(neg[i], cur + 1, 0)
-        run = np.maximum(run, cur)
+    run = _longest_runs(neg)
     j = int(np.argmax(run))
     return float(run[j] / h), j
+
+
+def _longest_runs(flags: np.ndarray) -> np.ndarray:
+    """Length of the longest run of True down each column of a boolean (rows, columns) array: each True's distance
+    to the last False above it, at most."""
+    rows = np.arange(flags.shape[0])[:, None]
+    last_false = np.maximum.accumulate(np.where(flags, -1, rows), axis=0)
+    return (rows - last_false).max(axis=0)
 
 
 def _noise_burst(a: np.ndarray) -> float:

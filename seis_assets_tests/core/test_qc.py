@@ -149,3 +149,22 @@ def test_qc_table_reuses_rows_of_unchanged_files_only():
     reads.clear()
     _, n_reused = qc.qc_table_reusing(index, read, previous=first.assign(qc_version=qc.QC_VERSION - 1))
     assert n_reused == 0 and len(reads) == 5
+
+
+def test_the_fast_median_and_run_lengths_give_numpys_values_exactly():
+    """QC's own median (one partial sort) and longest runs (no Python loop) must not change any attribute."""
+    from seis_assets.core.qc import _longest_runs, _median
+
+    rng = np.random.default_rng(7)
+    for shape in ((99, 99), (99, 98), (4, 3), (2, 2), (1, 1), (150, 300)):
+        a = rng.normal(size=shape)
+        a[rng.random(shape) < 0.2] = 0.0  # ties
+        assert _median(a) == np.median(a)
+    for p in (0.0, 0.3, 0.9, 1.0):
+        flags = rng.random((99, 98)) < p
+        run = np.zeros(flags.shape[1], dtype=int)
+        cur = np.zeros(flags.shape[1], dtype=int)
+        for row in flags:
+            cur = np.where(row, cur + 1, 0)
+            run = np.maximum(run, cur)
+        assert (_longest_runs(flags) == run).all()
