@@ -197,7 +197,7 @@ def choose_engine(
             return EngineChoice("openvino")
         if available("onnxruntime"):
             note = ("engine 'auto': openvino is not installed, running this +instnorm backbone on onnxruntime "
-                    "(slower: its instance normalisation; pip install 'seis_assets[openvino]')")
+                    "(slower: its instance normalisation; pip install openvino)")
             _LOG.warning("%s", note)
             return EngineChoice("onnxruntime", note)
     if available("onnxruntime"):
