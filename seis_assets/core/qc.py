@@ -90,8 +90,8 @@ def _as_2d(raw) -> np.ndarray:
 
 
 def _median(a: np.ndarray) -> float:
-    """``np.median`` of a finite array, the same value, from one partial sort (``np.median`` also checks for NaN
-    and, for an odd count, sorts two elements into place; QC takes six medians of each window)."""
+    """``np.median`` of a finite array, the same value, from one partial sort (``np.median`` also moves the largest
+    element into place to look for NaN, and averages; QC takes six medians of each window)."""
     flat = a.ravel()
     half = flat.size // 2
     if flat.size % 2:
