@@ -33,15 +33,13 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from seis_assets.core.engines import thread_budget  # noqa: E402
+from seis_assets.core.engines import cpu_flags, thread_budget  # noqa: E402
 from seis_assets.core.features import embed  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
 from seis_assets.core.segy_windows import scale_window, window_starts  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from bench_features import SHOWN_FLAGS, cosine_rows  # noqa: E402
-
-from seis_assets.core.engines import cpu_flags  # noqa: E402
 
 log = logging.getLogger("bench_survey_engine")
 #: What the pipeline ran the survey backbone with before this benchmark (engines.BATCH_SIZES of 2026-12-05).
