@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 from seis_assets.core.engines import cpu_flags, thread_budget  # noqa: E402
 from seis_assets.core.features import embed  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
-from seis_assets.core.segy_windows import scale_window, window_starts  # noqa: E402
+from seis_assets.core.segy_windows import iter_windows, scale_window  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from bench_features import SHOWN_FLAGS, cosine_rows  # noqa: E402
@@ -52,17 +52,14 @@ def default_segy() -> str:
 
 
 def line_windows(path: str, n: int, side: int = 99, stride: int = 33) -> np.ndarray:
-    """Up to ``n`` windows (n, side, side) of the first line of ``path``, per-window min-max scaled."""
-    with open_survey(path) as survey:
-        direction = "inline"
-        number = int(survey.info.inlines[0])
-        data, _ = survey.read_line(direction, number)  # (traces, samples)
-    data = np.asarray(data, dtype=np.float32)
+    """Up to ``n`` windows (n, side, side) of the first inline of ``path``, evenly spread, per-window min-max scaled."""
     out = []
-    for t0 in window_starts(data.shape[0], side, stride):
-        for s0 in window_starts(data.shape[1], side, stride):
-            out.append(scale_window(data[t0 : t0 + side, s0 : s0 + side].T, "per_window",
-                                    name=f"{path} trace {t0} sample {s0}"))
+    with open_survey(path) as survey:
+        first = int(survey.info.inlines[0])
+        for position, window in iter_windows(survey, n_traces=side, n_samples=side, stride=stride):
+            if position["inline"] != first:
+                break
+            out.append(scale_window(window, "per_window", name=f"{path} {position}"))
     if len(out) < n:
         raise SystemExit(f"{path}: {len(out)} windows, fewer than --n {n}")
     pick = np.linspace(0, len(out) - 1, n).round().astype(int)
