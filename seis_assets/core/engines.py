@@ -192,7 +192,7 @@ def choose_engine(
     flags = cpu_flags() if flags is None else frozenset(flags)
     if has_native_bf16(flags) and precision != "fp32" and not _below_bf16_gate(backbone):
         return EngineChoice("torch")
-    if INSTNORM_SUFFIX in str(backbone or ""):
+    if _instnorm(backbone):
         if available("openvino"):
             return EngineChoice("openvino")
         if available("onnxruntime"):
@@ -215,7 +215,12 @@ def _base_name(backbone: str | None) -> str | None:
 
 def _below_bf16_gate(backbone: str | None) -> bool:
     """``auto`` must not give this backbone bf16: measured below the gate, or (``+instnorm``) not measured."""
-    return _base_name(backbone) in BF16_BELOW_GATE or INSTNORM_SUFFIX in str(backbone or "")
+    return _base_name(backbone) in BF16_BELOW_GATE or _instnorm(backbone)
+
+
+def _instnorm(backbone: str | None) -> bool:
+    """Whether the backbone's shallow layers normalise each image by itself (``+instnorm``)."""
+    return INSTNORM_SUFFIX in str(backbone or "")
 
 
 def _bf16_cpu_supported() -> bool:
@@ -290,7 +295,7 @@ def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu
     if device == "cuda":
         return CUDA_BATCH_SIZE
     if input_size is not None and str(input_size) != "native":
-        return INSTNORM_BATCH_SIZE if INSTNORM_SUFFIX in str(backbone or "") else RESIZED_BATCH_SIZE
+        return INSTNORM_BATCH_SIZE if _instnorm(backbone) else RESIZED_BATCH_SIZE
     return BATCH_SIZES.get(engine, 16)
 
 
