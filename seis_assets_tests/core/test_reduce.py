@@ -152,3 +152,6 @@ def test_block_transform_equals_umaps_row_by_row_transform(n_fit):
     one_by_one = np.vstack([reducer.umap_.transform(new[i : i + 1]) for i in range(len(new))])
     assert np.array_equal(transform_rows(reducer.umap_, new), one_by_one)
     assert np.array_equal(reducer.transform(new[:7]), one_by_one[:7])  # a row is placed alone, whatever its batch
+    # the layout's threads each take a share of the rows: the same embedding for any number of them
+    assert np.array_equal(transform_rows(reducer.umap_, new, threads=3), one_by_one)
+    assert np.array_equal(transform_rows(reducer.umap_, new, threads=1), one_by_one)
