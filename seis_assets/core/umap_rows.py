@@ -20,7 +20,9 @@ Because rows do not interact, the layout optimisation (most of the time) also ru
 contiguous share of the block's rows with those rows' edges in their original order: umap's own epoch function,
 compiled once more with ``nogil`` so that the threads run at the same time, and umap's epoch loop around it. Each
 row meets exactly the arithmetic it meets in one call, so the result does not depend on the number of threads
-(``test_reduce.py`` checks 1 against 3 threads bit for bit). The threads are ``engines.thread_budget()``.
+(``test_reduce.py`` checks 1 against 3 threads bit for bit). The threads are ``engines.thread_budget()``; blocks of
+fewer than :data:`THREADED_MIN_ROWS` rows (a few dropped files) keep umap's own functions, whose compilation they
+would pay anyway, instead of compiling two more.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import scipy.sparse
 from sklearn.utils import check_random_state
 from umap.distances import named_distances, parallel_special_metric
 from umap.layouts import _optimize_layout_euclidean_single_epoch
-from umap.umap_ import INT32_MAX, INT32_MIN, compute_membership_strengths, smooth_knn_dist
+from umap.layouts import optimize_layout_euclidean
+from umap.umap_ import INT32_MAX, INT32_MIN, compute_membership_strengths, init_graph_transform, smooth_knn_dist
 from umap.utils import submatrix
 
 __all__ = ["supports_row_transform", "transform_rows"]
@@ -42,6 +45,9 @@ __all__ = ["supports_row_transform", "transform_rows"]
 SINGLE_ROW_EPOCHS = 100
 #: rows per block: bounds the (rows x training rows) distance matrix of the small-data path
 BLOCK_ROWS = 4096
+#: blocks of fewer rows take umap's own functions on one thread: the threaded path's own compilation (its two numba
+#: functions, once per process) is worth it only for large blocks (benchmarks/README.md, 3-D cubes)
+THREADED_MIN_ROWS = 2048
 
 
 def supports_row_transform(model) -> bool:
@@ -108,7 +114,8 @@ def _transform_block(model, X: np.ndarray, threads: int = 1) -> np.ndarray:
     graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(X.shape[0], n_train))
     csr = graph.tocsr()
     csr.eliminate_zeros()
-    embedding = _init_graph_transform(csr, model.embedding_)
+    threaded = threads > 1 and X.shape[0] >= THREADED_MIN_ROWS and model.random_state is not None
+    embedding = (_init_graph_transform if threaded else init_graph_transform)(csr, model.embedding_)
 
     # each row's own largest weight, where UMAP.transform on that row alone takes the batch's (its only row's)
     row_max = np.zeros(X.shape[0], dtype=np.float32)
@@ -120,27 +127,23 @@ def _transform_block(model, X: np.ndarray, threads: int = 1) -> np.ndarray:
 
     rng_state = check_random_state(model.transform_seed).randint(INT32_MIN, INT32_MAX, 3).astype(np.int64)
     tail = model.embedding_.astype(np.float32, copy=True)
+    if not threaded:  # umap's own layout (its parallel, non-deterministic one for a model without a seed)
+        embedding = optimize_layout_euclidean(
+            embedding, tail, graph.row, graph.col, n_epochs, n_train, epochs_per_sample, model._a, model._b,
+            rng_state, model.repulsion_strength, model._initial_alpha / 4.0, model.negative_sample_rate,
+            model.random_state is None, verbose=False,
+        )
+        return np.asarray(embedding, dtype=np.float32)
     layout = dict(tail_embedding=tail, n_epochs=n_epochs, n_vertices=n_train, a=model._a, b=model._b,
                   rng_state=rng_state, gamma=model.repulsion_strength, initial_alpha=model._initial_alpha / 4.0,
                   negative_sample_rate=model.negative_sample_rate)
-    if model.random_state is None:  # umap's parallel (non-deterministic) path, as UMAP.transform takes it
-        from umap.layouts import optimize_layout_euclidean
-
-        embedding = optimize_layout_euclidean(
-            embedding, tail, graph.row, graph.col, n_epochs, n_train, epochs_per_sample, model._a, model._b,
-            rng_state, model.repulsion_strength, model._initial_alpha / 4.0, model.negative_sample_rate, True,
-            verbose=False,
-        )
-        return np.asarray(embedding, dtype=np.float32)
-    bounds = np.linspace(0, X.shape[0], max(1, min(threads, X.shape[0])) + 1).astype(int)
+    bounds = np.linspace(0, X.shape[0], min(threads, X.shape[0]) + 1).astype(int)
 
     def part(lo: int, hi: int) -> np.ndarray:
         edges = (graph.row >= lo) & (graph.row < hi)  # this share's edges, in their original order
         return _optimize_rows(np.ascontiguousarray(embedding[lo:hi]), graph.row[edges] - lo, graph.col[edges],
                               epochs_per_sample[edges], **layout)
 
-    if len(bounds) == 2:
-        return np.asarray(part(0, X.shape[0]), dtype=np.float32)
     with ThreadPoolExecutor(len(bounds) - 1) as pool:
         parts = list(pool.map(part, bounds[:-1], bounds[1:]))
     return np.asarray(np.vstack(parts), dtype=np.float32)

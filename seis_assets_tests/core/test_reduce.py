@@ -140,8 +140,12 @@ def test_fit_reducer_with_blocks_records_them_and_transforms_alike():
 
 
 @pytest.mark.parametrize("n_fit", [300, 4500])  # umap's exact small-data path, and its NN-descent index
-def test_block_transform_equals_umaps_row_by_row_transform(n_fit):
+@pytest.mark.parametrize("threaded_min_rows", [0, 10**9])  # the threaded layout, and umap's own for small blocks
+def test_block_transform_equals_umaps_row_by_row_transform(n_fit, threaded_min_rows, monkeypatch):
+    from seis_assets.core import umap_rows
     from seis_assets.core.umap_rows import supports_row_transform, transform_rows
+
+    monkeypatch.setattr(umap_rows, "THREADED_MIN_ROWS", threaded_min_rows)
 
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(4, 32)) * 3
