@@ -305,7 +305,7 @@ def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None
     Raises ValueError naming the variable when one is not a positive integer.
     """
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = _available_cores()
 
     def positive(name: str) -> int | None:
         raw = environment.env(name, env)
@@ -410,6 +410,18 @@ class _OrtRunner:
         return self.session.run(None, {_INPUT: x})[0]
 
 
+def _available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def openvino_pins_threads(threads: int, cores: int | None = None) -> bool:
+    """Whether an OpenVINO runner of ``threads`` threads pins them to cores: only when it has every core this process
+    may use. OpenVINO pins by default, and each process picks the same first cores, so processes that split a
+    machine (Dask workers of one thread, ``SEIS_CONCURRENT_RUNS``) would all run on the same core
+    (benchmarks/README.md, Survey backbone)."""
+    return threads >= (cores or _available_cores())
+
+
 class _OpenVinoRunner:
     def __init__(self, model_bytes: bytes, threads: int):
         import openvino as ov  # lazy: an optional engine (extra 'openvino')
@@ -418,7 +430,8 @@ class _OpenVinoRunner:
         model = core.read_model(_local_copy(model_bytes))
         self.compiled = core.compile_model(
             model, "CPU",
-            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+             "ENABLE_CPU_PINNING": openvino_pins_threads(threads)},
         )
         self.request = self.compiled.create_infer_request()
 

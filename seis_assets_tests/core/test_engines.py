@@ -328,3 +328,15 @@ def test_instnorm_variants_stay_off_bf16_and_export_to_onnx(tmp_path):
     plain = load_backbone("efficientnet_lite0", device="cpu")
     assert [p.name for p in tmp_path.glob("*.onnx")] == [engines.onnx_model_name(bb.identity)]
     assert engines.onnx_model_name(bb.identity) != engines.onnx_model_name(plain.identity)
+
+
+@pytest.mark.skipif("openvino" not in EXPORTED, reason="OpenVINO is not installed")
+def test_openvino_pins_its_threads_only_when_it_has_every_core(tmp_path):
+    """Pinned, runners of one thread in several processes (Dask workers) all land on the same core."""
+    assert engines.openvino_pins_threads(2, cores=2) and engines.openvino_pins_threads(4, cores=2)
+    assert not engines.openvino_pins_threads(1, cores=2)
+    bb = load_backbone("efficientnet_lite0", device="cpu")
+    cores = engines._available_cores()
+    for threads in sorted({1, cores}):
+        runner = engines.runner(bb, "openvino", cache_dir=str(tmp_path), threads=threads)
+        assert runner.compiled.get_property("ENABLE_CPU_PINNING") == (threads >= cores), threads
