@@ -240,7 +240,7 @@ def engine_matrix(args, tmp: Path) -> None:
     bs = args.batch_size
     print(f"engine matrix: {len(P)} patches, batch {bs}, threads {torch.get_num_threads()}, forward incl. "
           "preprocessing, after one warm-up batch; cosine = min over patches vs torch fp32")
-    print(f"| backbone | input | engine | precision | img/s | cosine min |")
+    print("| backbone | input | engine | precision | img/s | cosine min |")
     print("|---|---|---|---|---:|---:|")
     for name, bb in backbones.items():
         for size in (224, "native"):

@@ -9,7 +9,6 @@ plain reads (``seis_assets.core.segy``), so the file's pages stay in the page ca
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 

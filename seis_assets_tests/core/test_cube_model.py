@@ -13,7 +13,6 @@ from scipy import ndimage
 
 from seis_assets.core.cube_model import (
     Carrier,
-    CarryModel,
     carried_inlines,
     generated_section,
     make_cube,

@@ -119,7 +119,7 @@ def test_a_run_killed_halfway_resumes_from_the_cached_lines(tmp_path, identity):
     assert 5 <= done < 30 and not (tmp_path / "w.parquet").exists()  # killed mid-way: no table, some lines
     report = _write(cube, tmp_path / "w.parquet", identity, WindowCache(cache))
     assert report.lines_reused == done and report.lines == 30
-    fresh = _write(cube, tmp_path / "fresh.parquet", identity)
+    _write(cube, tmp_path / "fresh.parquet", identity)  # the same cube from scratch, no cache
     a, b = read_parquet(tmp_path / "w.parquet"), read_parquet(tmp_path / "fresh.parquet")
     assert a.drop(columns="features").equals(b.drop(columns="features"))
     assert np.array_equal(np.stack(a["features"]), np.stack(b["features"]))

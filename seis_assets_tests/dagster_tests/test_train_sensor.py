@@ -6,7 +6,6 @@ import shutil
 
 import dagster as dg
 import numpy as np
-import pytest
 import scipy.io
 from dagster._core.test_utils import create_run_for_test
 
