@@ -40,7 +40,7 @@ import bench_facies_map as bfm  # noqa: E402
 from bench_cube import cpu_flags  # noqa: E402
 from seis_assets.core.backbones import LITE_MEAN, LITE_STD, load_backbone  # noqa: E402
 from seis_assets.core.facies import vote_line  # noqa: E402
-from seis_assets.core.instance_norm import shallow_batchnorms  # noqa: E402
+from seis_assets.core.instance_norm import output_sides, shallow_batchnorms  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
 from seis_assets.core.segy_windows import WINDOW_COLUMNS, scale_window, survey_scale, window_starts  # noqa: E402
 from seis_assets.core.window_predict import classify_windows, window_features  # noqa: E402
@@ -78,19 +78,8 @@ def trunk(neighbourhood: float | None):
 
     net = load_backbone("efficientnet_lite0").build().net
     if neighbourhood:
-        names = shallow_batchnorms(net)
-        sides: dict[str, int] = {}
-
-        def recorder(name):
-            def hook(module, inputs, output):  # returns None: the output is left as it is
-                sides.setdefault(name, output.shape[-1])
-            return hook
-
-        hooks = [m.register_forward_hook(recorder(n)) for n, m in net.named_modules() if n in names]
-        with torch.inference_mode():
-            net.extract_features(torch.zeros(1, 3, SIDE, SIDE))
-        for h in hooks:
-            h.remove()
+        names = shallow_batchnorms(net, SIDE)
+        sides = dict(zip(names, output_sides(net, [net.get_submodule(n) for n in names], SIDE)))
         for name in names:
             parent_name, _, last = name.rpartition(".")
             parent = net.get_submodule(parent_name)

@@ -9,7 +9,7 @@ torch is imported inside the functions, as in :mod:`seis_assets.core.backbones`:
 
 from __future__ import annotations
 
-__all__ = ["INSTNORM_MAX_STRIDE", "shallow_batchnorms", "apply_instance_norm"]
+__all__ = ["INSTNORM_MAX_STRIDE", "output_sides", "shallow_batchnorms", "apply_instance_norm"]
 
 #: Blocks whose output is at this stride or finer get instance normalisation under ``+instnorm``.
 INSTNORM_MAX_STRIDE = 4
@@ -45,12 +45,10 @@ def _units(net) -> list:
     raise TypeError(f"instance normalisation: unknown network {type(net).__name__}")
 
 
-def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MAX_STRIDE) -> list[str]:
-    """Names (in ``net.named_modules()``) of the BatchNorm layers of the stem and of every block whose output is
-    at stride ``max_stride`` or finer, found by running one ``input_size`` image through ``net``."""
+def output_sides(net, modules: list, input_size: int = 224) -> list[int]:
+    """The output width of each of ``modules`` (parts of ``net``) when one ``input_size`` image goes through ``net``."""
     import torch
 
-    units = _units(net)
     sizes: dict[int, int] = {}
 
     def recorder(j):
@@ -58,7 +56,7 @@ def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MA
             sizes.setdefault(j, output.shape[-1])
         return hook
 
-    hooks = [u.register_forward_hook(recorder(j)) for j, u in enumerate(units)]
+    hooks = [m.register_forward_hook(recorder(j)) for j, m in enumerate(modules)]
     try:
         with torch.inference_mode():
             x = torch.zeros(1, 3, input_size, input_size, device=next(net.parameters()).device)
@@ -66,6 +64,16 @@ def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MA
     finally:
         for h in hooks:
             h.remove()
+    return [sizes[j] for j in range(len(modules))]
+
+
+def shallow_batchnorms(net, input_size: int = 224, max_stride: int = INSTNORM_MAX_STRIDE) -> list[str]:
+    """Names (in ``net.named_modules()``) of the BatchNorm layers of the stem and of every block whose output is
+    at stride ``max_stride`` or finer, found by running one ``input_size`` image through ``net``."""
+    import torch
+
+    units = _units(net)
+    sizes = output_sides(net, units, input_size)
     shallow = {id(m) for j, u in enumerate(units) if input_size / sizes[j] <= max_stride for m in u.modules()
                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
     names = [name for name, module in net.named_modules() if id(module) in shallow]
