@@ -18,7 +18,8 @@ What runs, each step a fresh Python process as a user's ``make demo-segy`` would
    classification and voting run.
 4. ``--dask``: the window cache emptied and ``segy_job`` run with ``SEIS_DASK_SCHEDULER`` pointing at a Dask
    ``LocalCluster`` of 2 single-threaded worker processes started here on 127.0.0.1 (``dask_seconds``; its peak
-   memory counts the workers' processes too).
+   memory counts the workers' processes too). ``--dask local``: the same cluster started by the run itself
+   (``SEIS_DASK_SCHEDULER=local:2``), start-up and shut-down included.
 
 The cube is made by ``benchmarks/make_cube.py``'s generator when missing (``--inlines`` of the F3-sized geometry,
 from the real inline 362 of ``$SHARED_DATA/sections``, else a generated section). Last line:
@@ -168,7 +169,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", choices=("patches", "survey"), default="patches")
     ap.add_argument("--stride", type=int, default=33)
     ap.add_argument("--input-size", default=None, help="SEIS_INPUT_SIZE (224 or native; default: the setting's)")
-    ap.add_argument("--dask", action="store_true", help="also map on a LocalCluster of 2 worker processes")
+    ap.add_argument("--dask", nargs="?", const="external", choices=("external", "local"),
+                    help="also map on a LocalCluster of 2 one-thread worker processes: started here (external, the "
+                         "default) or by the run itself (local: SEIS_DASK_SCHEDULER=local:2)")
     ap.add_argument("--no-remap", action="store_true")
     ap.add_argument("--remap-only", action="store_true",
                     help="only the remap step, in the --work folder of an earlier run (its models and window cache)")
@@ -214,7 +217,12 @@ def main(argv=None) -> int:
         if not args.no_remap:
             remap(env, home, cube, log)
         dask_seconds = float("nan")
-        if args.dask:
+        if args.dask == "local":  # the run starts and stops the cluster; its workers are the map's children
+            shutil.rmtree(data / "cache" / "windows", ignore_errors=True)
+            step = run_step("map on Dask, SEIS_DASK_SCHEDULER=local:2 (the run's own cluster)", MAP,
+                            {**env, "SEIS_DASK_SCHEDULER": "local:2"}, log)
+            dask_seconds = step["seconds"]
+        elif args.dask:
             shutil.rmtree(data / "cache" / "windows", ignore_errors=True)
             with start_dask(2) as cluster:
                 import psutil

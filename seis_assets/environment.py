@@ -65,7 +65,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("SEIS_SEGY_MAP_TIMES_MS", "segy_settings.map_times_ms", "3-D cubes: times (ms) of the map-view time slices, ','-separated", kind="floats"),
         Variable("SEIS_SEGY_PAGE_LINES", "segy_settings.page_lines", "at most this many PDF pages per direction (0: every line)", kind="int"),
         # -- scaling out and scheduling
-        Variable("SEIS_DASK_SCHEDULER", "dask.scheduler_address", "tcp://host:8786: feature extraction on that Dask cluster"),
+        Variable("SEIS_DASK_SCHEDULER", "dask.scheduler_address", "tcp://host:8786: feature extraction and survey lines on that Dask cluster; local or local:N: a LocalCluster of N one-thread workers here, for the run"),
         Variable("SEIS_EXECUTOR", "the runs' executor", "default, or k8s (one pod per step)"),
         Variable("SEIS_K8S_EXECUTOR_CONFIG", "the runs' executor", "a run-config file for the k8s executor"),
         Variable("SEIS_K8S_FEATURE_GPUS", "the feature step's pod", "GPUs the feature step asks for on Kubernetes (default 1)"),

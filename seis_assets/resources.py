@@ -17,6 +17,7 @@ directory (the repository root under ``make``).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import uuid
 from typing import ClassVar, Optional, TypeVar
@@ -27,7 +28,7 @@ from pydantic import Field, PrivateAttr
 from upath import UPath
 
 from seis_assets.core.backbones import Backbone, load_backbone
-from seis_assets.core.distributed import dask_line_runner, dask_shard_runner
+from seis_assets.core.distributed import dask_client, dask_line_runner, dask_shard_runner, local_cluster_workers
 from seis_assets.core.generations import staged_file
 from seis_assets.core.preprocess import input_spec
 from seis_assets.core.section_grid import (
@@ -373,9 +374,11 @@ class DaskCluster(EnvResource):
     scheduler_address: Optional[str] = Field(
         None,
         description="Unset: in the run's own process, nothing else starts. tcp://host:8786: shards of shard_size "
-        "files go to that cluster's workers (a dask-scheduler you started, dask-kubernetes, a cloud provider's "
-        "Dask); the table is still written by the run. Workers need this package (same version) and read access "
-        "to the files: a bucket (s3://) or a shared folder mounted at the same path.",
+        "files (and a survey's lines) go to that cluster's workers (a dask-scheduler you started, dask-kubernetes, "
+        "a cloud provider's Dask); the table is still written by the run. Workers need this package (same version) "
+        "and read access to the files: a bucket (s3://) or a shared folder mounted at the same path. local or "
+        "local:N: the run starts a Dask LocalCluster of N (default: one per core) one-thread worker processes on "
+        "127.0.0.1 for its duration and stops it after.",
     )
     shard_size: int = Field(256, description="Files per Dask task.")
 
@@ -384,15 +387,10 @@ class DaskCluster(EnvResource):
         client connects when extraction starts and closes when it ends; the cluster keeps running."""
         if not self.scheduler_address:
             return None
-        try:  # imported here: dask.distributed is an optional dependency (the dask extra)
-            from distributed import Client
-        except ImportError as e:
-            raise ImportError(
-                f"scheduler_address={self.scheduler_address!r} needs dask.distributed: pip install 'seis_assets[dask]'"
-            ) from e
+        self._check_dask()
 
         def run(todo, identity):
-            with Client(self.scheduler_address, set_as_default=False, timeout="30s") as client:
+            with dask_client(self.scheduler_address) as client:
                 runner = dask_shard_runner(client, spec, key=key, batch_size=batch_size, shard_size=self.shard_size)
                 yield from runner(todo, identity)
 
@@ -404,14 +402,22 @@ class DaskCluster(EnvResource):
         need no access to the survey file), or None when no scheduler is set."""
         if not self.scheduler_address:
             return None
-        from distributed import Client  # the dask extra, as in shard_runner
+        self._check_dask()
 
         def run(items):
-            with Client(self.scheduler_address, set_as_default=False, timeout="30s") as client:
+            with dask_client(self.scheduler_address) as client:
                 yield from dask_line_runner(client, spec, identity, weights_path, device,
                                             batch_size=batch_size)(items)
 
         return run
+
+    def _check_dask(self) -> None:
+        """A clear error for a scheduler address without the dask extra, or for ``local:0``."""
+        if importlib.util.find_spec("distributed") is None:  # dask.distributed is optional (the dask extra)
+            raise ImportError(
+                f"scheduler_address={self.scheduler_address!r} needs dask.distributed: pip install 'seis_assets[dask]'"
+            )
+        local_cluster_workers(self.scheduler_address)
 
 
 class SegySettings(EnvResource):

@@ -23,8 +23,10 @@ networks are never mixed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ from seis_assets.core.features import embed_in_batches, load_checked_patch, use_
 
 __all__ = [
     "BackboneSpec", "ShardResult", "DEFAULT_SHARD_SIZE", "embed_shard", "worker_backbone", "dask_shard_runner",
-    "make_line", "dask_line_runner",
+    "make_line", "dask_line_runner", "dask_client", "local_cluster_workers",
 ]
 
 #: Files per Dask task: large enough that a task is seconds of work (scheduling costs ~ms), small enough that a
@@ -74,6 +76,46 @@ class ShardResult:
 
 
 _BACKBONES: dict[BackboneSpec, Backbone] = {}
+
+#: ``local`` or ``local:N`` as a scheduler address: a cluster of this machine's own, for the run's duration
+_LOCAL = re.compile(r"local(?::(\d+))?")
+
+
+def local_cluster_workers(address: str, cores: int | None = None) -> int | None:
+    """The workers of the cluster ``address`` asks this machine to start (``local``: one per core this process may
+    use; ``local:N``: N), or None for the address of a running cluster. Raises ValueError for ``local:0``."""
+    match = _LOCAL.fullmatch(address.strip())
+    if match is None:
+        return None
+    if match.group(1) is None:
+        return cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    n = int(match.group(1))
+    if n < 1:
+        raise ValueError(f"Dask scheduler address {address!r}: a local cluster needs at least one worker")
+    return n
+
+
+@contextlib.contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """A Dask ``Client`` of the cluster at ``address`` (``tcp://host:8786``: a running cluster, which stays up).
+
+    ``local`` / ``local:N`` start a ``LocalCluster`` here for the ``with`` block: N (default one per core) worker
+    processes of one thread each on 127.0.0.1, no dashboard; they and their processes stop when the block ends.
+    On one machine that maps a cube faster than the run's own process: two one-thread processes make more of two
+    cores than one process with two threads (benchmarks/README.md, 3-D cubes).
+    """
+    from distributed import Client  # the dask extra
+
+    workers = local_cluster_workers(address)
+    if workers is None:
+        with Client(address, set_as_default=False, timeout="30s") as client:
+            yield client
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
 
 
 def worker_backbone(spec: BackboneSpec) -> Backbone:

@@ -166,3 +166,69 @@ def test_a_lines_windows_go_through_the_network_in_the_embedders_batches(tmp_pat
     backbone = _small_backbone()
     backbone.name = "small+instnorm"
     assert Embedder({}, backbone, "224:stretch", "fp32", "openvino").batch() == 4
+
+
+def test_a_local_cluster_address_names_its_workers():
+    from seis_assets.core.distributed import local_cluster_workers
+    from seis_assets.resources import DaskCluster
+
+    assert local_cluster_workers("local", cores=6) == 6 and local_cluster_workers("local:3") == 3
+    assert local_cluster_workers("tcp://10.0.0.5:8786") is None and local_cluster_workers("localhost:8786") is None
+    with pytest.raises(ValueError, match="at least one worker"):
+        local_cluster_workers("local:0")
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="'local:0'"):
+        DaskCluster(scheduler_address="local:0").line_runner(SPEC, {}, None, "cpu")
+
+
+LOCAL_CLUSTER_CHILD = """
+import json, sys
+import numpy as np, psutil
+from seis_assets.core.backbones import load_backbone
+from seis_assets.core.distributed import dask_client
+from seis_assets.core.feature_table import table_identity
+from seis_assets.core.segy import open_survey
+from seis_assets.core.storage import read_parquet
+from seis_assets.core.window_features import write_survey_windows
+from seis_assets.resources import DaskCluster
+from seis_assets_tests.core.test_window_features import SPEC, _write
+cube, out = sys.argv[1], sys.argv[2]
+identity = table_identity(load_backbone("texture"), "native", "fp32")
+_write(cube, out + "/local.parquet", identity)
+with dask_client("local:2") as client:
+    workers = len(client.scheduler_info()["workers"])
+    during = len(psutil.Process().children(recursive=True))
+runner = DaskCluster(scheduler_address="local:2").line_runner(SPEC, identity, None, "cpu")
+with open_survey(cube) as survey:
+    write_survey_windows(survey, ["inline"], SPEC, identity, out + "/dask.parquet", runner)
+a, b = read_parquet(out + "/local.parquet"), read_parquet(out + "/dask.parquet")
+left = [p.cmdline() for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
+print(json.dumps({"workers": workers, "during": during, "left": left,
+                  "same": bool(a.drop(columns="features").equals(b.drop(columns="features"))
+                               and np.allclose(np.stack(a["features"]), np.stack(b["features"]), atol=1e-6))}))
+"""
+
+
+@pytest.mark.slow
+def test_a_local_cluster_address_starts_workers_for_the_run_and_stops_them(tmp_path):
+    """``SEIS_DASK_SCHEDULER=local:2``: the run starts a LocalCluster of two one-thread workers, maps the lines on it
+    (the local run's table) and stops every worker process when done. Run in a child process of its own process
+    group, which the test removes whatever happens."""
+    pytest.importorskip("distributed")
+    import json
+
+    cube = write_cube(tmp_path / "c.sgy", [1, 2, 3, 4], range(1, 51), n_samples=40)
+    proc = subprocess.Popen([sys.executable, "-c", LOCAL_CLUSTER_CHILD, str(cube), str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["workers"] == 2 and result["during"] >= 2  # two worker processes while the block ran
+    assert result["left"] == [] and result["same"]
