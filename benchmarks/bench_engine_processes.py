@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     from bench_survey_engine import cpu_line, default_segy
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from seis_assets.core.engines import available_cores
+
+    cores = available_cores()
     ap.add_argument("--processes", type=int, default=cores)
     ap.add_argument("--threads", type=int, default=1, help="threads of each process")
     ap.add_argument("--seconds", type=float, default=25.0, help="how long each process embeds")

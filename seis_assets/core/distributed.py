@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from seis_assets.core.backbones import Backbone, load_backbone
-from seis_assets.core.engines import batch_size_for
+from seis_assets.core.engines import available_cores, batch_size_for
 from seis_assets.core.feature_table import CACHE_KEYS, BackboneMismatchError, table_identity
 from seis_assets.core.features import embed_in_batches, load_checked_patch, use_cpu_threads
 
@@ -88,7 +88,7 @@ def local_cluster_workers(address: str, cores: int | None = None) -> int | None:
     if match is None:
         return None
     if match.group(1) is None:
-        return cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        return cores or available_cores()
     n = int(match.group(1))
     if n < 1:
         raise ValueError(f"Dask scheduler address {address!r}: a local cluster needs at least one worker")

@@ -299,13 +299,18 @@ def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu
     return BATCH_SIZES.get(engine, 16)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def thread_budget(env: Mapping[str, str] | None = None, cores: int | None = None) -> int:
     """CPU threads for one heavy run: ``SEIS_THREADS``, else ``cores // SEIS_CONCURRENT_RUNS`` (at least 1).
 
     Raises ValueError naming the variable when one is not a positive integer.
     """
     if cores is None:
-        cores = _available_cores()
+        cores = available_cores()
 
     def positive(name: str) -> int | None:
         raw = environment.env(name, env)
@@ -410,16 +415,12 @@ class _OrtRunner:
         return self.session.run(None, {_INPUT: x})[0]
 
 
-def _available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def openvino_pins_threads(threads: int, cores: int | None = None) -> bool:
     """Whether an OpenVINO runner of ``threads`` threads pins them to cores: only when it has every core this process
     may use. OpenVINO pins by default, and each process picks the same first cores, so processes that split a
     machine (Dask workers of one thread, ``SEIS_CONCURRENT_RUNS``) would all run on the same core
     (benchmarks/README.md, Survey backbone)."""
-    return threads >= (cores or _available_cores())
+    return threads >= (cores or available_cores())
 
 
 class _OpenVinoRunner:

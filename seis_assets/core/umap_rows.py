@@ -34,8 +34,7 @@ import numpy as np
 import scipy.sparse
 from sklearn.utils import check_random_state
 from umap.distances import named_distances, parallel_special_metric
-from umap.layouts import _optimize_layout_euclidean_single_epoch
-from umap.layouts import optimize_layout_euclidean
+from umap.layouts import _optimize_layout_euclidean_single_epoch, optimize_layout_euclidean
 from umap.umap_ import INT32_MAX, INT32_MIN, compute_membership_strengths, init_graph_transform, smooth_knn_dist
 from umap.utils import submatrix
 
@@ -150,8 +149,8 @@ def _transform_block(model, X: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 def _init_graph_transform(csr, embedding: np.ndarray) -> np.ndarray:
-    """``umap.umap_.init_graph_transform(csr, embedding)`` without its Python loop over rows: each row is the weighted
-    mean of its neighbours' embeddings (the neighbour's own place where a weight is 1, NaN without neighbours), the
+    """``umap.umap_.init_graph_transform(csr, embedding)`` without its Python loop of scipy row lookups: each row is
+    the weighted mean of its neighbours' embeddings (the neighbour's own place where a weight is 1, NaN without neighbours), the
     same float32 operations in the same order; the weight sums are numpy's sums of each row's weights, as scipy's
     ``row.sum()`` takes them."""
     data = csr.data.astype(np.float32, copy=False)

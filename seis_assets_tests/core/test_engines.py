@@ -336,7 +336,7 @@ def test_openvino_pins_its_threads_only_when_it_has_every_core(tmp_path):
     assert engines.openvino_pins_threads(2, cores=2) and engines.openvino_pins_threads(4, cores=2)
     assert not engines.openvino_pins_threads(1, cores=2)
     bb = load_backbone("efficientnet_lite0", device="cpu")
-    cores = engines._available_cores()
+    cores = engines.available_cores()
     for threads in sorted({1, cores}):
         runner = engines.runner(bb, "openvino", cache_dir=str(tmp_path), threads=threads)
         assert runner.compiled.get_property("ENABLE_CPU_PINNING") == (threads >= cores), threads
