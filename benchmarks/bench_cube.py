@@ -217,13 +217,13 @@ def main(argv=None) -> int:
         if not args.no_remap:
             remap(env, home, cube, log)
         dask_seconds = float("nan")
-        if args.dask == "local":  # the run starts and stops the cluster; its workers are the map's children
+        if args.dask:
             shutil.rmtree(data / "cache" / "windows", ignore_errors=True)
+        if args.dask == "local":  # the run starts and stops the cluster; its workers are the map's children
             step = run_step("map on Dask, SEIS_DASK_SCHEDULER=local:2 (the run's own cluster)", MAP,
                             {**env, "SEIS_DASK_SCHEDULER": "local:2"}, log)
             dask_seconds = step["seconds"]
         elif args.dask:
-            shutil.rmtree(data / "cache" / "windows", ignore_errors=True)
             with start_dask(2) as cluster:
                 import psutil
 

@@ -419,7 +419,7 @@ def openvino_pins_threads(threads: int, cores: int | None = None) -> bool:
     """Whether an OpenVINO runner of ``threads`` threads pins them to cores: only when it has every core this process
     may use. OpenVINO pins by default, and each process picks the same first cores, so processes that split a
     machine (Dask workers of one thread, ``SEIS_CONCURRENT_RUNS``) would all run on the same core
-    (benchmarks/README.md, Survey backbone)."""
+    (benchmarks/README.md, 3-D cubes: ``bench_engine_processes.py``)."""
     return threads >= (cores or available_cores())
 
 
