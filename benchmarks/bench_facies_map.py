@@ -65,17 +65,19 @@ def _region_shares(categories: np.ndarray, xl: np.ndarray, times: np.ndarray) ->
     return {name: region_share(categories, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
 
 
-def patch_features(backbone_name: str, cache: str):
+def patch_features(backbone_name: str, cache: str, input_size: str = "224"):
     files = sorted(glob.glob(os.path.join(DATA, "f3_patches", "*", "*.mat")))
     labels = np.array([os.path.basename(os.path.dirname(f)) for f in files])
     backbone = load_backbone(backbone_name)
-    identity = table_identity(backbone, 224, "auto")
-    path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['engine']}_{identity['precision']}.npy")
+    identity = table_identity(backbone, input_size, "auto")
+    size_tag = "" if str(input_size) == "224" else f"_{str(input_size).replace(':', '-')}"
+    path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['engine']}_{identity['precision']}{size_tag}.npy")
     if os.path.exists(path):
         X = np.load(path)
     else:
         patches = np.stack([load_patch(f) for f in files])
-        X = np.concatenate([embed(backbone, patches[i : i + 16], 224, identity["precision"], engine=identity["engine"])
+        X = np.concatenate([embed(backbone, patches[i : i + 16], identity["input_size"], identity["precision"],
+                                  engine=identity["engine"])
                             for i in range(0, len(patches), 16)])
         os.makedirs(cache, exist_ok=True)
         np.save(path, X)
@@ -185,6 +187,7 @@ def _goal(r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default="auto")
+    ap.add_argument("--input-size", default="224", help="the network's input side for patches and windows (224, 160, native)")
     ap.add_argument("--scaling", default="per_window", choices=["per_window", "survey"],
                     help="window scaling (default: the pipeline's, per_window)")
     ap.add_argument("--k", type=int, default=4)
@@ -209,10 +212,10 @@ def main(argv=None) -> int:
         return 0
 
     t0 = time.perf_counter()
-    X, labels, identity = patch_features(args.backbone, args.cache)
-    print(f"backbone {identity['backbone']} ({identity['precision']}), {len(X)} patches, load average {os.getloadavg()[0]:.1f}")
+    X, labels, identity = patch_features(args.backbone, args.cache, args.input_size)
+    print(f"backbone {identity['backbone']} ({identity['precision']}), input {identity['input_size']}, {len(X)} patches, load average {os.getloadavg()[0]:.1f}")
     if args.perturb:
-        models = fit_models(X, labels, args.k, cache=args.cache, tag=identity["backbone"])
+        models = fit_models(X, labels, args.k, cache=args.cache, tag=f"{identity['backbone']}_{identity['input_size']}")
         rows = perturbed_shares(models, identity, scaling=args.scaling, traces=args.traces, samples=args.samples,
                                 stride=args.stride, segy=args.segy)
         df = pd.DataFrame(rows)
@@ -229,7 +232,7 @@ def main(argv=None) -> int:
     rows, fitted = [], {}
     for scaling, k, (traces, samples) in variants:
         if k not in fitted:
-            fitted[k] = fit_models(X, labels, k, cache=args.cache, tag=identity["backbone"])
+            fitted[k] = fit_models(X, labels, k, cache=args.cache, tag=f"{identity['backbone']}_{identity['input_size']}")
         r = shares(fitted[k], identity, scaling=scaling, traces=traces, samples=samples, stride=args.stride, segy=args.segy)
         rows.append({"scaling": scaling, "k": k, "window": f"{traces}x{samples}", "stride": args.stride, **r})
         rows[-1]["goal"] = _goal(r)
