@@ -11,6 +11,7 @@ The models are fitted here with the pipeline's own functions and settings (UMAP 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py                      # the default settings
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --grid               # every variant tried
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --scaling per_window --k 4
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --backbone auto+instnorm --input-size 160  # another input side
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_facies_map.py --backbone auto+instnorm --scaling per_window --perturb  # robustness
 
 ``--perturb`` is a proxy for an inline we do not have: the same models map inline 362 with the window grid shifted
