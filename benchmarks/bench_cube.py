@@ -19,7 +19,8 @@ What runs, each step a fresh Python process as a user's ``make demo-segy`` would
 4. ``--dask``: the window cache emptied and ``segy_job`` run with ``SEIS_DASK_SCHEDULER`` pointing at a Dask
    ``LocalCluster`` of 2 single-threaded worker processes started here on 127.0.0.1 (``dask_seconds``; its peak
    memory counts the workers' processes too). ``--dask local``: the same cluster started by the run itself
-   (``SEIS_DASK_SCHEDULER=local:2``), start-up and shut-down included.
+   (``SEIS_DASK_SCHEDULER=local:2``), start-up and shut-down included. Printed after it: its stage times (the
+   workers' summed) and whether its ``facies_labels.sgy`` equals the local map's byte for byte.
 
 The cube is made by ``benchmarks/make_cube.py``'s generator when missing (``--inlines`` of the F3-sized geometry,
 from the real inline 362 of ``$SHARED_DATA/sections``, else a generated section). Last line:
@@ -155,6 +156,17 @@ def remap(env: dict, home: Path, cube: Path, log: Path) -> tuple[dict, dict]:
     return again, lines
 
 
+def labels_digest(data: Path, cube: Path) -> str:
+    """sha256 of the map's ``facies_labels.sgy``: two runs wrote the same map when their digests are equal."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(data / "outputs" / "sections" / cube.name / "facies_labels.sgy", "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def start_dask(workers: int):
     from distributed import LocalCluster
 
@@ -214,6 +226,7 @@ def main(argv=None) -> int:
         n_windows = int(windows_meta["lines"]["n_windows"])
         print(f"  stages (s): windows {json.dumps(windows_meta['lines']['seconds'])}; "
               f"facies_map {json.dumps(facies_meta['seconds'])}", flush=True)
+        local_digest = labels_digest(data, cube)
         if not args.no_remap:
             remap(env, home, cube, log)
         dask_seconds = float("nan")
@@ -231,6 +244,11 @@ def main(argv=None) -> int:
                 step = run_step("map on Dask (2 workers x 1 thread; memory counts the workers)", MAP,
                                 {**env, "SEIS_DASK_SCHEDULER": cluster.scheduler_address}, log, also=workers)
             dask_seconds = step["seconds"]
+        if args.dask:  # the workers' stage times are summed over the workers
+            print(f"  stages on Dask (s, summed over the workers): windows "
+                  f"{json.dumps(last_metadata(home, 'survey_windows', cube.name)['lines']['seconds'])}; "
+                  f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}; "
+                  f"labels identical to the local map: {labels_digest(data, cube) == local_digest}", flush=True)
         from seis_assets.core.segy import open_survey
 
         with open_survey(cube) as survey:
