@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         n_windows = int(windows_meta["lines"]["n_windows"])
         print(f"  stages (s): windows {json.dumps(windows_meta['lines']['seconds'])}; "
               f"facies_map {json.dumps(facies_meta['seconds'])}", flush=True)
-        local_digest = labels_digest(data, cube)
+        local_digest = labels_digest(data, cube) if args.dask else None  # before the Dask run rewrites it
         if not args.no_remap:
             remap(env, home, cube, log)
         dask_seconds = float("nan")
@@ -244,7 +244,7 @@ def main(argv=None) -> int:
                 step = run_step("map on Dask (2 workers x 1 thread; memory counts the workers)", MAP,
                                 {**env, "SEIS_DASK_SCHEDULER": cluster.scheduler_address}, log, also=workers)
             dask_seconds = step["seconds"]
-        if args.dask:  # the workers' stage times are summed over the workers
+        if args.dask:  # survey_windows records its workers' stage times summed
             print(f"  stages on Dask (s, summed over the workers): windows "
                   f"{json.dumps(last_metadata(home, 'survey_windows', cube.name)['lines']['seconds'])}; "
                   f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}; "
