@@ -144,14 +144,18 @@ def last_metadata(home: Path, asset: str, partition: str) -> dict:
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def stage_times(home: Path, cube: Path) -> str:
+    """The latest map's stage times as ``survey_windows`` (summed over Dask workers) and ``facies_map`` record them."""
+    return (f"windows {json.dumps(last_metadata(home, 'survey_windows', cube.name)['lines']['seconds'])}; "
+            f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}")
+
+
 def remap(env: dict, home: Path, cube: Path, log: Path) -> tuple[dict, dict]:
     """Step 3: ``segy_job`` again over the window cache; prints its lines re-used and stage times, returns
     ``(run_step's figures, survey_windows' lines metadata)``."""
     again = run_step("remap (windows from the cache)", MAP, env, log)
     lines = last_metadata(home, "survey_windows", cube.name)["lines"]
-    print(f"  remap: {lines['lines_reused']} of {lines['lines']} lines re-used; stages (s): "
-          f"windows {json.dumps(lines['seconds'])}; "
-          f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}; "
+    print(f"  remap: {lines['lines_reused']} of {lines['lines']} lines re-used; stages (s): {stage_times(home, cube)}; "
           f"total {again['seconds']:.1f} s", flush=True)
     return again, lines
 
@@ -221,11 +225,8 @@ def main(argv=None) -> int:
                 "SEIS_BACKBONE": os.environ.get("SEIS_BACKBONE", "auto+instnorm")}, log)
         env["SEIS_SEGY"] = str(cube)
         first = run_step("map", MAP, env, log)
-        windows_meta = last_metadata(home, "survey_windows", cube.name)
-        facies_meta = last_metadata(home, "facies_map", cube.name)
-        n_windows = int(windows_meta["lines"]["n_windows"])
-        print(f"  stages (s): windows {json.dumps(windows_meta['lines']['seconds'])}; "
-              f"facies_map {json.dumps(facies_meta['seconds'])}", flush=True)
+        n_windows = int(last_metadata(home, "survey_windows", cube.name)["lines"]["n_windows"])
+        print(f"  stages (s): {stage_times(home, cube)}", flush=True)
         local_digest = labels_digest(data, cube) if args.dask else None  # before the Dask run rewrites it
         if not args.no_remap:
             remap(env, home, cube, log)
@@ -244,10 +245,8 @@ def main(argv=None) -> int:
                 step = run_step("map on Dask (2 workers x 1 thread; memory counts the workers)", MAP,
                                 {**env, "SEIS_DASK_SCHEDULER": cluster.scheduler_address}, log, also=workers)
             dask_seconds = step["seconds"]
-        if args.dask:  # survey_windows records its workers' stage times summed
-            print(f"  stages on Dask (s, summed over the workers): windows "
-                  f"{json.dumps(last_metadata(home, 'survey_windows', cube.name)['lines']['seconds'])}; "
-                  f"facies_map {json.dumps(last_metadata(home, 'facies_map', cube.name)['seconds'])}; "
+        if args.dask:
+            print(f"  stages on Dask (s, summed over the workers): {stage_times(home, cube)}; "
                   f"labels identical to the local map: {labels_digest(data, cube) == local_digest}", flush=True)
         from seis_assets.core.segy import open_survey
 

@@ -2,8 +2,9 @@
 
     python benchmarks/bench_dask.py --n-per-class 500 --workers 2 --threads 1
 
-Local: ``extract_features`` in this process on the engine ``auto`` picks, ``--workers * --threads`` threads. Dask: the same call
-with ``shard_runner=dask_shard_runner(...)`` on a LocalCluster of ``--workers`` processes with ``--threads`` each;
+Local: ``extract_features`` in this process on the engine ``auto`` picks, ``--workers * --threads`` threads. Dask:
+the same call with ``shard_runner=dask_shard_runner(...)`` on a LocalCluster of ``--workers`` processes with
+``--threads`` each;
 "cold" includes each worker's first import of torch and build of the network, "warm" is a second run. The features
 are compared for equality. Last line: ``dask n= local_s= dask_cold_s= dask_warm_s= workers= threads= equal=``.
 """

@@ -44,6 +44,7 @@ from seis_assets.core.facies import region_share, vote_line  # noqa: E402
 from seis_assets.core.feature_table import table_identity  # noqa: E402
 from seis_assets.core.features import embed  # noqa: E402
 from seis_assets.core.patches import load_patch  # noqa: E402
+from seis_assets.core.preprocess import input_size_label  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
 from seis_assets.core.segy_windows import (  # noqa: E402
@@ -71,7 +72,8 @@ def patch_features(backbone_name: str, cache: str, input_size: str = "224"):
     labels = np.array([os.path.basename(os.path.dirname(f)) for f in files])
     backbone = load_backbone(backbone_name)
     identity = table_identity(backbone, input_size, "auto")
-    size_tag = "" if str(input_size) == "224" else f"_{str(input_size).replace(':', '-')}"
+    # the default side keeps the cache file names of before --input-size
+    size_tag = "" if identity["input_size"] == input_size_label(224) else f"_{identity['input_size'].replace(':', '-')}"
     path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['engine']}_{identity['precision']}{size_tag}.npy")
     if os.path.exists(path):
         X = np.load(path)
@@ -214,9 +216,11 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     X, labels, identity = patch_features(args.backbone, args.cache, args.input_size)
-    print(f"backbone {identity['backbone']} ({identity['precision']}), input {identity['input_size']}, {len(X)} patches, load average {os.getloadavg()[0]:.1f}")
+    print(f"backbone {identity['backbone']} ({identity['precision']}), input {identity['input_size']}, {len(X)} patches, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    tag = f"{identity['backbone']}_{identity['input_size'].replace(':', '-')}"  # names the fitted models in --cache
     if args.perturb:
-        models = fit_models(X, labels, args.k, cache=args.cache, tag=f"{identity['backbone']}_{identity['input_size']}")
+        models = fit_models(X, labels, args.k, cache=args.cache, tag=tag)
         rows = perturbed_shares(models, identity, scaling=args.scaling, traces=args.traces, samples=args.samples,
                                 stride=args.stride, segy=args.segy)
         df = pd.DataFrame(rows)
@@ -233,7 +237,7 @@ def main(argv=None) -> int:
     rows, fitted = [], {}
     for scaling, k, (traces, samples) in variants:
         if k not in fitted:
-            fitted[k] = fit_models(X, labels, k, cache=args.cache, tag=f"{identity['backbone']}_{identity['input_size']}")
+            fitted[k] = fit_models(X, labels, k, cache=args.cache, tag=tag)
         r = shares(fitted[k], identity, scaling=scaling, traces=traces, samples=samples, stride=args.stride, segy=args.segy)
         rows.append({"scaling": scaling, "k": k, "window": f"{traces}x{samples}", "stride": args.stride, **r})
         rows[-1]["goal"] = _goal(r)
