@@ -53,6 +53,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("SEIS_INPUT_SIZE", "feature_settings.input_size", "224 or native"),
         Variable("SEIS_RESIZE", "feature_settings.resize", "stretch, pad or crop"),
         Variable("SEIS_ENGINE", "feature_settings.engine", "auto, torch, onnxruntime or openvino"),
+        Variable("SEIS_PRECISION", "feature_settings.precision", "auto, fp32 or bf16"),
         Variable("SEIS_ENGINE_CACHE", "the ONNX export cache", "where exported ONNX models are kept when a step names no folder (resnet_features: feature_settings.engine_cache_dir)"),
         # -- analysis (AnalysisSettings)
         Variable("SEIS_K", "analysis.k", "clusters: a number, auto or default"),

@@ -286,7 +286,8 @@ class FeatureSettings(EnvResource):
         "ratio and dips kept, zero-amplitude fill) or crop (aspect kept, centre cut); recorded in the features' "
         "identity. Chosen from measured ARI: benchmarks/README.md, Clustering quality.",
     )
-    precision: str = Field("auto", description="auto (bf16 autocast where the CPU supports it), fp32 or bf16.")
+    precision: str = Field("auto", description="auto (bf16 where the CPU supports it and the backbone's gate allows: "
+                                               "docs/engines.md), fp32 or bf16.")
     batch_size: Optional[int] = Field(
         None,
         description="Patches per forward pass; unset: the engine's default (engines.batch_size_for, chosen in "

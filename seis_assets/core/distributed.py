@@ -194,7 +194,7 @@ def embed_shard(
     _check_worker_identity(backbone, identity)
     # the engine the run resolved, so workers compute the same features
     batch_size = batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device, identity.get("input_size"),
-                                backbone.name)
+                                backbone.name, identity.get("precision", "fp32"))
     threads = _worker_threads()
     use_cpu_threads(backbone, threads)  # the worker's thread budget, not every core of the machine
     groups, failures = _load_by_size(rows, key)

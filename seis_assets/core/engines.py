@@ -10,8 +10,9 @@ Engines
     On CPUs without native bf16 (AVX2 only) this is the fastest: its depthwise and 1x1 convolutions are not
     memory-bound the way torch's are (benchmarks/README.md, "Engines").
 ``openvino``
-    The same ONNX file compiled by OpenVINO for the CPU, LATENCY hint, inference precision forced to f32 (OpenVINO
-    would otherwise pick bf16 by itself on bf16 CPUs, which would make the recorded precision false).
+    The same ONNX file compiled by OpenVINO for the CPU, LATENCY hint, its inference precision set to the recorded
+    one: f32, or bf16 (OpenVINO would otherwise pick bf16 by itself on bf16 CPUs, which would make a recorded fp32
+    false; a bf16 runner on a CPU that OpenVINO does not give bf16 raises instead of running f32).
 
 The ``auto`` rule (:func:`choose_engine`; the runs behind it: benchmarks/README.md, "Engines" and "GPU")
 -----------------------------------------------------------------------------------------------------
@@ -23,9 +24,12 @@ The ``auto`` rule (:func:`choose_engine`; the runs behind it: benchmarks/README.
    CUDA (within the gate where bf16 is not), fp32 on a CPU (:func:`engine_precision`). The ``+instnorm`` variants
    are treated the same way: their bf16 features are not measured (ResNet50's weights cannot be had on the
    development machine).
-3. Any other CPU -> ``onnxruntime`` fp32, except a ``+instnorm`` backbone -> ``openvino`` fp32: OpenVINO runs
+3. Any other CPU -> ``onnxruntime`` fp32, except a ``+instnorm`` backbone -> ``openvino``: OpenVINO runs
    the instance normalisation layers faster than ONNX Runtime (benchmarks/README.md, "Survey backbone: engine and
-   batch size").
+   batch size"). fp32, except on a CPU with native bf16 for the backbones of :data:`OPENVINO_BF16_MAPS`: there
+   ``auto`` runs OpenVINO in bf16. Their bf16 features are not within cosine 0.999 of fp32, so the gate is the map
+   they make instead: the inline 362 region goals, the same goals on shifted and mirrored window grids, and the
+   labelled sections' scores, all measured as good as fp32 (benchmarks/README.md, "Survey backbone in bf16").
 If ``openvino`` cannot be imported, a ``+instnorm`` backbone goes to ``onnxruntime``; if ``onnxruntime`` cannot be
 imported, rule 3 falls back to ``torch``; either reason is logged and recorded in the feature table's identity
 (``engine_note``).
@@ -110,6 +114,10 @@ _INPUT = "images"
 #: Backbones whose torch bf16 features are not within cosine 0.999 of fp32 (benchmarks/README.md): ``auto``
 #: never runs them in bf16.
 BF16_BELOW_GATE: frozenset[str] = frozenset({"efficientnet_lite0"})
+#: Networks whose ``+instnorm`` survey maps were measured as good in OpenVINO bf16 as in fp32 (benchmarks/README.md,
+#: "Survey backbone in bf16"): ``auto`` runs them in bf16 on OpenVINO on CPUs with native bf16. ResNet50 is not
+#: listed: its weights cannot be had where the maps were measured.
+OPENVINO_BF16_MAPS: frozenset[str] = frozenset({"efficientnet_lite0"})
 
 
 class EngineChoice(tuple):
@@ -157,8 +165,9 @@ def choose_engine(
     requested : {"auto", "torch", "onnxruntime", "openvino"}
     device : {"cpu", "cuda"}
     precision : str
-        The requested precision; ``bf16`` / ``fp16`` keep torch (the exported engines run fp32 only), ``fp32``
-        on a bf16 CPU picks ONNX Runtime.
+        The requested precision; ``fp16`` keeps torch, and so does ``bf16`` except for a ``+instnorm`` backbone
+        (OpenVINO, which runs fp32 or bf16; ONNX Runtime runs fp32 only); ``fp32`` on a bf16 CPU picks ONNX
+        Runtime.
     flags : iterable of str or None
         CPU flags (default: :func:`cpu_flags`); tests pass fake ones.
     available : callable(module name) -> bool, or None
@@ -181,13 +190,12 @@ def choose_engine(
         if requested != "torch":
             if device != "cpu":
                 raise ValueError(f"engine {requested!r} runs on the CPU only; use engine='torch' (or 'auto') on {device}")
-            if precision in ("bf16", "fp16"):
-                raise ValueError(f"engine {requested!r} runs fp32 only; use precision='auto' or 'fp32', or engine='torch'")
+            _check_exported_precision(requested, precision)
             if not available(requested):
                 how = "pip install 'seis_assets[openvino]'" if requested == "openvino" else "pip install onnxruntime"
                 raise RuntimeError(f"engine {requested!r} is not installed: {how}")
         return EngineChoice(requested)
-    if device != "cpu" or precision in ("bf16", "fp16"):
+    if device != "cpu" or precision == "fp16" or (precision == "bf16" and not _instnorm(backbone)):
         return EngineChoice("torch")
     flags = cpu_flags() if flags is None else frozenset(flags)
     if has_native_bf16(flags) and precision != "fp32" and not _below_bf16_gate(backbone):
@@ -216,6 +224,19 @@ def _base_name(backbone: str | None) -> str | None:
 def _below_bf16_gate(backbone: str | None) -> bool:
     """``auto`` must not give this backbone bf16: measured below the gate, or (``+instnorm``) not measured."""
     return _base_name(backbone) in BF16_BELOW_GATE or _instnorm(backbone)
+
+
+def _openvino_bf16_maps(backbone: str | None) -> bool:
+    """Whether ``auto`` runs this backbone in bf16 on OpenVINO (a ``+instnorm`` variant of a listed network)."""
+    return _instnorm(backbone) and _base_name(backbone) in OPENVINO_BF16_MAPS
+
+
+def _check_exported_precision(engine: str, precision: str) -> None:
+    """ONNX Runtime runs fp32 only, OpenVINO fp32 or bf16: anything else raises, naming what each runs."""
+    runs = ("auto", "fp32", "bf16") if engine == "openvino" else ("auto", "fp32")
+    if precision not in runs:
+        raise ValueError(f"engine {engine!r} runs {' or '.join(r for r in runs if r != 'auto')} only, got "
+                         f"precision={precision!r}; use precision='auto', or engine='torch'")
 
 
 def _instnorm(backbone: str | None) -> bool:
@@ -251,16 +272,21 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None) -> str:
-    """Concrete precision of ``engine``: the exported engines always run ``fp32``; torch resolves ``precision``.
+def engine_precision(engine: str, precision: str, device: str, backbone: str | None = None, flags=None) -> str:
+    """Concrete precision of ``engine``: ONNX Runtime always runs ``fp32``; OpenVINO ``fp32`` or ``bf16`` (asked for,
+    or ``auto`` for the backbones of :data:`OPENVINO_BF16_MAPS` on a CPU whose ``flags`` name native bf16); torch
+    resolves ``precision``.
 
-    ``auto`` never gives bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (within the cosine
-    gate where bf16 is not, at the same speed: benchmarks/README.md, "GPU"), on a CPU fp32.
+    ``auto`` never gives torch bf16 to a backbone in :data:`BF16_BELOW_GATE`: on CUDA it runs fp16 (within the
+    cosine gate where bf16 is not, at the same speed: benchmarks/README.md, "GPU"), on a CPU fp32.
     """
     if engine in ("onnxruntime", "openvino"):
-        if precision in ("bf16", "fp16"):
-            raise ValueError(f"engine {engine!r} runs fp32 only, got precision={precision!r}")
-        return "fp32"
+        _check_exported_precision(engine, precision)
+        if precision == "auto":
+            flags = cpu_flags() if flags is None else frozenset(flags)
+            bf16 = engine == "openvino" and _openvino_bf16_maps(backbone) and has_native_bf16(flags)
+            return "bf16" if bf16 else "fp32"
+        return precision
     if precision == "auto" and _below_bf16_gate(backbone):
         return "fp16" if device == "cuda" else "fp32"
     return resolve_precision(precision, device)
@@ -273,19 +299,21 @@ BATCH_SIZES: dict[str, int] = {"torch": 16, "onnxruntime": 64, "openvino": 64}
 #: caches at 64 (benchmarks/README.md, "Survey backbone: engine and batch size").
 RESIZED_BATCH_SIZE = 16
 #: ... and for a ``+instnorm`` backbone at a resized input, whose instance normalisation reads each shallow
-#: activation twice more: the fewer images per pass, the more of them stay in the caches (same section).
+#: activation twice more: the fewer images per pass, the more of them stay in the caches (same section). In bf16
+#: (OpenVINO) the activations are half the size and :data:`RESIZED_BATCH_SIZE` is fastest again (benchmarks/README.md,
+#: "Survey backbone in bf16").
 INSTNORM_BATCH_SIZE = 4
 #: On a CUDA GPU (torch): the CPU's small batches leave the GPU idle (benchmarks/README.md, "GPU").
 CUDA_BATCH_SIZE = 256
 
 
 def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu", input_size: str | int | None = None,
-                   backbone: str | None = None) -> int:
+                   backbone: str | None = None, precision: str = "fp32") -> int:
     """``requested`` when set (must be >= 1), else the measured default of the concrete ``engine`` on ``device``.
 
     :data:`CUDA_BATCH_SIZE` on CUDA. On a CPU, for patches resized to the network's input (``input_size`` an int
-    or a ``"<side>:<mode>"`` label): :data:`INSTNORM_BATCH_SIZE` for a ``+instnorm`` ``backbone`` on any engine,
-    else :data:`RESIZED_BATCH_SIZE`; for native-size patches (``input_size`` ``"native"`` or not given):
+    or a ``"<side>:<mode>"`` label): :data:`INSTNORM_BATCH_SIZE` for a ``+instnorm`` ``backbone`` on any engine
+    in fp32, else :data:`RESIZED_BATCH_SIZE`; for native-size patches (``input_size`` ``"native"`` or not given):
     :data:`BATCH_SIZES` (16 for an engine not listed).
     """
     if requested is not None:
@@ -295,7 +323,7 @@ def batch_size_for(engine: str, requested: int | None = None, device: str = "cpu
     if device == "cuda":
         return CUDA_BATCH_SIZE
     if input_size is not None and str(input_size) != "native":
-        return INSTNORM_BATCH_SIZE if _instnorm(backbone) else RESIZED_BATCH_SIZE
+        return INSTNORM_BATCH_SIZE if _instnorm(backbone) and precision == "fp32" else RESIZED_BATCH_SIZE
     return BATCH_SIZES.get(engine, 16)
 
 
@@ -424,16 +452,23 @@ def openvino_pins_threads(threads: int, cores: int | None = None) -> bool:
 
 
 class _OpenVinoRunner:
-    def __init__(self, model_bytes: bytes, threads: int):
+    def __init__(self, model_bytes: bytes, threads: int, precision: str = "fp32"):
         import openvino as ov  # lazy: an optional engine (extra 'openvino')
 
         core = ov.Core()
+        hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+        if hint == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise ValueError("precision='bf16' on engine 'openvino' needs a CPU that OpenVINO runs bf16 on (native "
+                             "bf16: amx_bf16 or avx512_bf16); this one would run f32. Use precision='fp32' or 'auto'")
         model = core.read_model(_local_copy(model_bytes))
         self.compiled = core.compile_model(
             model, "CPU",
-            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint,
              "ENABLE_CPU_PINNING": openvino_pins_threads(threads)},
         )
+        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        if ran != hint:
+            raise RuntimeError(f"OpenVINO compiled the model for {ran}, not the {hint} asked for and recorded")
         self.request = self.compiled.create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -450,18 +485,22 @@ def _local_copy(data: bytes) -> str:
     return name
 
 
-def runner(backbone, engine: str, cache_dir=None, threads: int | None = None, logger=None):
-    """A callable ``(n, 3, H, W) float32 ndarray -> (n, dim) float32 ndarray`` running ``backbone`` on ``engine``.
+def runner(backbone, engine: str, cache_dir=None, threads: int | None = None, logger=None, precision: str = "fp32"):
+    """A callable ``(n, 3, H, W) float32 ndarray -> (n, dim) float32 ndarray`` running ``backbone`` on ``engine``
+    at the concrete ``precision`` (``bf16`` on OpenVINO only).
 
-    Built once per (backbone, engine, cache, threads) and kept on the backbone (``backbone.runners``).
+    Built once per (backbone, engine, cache, threads, precision) and kept on the backbone (``backbone.runners``).
     """
     if engine not in ("onnxruntime", "openvino"):
         raise ValueError(f"runner() is for the exported engines, got {engine!r}")
+    if precision == "auto" or precision not in PRECISIONS:
+        raise ValueError(f"runner() needs a concrete precision, got {precision!r}")
+    _check_exported_precision(engine, precision)
     threads = threads or thread_budget()
-    key = (engine, str(cache_dir), threads)
+    key = (engine, str(cache_dir), threads, precision)
     cached = backbone.runners.get(key)
     if cached is None:
         data = read_bytes(onnx_model_path(backbone, cache_dir, logger))
-        cached = (_OrtRunner if engine == "onnxruntime" else _OpenVinoRunner)(data, threads)
+        cached = _OrtRunner(data, threads) if engine == "onnxruntime" else _OpenVinoRunner(data, threads, precision)
         backbone.runners[key] = cached
     return cached

@@ -11,7 +11,8 @@ How a patch becomes a vector (CNN backbones)
 3. The backbone runs on an inference ``engine`` (``seis_assets.core.engines``: ``auto`` = torch bf16 autocast
    on CPUs with native bf16 and on CUDA, ONNX Runtime fp32 on other CPUs; or ``torch``, ``onnxruntime``,
    ``openvino``). torch runs under ``torch.inference_mode`` and autocast (``precision``: ``"auto"`` = bf16 on
-   CPUs with native bf16, fp16/bf16 on CUDA, else fp32); the exported engines run fp32.
+   CPUs with native bf16, fp16/bf16 on CUDA, else fp32); ONNX Runtime runs fp32, OpenVINO fp32 or bf16
+   (``engines.engine_precision``).
    Features come back float32.
 
 The ``texture`` backbone takes the [-1, 1] patches directly (no resize, no precision).
@@ -214,9 +215,7 @@ def _cnn_features(backbone, patches, input_size, precision, engine, engine_cache
     x = preprocess(patches, input_size, backbone.mean, backbone.std, backbone.device)
     backbone.model  # build it outside inference_mode: its weights stay ordinary tensors (exportable)
     if engine in ("onnxruntime", "openvino"):
-        if precision != "fp32":
-            raise ValueError(f"engine {engine!r} runs fp32 only, got precision={precision!r}")
-        run = engines.runner(backbone, engine, engine_cache_dir, threads)
+        run = engines.runner(backbone, engine, engine_cache_dir, threads, precision=precision)
         backbone.n_forward += 1
         return np.asarray(run(x.contiguous().numpy()), dtype=np.float32)
     if engine != "torch":
@@ -419,7 +418,7 @@ def extract_features(
     rows = index_rows(index)
     identity = table_identity(backbone, input_size, precision, engine)
     batch_size = engines.batch_size_for(identity.get("engine", "torch"), batch_size, backbone.device,
-                                        identity["input_size"], backbone.name)
+                                        identity["input_size"], backbone.name, identity["precision"])
     threads = (num_threads or engines.thread_budget()) if backbone.device == "cpu" and backbone.takes_images else 0
     use_cpu_threads(backbone, threads)  # before any torch work: torch also runs the preprocessing
     previous = PreviousTable.open(previous_path, identity, rows["sha256"].astype(str), log)

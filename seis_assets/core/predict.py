@@ -119,7 +119,8 @@ class Embedder:
         for this engine, backbone and input size."""
         from seis_assets.core.engines import batch_size_for
 
-        return batch_size_for(self.engine, self.batch_size, self.backbone.device, self.input_size, self.backbone.name)
+        return batch_size_for(self.engine, self.batch_size, self.backbone.device, self.input_size, self.backbone.name,
+                              self.precision)
 
     def features(self, patches) -> np.ndarray:
         """Features (n, dim) of patches in [-1, 1] (a list of 2-D arrays, sizes may differ, or one 3-D stack).

@@ -52,7 +52,7 @@ def test_resolve_precision():
         (AVX512_BF16, "cpu", "auto", "torch"),  # native bf16: torch bf16 + channels_last
         (AMX, "cpu", "auto", "torch"),
         (AVX512_BF16, "cpu", "fp32", "onnxruntime"),  # fp32 asked for: the fastest fp32 engine
-        (AVX2, "cpu", "bf16", "torch"),  # only torch runs bf16
+        (AVX2, "cpu", "bf16", "torch"),  # of the plain networks, only torch runs bf16
         (AVX2, "cuda", "auto", "torch"),  # GPU: torch
         (AMX, "cuda", "auto", "torch"),
     ],
@@ -111,6 +111,9 @@ def test_explicit_engines_are_kept_or_refused_with_the_reason():
         choose_engine("onnxruntime", "cuda", available=_installed)
     with pytest.raises(ValueError, match="fp32 only"):
         choose_engine("onnxruntime", "cpu", "bf16", available=_installed)
+    assert choose_engine("openvino", "cpu", "bf16", available=_installed).engine == "openvino"
+    with pytest.raises(ValueError, match="runs fp32 or bf16 only"):
+        choose_engine("openvino", "cpu", "fp16", available=_installed)
     with pytest.raises(RuntimeError, match=r"seis_assets\[openvino\]"):
         choose_engine("openvino", "cpu", available=_missing)
     with pytest.raises(ValueError, match="engine must be one of"):
@@ -267,6 +270,12 @@ def test_auto_identity_names_the_engine_the_rule_picks(monkeypatch):
     ident = table_identity(_small_backbone(), 224, "auto", "auto")
     assert (ident["engine"], ident["precision"]) == ("onnxruntime", "fp32")
     assert table_identity(load_backbone("texture"), 224, "auto", "auto")["engine"] == "numpy"
+    # the survey backbone: OpenVINO, in bf16 where the CPU has native bf16 (unless fp32 is asked for)
+    survey = load_backbone("efficientnet_lite0+instnorm", device="cpu")
+    assert [table_identity(survey, 224, "auto", "auto")[k] for k in ("engine", "precision")] == ["openvino", "fp32"]
+    monkeypatch.setattr(engines, "cpu_flags", lambda *a: frozenset(AVX512_BF16))
+    assert [table_identity(survey, 224, "auto", "auto")[k] for k in ("engine", "precision")] == ["openvino", "bf16"]
+    assert table_identity(survey, 224, "fp32", "auto")["precision"] == "fp32"
 
 
 def test_texture_fusion_appends_the_attributes_to_the_cnn_features():
@@ -305,18 +314,35 @@ def test_backbones_below_the_bf16_gate_never_get_bf16_from_auto():
     assert batch_size_for("torch", None, "cuda") == 256 and batch_size_for("torch", 8, "cuda") == 8
 
 
-def test_instnorm_variants_stay_off_bf16_and_export_to_onnx(tmp_path):
-    """``+instnorm`` is not measured in bf16: ``auto`` keeps it fp32 on a bf16 CPU; its ONNX Runtime export (the
+def test_instnorm_variants_stay_off_torch_bf16_and_export_to_onnx(tmp_path):
+    """``+instnorm`` is not measured in torch bf16: ``auto`` runs it on OpenVINO on a bf16 CPU, in bf16 only for
+    the networks whose maps were measured (EfficientNet-Lite0), ResNet50's in fp32; its ONNX Runtime export (the
     InstanceNormalization op) gives the torch features."""
     from seis_assets.core.engines import engine_precision
 
     assert choose_engine("auto", "cpu", "auto", flags=AVX512_BF16, available=_installed,
                          backbone="resnet50").engine == "torch"  # the plain network runs bf16 there
-    choice = choose_engine("auto", "cpu", "auto", flags=AVX512_BF16, available=_installed,
-                           backbone="resnet50+instnorm")
-    assert choice.engine == "openvino"  # fp32 (rule 3)
+    for flags in (AVX2, AVX512_BF16, AMX):
+        for name in ("resnet50+instnorm", "efficientnet_lite0+instnorm"):
+            assert choose_engine("auto", "cpu", "auto", flags=flags, available=_installed, backbone=name).engine \
+                == "openvino"
+    assert engine_precision("openvino", "auto", "cpu", "resnet50+instnorm", flags=AMX) == "fp32"  # not measured
+    assert engine_precision("openvino", "auto", "cpu", "efficientnet_lite0+instnorm", flags=AVX512_BF16) == "bf16"
+    assert engine_precision("openvino", "auto", "cpu", "efficientnet_lite0+instnorm", flags=AMX) == "bf16"
+    assert engine_precision("openvino", "auto", "cpu", "efficientnet_lite0+instnorm", flags=AVX2) == "fp32"
+    assert engine_precision("openvino", "fp32", "cpu", "efficientnet_lite0+instnorm", flags=AMX) == "fp32"
+    assert engine_precision("openvino", "auto", "cpu", "efficientnet_lite0", flags=AMX) == "fp32"  # plain: not listed
+    assert engine_precision("onnxruntime", "auto", "cpu", "efficientnet_lite0+instnorm", flags=AMX) == "fp32"
+    assert engine_precision("openvino", "bf16", "cpu", "resnet50+instnorm", flags=AVX2) == "bf16"  # asked for
+    # bf16 asked for with engine auto: OpenVINO for +instnorm, torch for the plain network
+    assert choose_engine("auto", "cpu", "bf16", flags=AVX2, available=_installed,
+                         backbone="efficientnet_lite0+instnorm").engine == "openvino"
     assert engine_precision("torch", "auto", "cpu", "resnet50+instnorm") == "fp32"
     assert engine_precision("torch", "auto", "cuda", "resnet50+instnorm") == "fp16"
+    # batch: 4 images per pass in fp32, 16 in bf16 (half the activation bytes)
+    assert batch_size_for("openvino", input_size="224:pad", backbone="efficientnet_lite0+instnorm") == 4
+    assert batch_size_for("openvino", input_size="224:pad", backbone="efficientnet_lite0+instnorm",
+                          precision="bf16") == engines.RESIZED_BATCH_SIZE
     bb = load_backbone("efficientnet_lite0+instnorm", device="cpu")
     P = np.random.default_rng(0).uniform(-1, 1, (3, 40, 40)).astype(np.float32)
     ref = embed(bb, P, 64, "fp32", "torch")
@@ -328,6 +354,30 @@ def test_instnorm_variants_stay_off_bf16_and_export_to_onnx(tmp_path):
     plain = load_backbone("efficientnet_lite0", device="cpu")
     assert [p.name for p in tmp_path.glob("*.onnx")] == [engines.onnx_model_name(bb.identity)]
     assert engines.onnx_model_name(bb.identity) != engines.onnx_model_name(plain.identity)
+
+
+@pytest.mark.skipif("openvino" not in EXPORTED, reason="OpenVINO is not installed")
+def test_openvino_runs_the_recorded_precision(tmp_path):
+    """The compiled model's inference precision is the one recorded in the identity: f32 for fp32 (OpenVINO would
+    pick bf16 by itself on a bf16 CPU), bf16 for bf16 where OpenVINO runs bf16, else a clear error, never a silent
+    f32 under a bf16 record. bf16 features stay close to fp32 (the measured gate is the map, not this cosine)."""
+    import openvino as ov
+
+    bb = load_backbone("efficientnet_lite0+instnorm", device="cpu")
+    P = _patches(4, 99)
+    fp32 = engines.runner(bb, "openvino", cache_dir=str(tmp_path), threads=1, precision="fp32")
+    assert fp32.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        with pytest.raises(ValueError, match="needs a CPU that OpenVINO runs bf16 on"):
+            engines.runner(bb, "openvino", cache_dir=str(tmp_path), threads=1, precision="bf16")
+        return
+    bf16 = engines.runner(bb, "openvino", cache_dir=str(tmp_path), threads=1, precision="bf16")
+    assert bf16 is not fp32 and bf16.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+    got = embed(bb, P, 224, "bf16", "openvino", str(tmp_path), threads=1)
+    ref = embed(bb, P, 224, "fp32", "openvino", str(tmp_path), threads=1)
+    assert 0.98 < _cosine_min(got, ref) < 1.0  # bf16 really ran: not bit-for-bit fp32
+    with pytest.raises(ValueError, match="fp32 only"):
+        engines.runner(bb, "onnxruntime", cache_dir=str(tmp_path), precision="bf16")
 
 
 @pytest.mark.skipif("openvino" not in EXPORTED, reason="OpenVINO is not installed")
