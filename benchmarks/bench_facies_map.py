@@ -67,11 +67,11 @@ def _region_shares(categories: np.ndarray, xl: np.ndarray, times: np.ndarray) ->
     return {name: region_share(categories, category, xl, times, xr, tr) for name, category, xr, tr in REGIONS}
 
 
-def patch_features(backbone_name: str, cache: str, input_size: str = "224"):
+def patch_features(backbone_name: str, cache: str, input_size: str = "224", precision: str = "auto"):
     files = sorted(glob.glob(os.path.join(DATA, "f3_patches", "*", "*.mat")))
     labels = np.array([os.path.basename(os.path.dirname(f)) for f in files])
     backbone = load_backbone(backbone_name)
-    identity = table_identity(backbone, input_size, "auto")
+    identity = table_identity(backbone, input_size, precision)
     # the default side keeps the cache file names of before --input-size
     size_tag = "" if identity["input_size"] == input_size_label(224) else f"_{identity['input_size'].replace(':', '-')}"
     path = os.path.join(cache, f"f3_{identity['backbone']}_{identity['engine']}_{identity['precision']}{size_tag}.npy")
@@ -191,6 +191,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default="auto")
     ap.add_argument("--input-size", default="224", help="the network's input side for patches and windows (224, 160, native)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="the network's precision (default auto: what the pipeline picks on this machine)")
     ap.add_argument("--scaling", default="per_window", choices=["per_window", "survey"],
                     help="window scaling (default: the pipeline's, per_window)")
     ap.add_argument("--k", type=int, default=4)
@@ -215,10 +217,11 @@ def main(argv=None) -> int:
         return 0
 
     t0 = time.perf_counter()
-    X, labels, identity = patch_features(args.backbone, args.cache, args.input_size)
+    X, labels, identity = patch_features(args.backbone, args.cache, args.input_size, args.precision)
     print(f"backbone {identity['backbone']} ({identity['precision']}), input {identity['input_size']}, {len(X)} patches, "
           f"load average {os.getloadavg()[0]:.1f}")
-    tag = f"{identity['backbone']}_{identity['input_size'].replace(':', '-')}"  # names the fitted models in --cache
+    # names the fitted models in --cache
+    tag = f"{identity['backbone']}_{identity['input_size'].replace(':', '-')}_{identity['engine']}_{identity['precision']}"
     if args.perturb:
         models = fit_models(X, labels, args.k, cache=args.cache, tag=tag)
         rows = perturbed_shares(models, identity, scaling=args.scaling, traces=args.traces, samples=args.samples,

@@ -86,16 +86,17 @@ def section_line(survey) -> tuple[str, int]:
     raise SystemExit(f"{info.path}: not one section ({len(info.inlines)} inlines x {len(info.xlines)} crosslines)")
 
 
-def section_features(path: str, backbone: str, cache: str, window: int = 99):
+def section_features(path: str, backbone: str, cache: str, window: int = 99, precision: str = "auto"):
     """Windows and features of one section as ``survey_windows`` makes them (cached in ``cache``)."""
-    segy, features = SegySettings(window_traces=window, window_samples=window), FeatureSettings(backbone=backbone)
+    segy, features = SegySettings(window_traces=window, window_samples=window), FeatureSettings(backbone=backbone, precision=precision)
     with open_survey(path, segy.iline_byte, segy.xline_byte) as survey:
         direction, number = section_line(survey)
-        name = f"{os.path.basename(path)}_{backbone}_{segy.window_traces}x{segy.window_samples}_s{segy.stride}_{segy.scaling}"
+        identity = table_identity(features.load_backbone(logger=log), features.input_size_value(), features.precision)
+        name = (f"{os.path.basename(path)}_{backbone}_{identity['engine']}_{identity['precision']}_"
+                f"{segy.window_traces}x{segy.window_samples}_s{segy.stride}_{segy.scaling}")
         files = [os.path.join(cache, name + ext) for ext in (".positions.parquet", ".X.npy", ".qc.parquet")]
         if all(os.path.exists(f) for f in files):
             return pd.read_parquet(files[0]), np.load(files[1]), pd.read_parquet(files[2]), (direction, number)
-        identity = table_identity(features.load_backbone(logger=log), features.input_size_value(), features.precision)
         positions, X, _, qc = survey_features(
             survey, identity, scaling=segy.scaling, n_traces=segy.window_traces, n_samples=segy.window_samples,
             stride=segy.stride, directions=(direction,), device=features.device, logger=log,
@@ -152,7 +153,7 @@ def centre_votes(positions: pd.DataFrame, clusters: np.ndarray, k: int, n_traces
 
 def map_section(path: str, args) -> dict:
     """The survey map of one section, (n_samples, n_traces) cluster indices, without reading its labels."""
-    positions, X, qc, (direction, number) = section_features(path, args.backbone, args.cache, args.window)
+    positions, X, qc, (direction, number) = section_features(path, args.backbone, args.cache, args.window, args.precision)
     with open_survey(path) as survey:
         section, idx = survey.read_line(direction, number)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
@@ -197,6 +198,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", help="folder holding labelled_sections/ (default: $SHARED_DATA, else ../shared/data)")
     ap.add_argument("--k", type=int, default=0, help="clusters (default 0: the auto rule)")
     ap.add_argument("--backbone", default=SURVEY_MAPPING_BACKBONE)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="the network's precision (default auto: what the pipeline picks on this machine)")
     ap.add_argument("--time-weight", type=float, default=0.0, help="window centre time as a feature (0: off)")
     ap.add_argument("--units", type=int, default=0,
                     help="map this many stratigraphic units (segy_settings.units; k then defaults to 16)")

@@ -15,9 +15,11 @@ does not decide a cell.
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_survey_engine.py --backbone efficientnet_lite0 --batches 8 64
 
 First line: CPU model and flags, threads. Last line:
-``survey_engine backbone= before_engine= before_batch= before_img_s= best_engine= best_batch= best_img_s= speedup=``
-where *before* is the engine and batch the pipeline used before this benchmark (ONNX Runtime, 64) and *best* the
-fastest cell whose features are within cosine 0.999 of torch fp32.
+``survey_engine backbone= before_engine= before_batch= before_img_s= best_engine= best_batch= best_img_s= speedup=
+fastest_engine= fastest_batch= fastest_img_s= fastest_cosine=`` where *before* is the engine and batch the pipeline
+used before this benchmark (ONNX Runtime, 64), *best* the fastest cell whose features are within cosine 0.999 of
+torch fp32 and *fastest* the fastest cell of all (``openvino:bf16`` is below that cosine; its gate is the map,
+``bench_facies_map.py --precision bf16``). ``openvino:bf16`` needs a CPU with native bf16.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from seis_assets.core.engines import cpu_flags, thread_budget  # noqa: E402
+from seis_assets.core.engines import cpu_flags, has_native_bf16, thread_budget  # noqa: E402
 from seis_assets.core.features import embed  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
 from seis_assets.core.segy_windows import iter_windows, scale_window  # noqa: E402
@@ -82,7 +84,9 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default="auto+instnorm")
     ap.add_argument("--n", type=int, default=192, help="windows per cell (default 192)")
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64])
-    ap.add_argument("--engines", nargs="+", default=["torch", "onnxruntime", "openvino"])
+    ap.add_argument("--engines", nargs="+", default=None,
+                    help="engines, each ENGINE or ENGINE:PRECISION (default precision fp32), e.g. openvino:bf16 "
+                         "(default: torch, onnxruntime, openvino, and openvino:bf16 on a CPU with native bf16)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cache", default="/tmp/seis_bench_survey_engine", help="exported models' folder")
     args = ap.parse_args(argv)
@@ -96,28 +100,38 @@ def main(argv=None) -> int:
     print(cpu_line())
     print(f"backbone: {backbone.name} (asked {args.backbone}), input 224, {len(P)} windows of {args.segy}", flush=True)
     ref = embed(backbone, P, 224, "fp32", "torch")
+    if args.engines is None:
+        args.engines = ["torch", "onnxruntime", "openvino"] + (["openvino:bf16"] if has_native_bf16(cpu_flags()) else [])
     cells = [(e, b) for e in args.engines for b in args.batches]
     rates: dict = {c: 0.0 for c in cells}
     cosine: dict = {}
-    for engine, b in cells:  # export once, warm up, check the features
-        X = np.concatenate([embed(backbone, P[i : i + b], 224, "fp32", engine, args.cache) for i in range(0, len(P), b)])
-        cosine[(engine, b)] = float(cosine_rows(X, ref).min())
+
+    def run(cell, i):
+        engine, precision = (cell[0].split(":", 1) + ["fp32"])[:2]
+        return embed(backbone, P[i : i + cell[1]], 224, precision, engine, args.cache)
+
+    for cell in cells:  # export once, warm up, check the features
+        X = np.concatenate([run(cell, i) for i in range(0, len(P), cell[1])])
+        cosine[cell] = float(cosine_rows(X, ref).min())
     for _ in range(args.rounds):
-        for engine, b in cells:
+        for cell in cells:
             t = time.perf_counter()
-            for i in range(0, len(P), b):
-                embed(backbone, P[i : i + b], 224, "fp32", engine, args.cache)
-            rates[(engine, b)] = max(rates[(engine, b)], len(P) / (time.perf_counter() - t))
+            for i in range(0, len(P), cell[1]):
+                run(cell, i)
+            rates[cell] = max(rates[cell], len(P) / (time.perf_counter() - t))
     print("| engine | batch | img/s (best of rounds) | cosine min vs torch fp32 |")
     print("|---|---:|---:|---:|")
-    for engine, b in cells:
-        print(f"| {engine} | {b} | {rates[(engine, b)]:.1f} | {cosine[(engine, b)]:.6f} |")
+    for cell in cells:
+        print(f"| {cell[0]} | {cell[1]} | {rates[cell]:.1f} | {cosine[cell]:.6f} |")
     ok = [c for c in cells if cosine[c] >= 0.999]
-    best = max(ok, key=lambda c: rates[c])
+    best = max(ok, key=lambda c: rates[c]) if ok else None
+    fastest = max(cells, key=lambda c: rates[c])
     before = rates.get(BEFORE, float("nan"))
+    best_line = (f"best_engine={best[0]} best_batch={best[1]} best_img_s={rates[best]:.1f} "
+                 f"speedup={rates[best] / before:.2f}") if best else "best_engine=none"
     print(f"survey_engine backbone={backbone.name} before_engine={BEFORE[0]} before_batch={BEFORE[1]} "
-          f"before_img_s={before:.1f} best_engine={best[0]} best_batch={best[1]} best_img_s={rates[best]:.1f} "
-          f"speedup={rates[best] / before:.2f}")
+          f"before_img_s={before:.1f} {best_line} fastest_engine={fastest[0]} fastest_batch={fastest[1]} "
+          f"fastest_img_s={rates[fastest]:.1f} fastest_cosine={cosine[fastest]:.6f}")
     return 0
 
 
