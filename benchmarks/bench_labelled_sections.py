@@ -88,7 +88,8 @@ def section_line(survey) -> tuple[str, int]:
 
 def section_features(path: str, backbone: str, cache: str, window: int = 99, precision: str = "auto"):
     """Windows and features of one section as ``survey_windows`` makes them (cached in ``cache``)."""
-    segy, features = SegySettings(window_traces=window, window_samples=window), FeatureSettings(backbone=backbone, precision=precision)
+    segy = SegySettings(window_traces=window, window_samples=window)
+    features = FeatureSettings(backbone=backbone, precision=precision)
     with open_survey(path, segy.iline_byte, segy.xline_byte) as survey:
         direction, number = section_line(survey)
         identity = table_identity(features.load_backbone(logger=log), features.input_size_value(), features.precision)

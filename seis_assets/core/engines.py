@@ -493,8 +493,8 @@ def runner(backbone, engine: str, cache_dir=None, threads: int | None = None, lo
     """
     if engine not in ("onnxruntime", "openvino"):
         raise ValueError(f"runner() is for the exported engines, got {engine!r}")
-    if precision == "auto" or precision not in PRECISIONS:
-        raise ValueError(f"runner() needs a concrete precision, got {precision!r}")
+    if precision == "auto":
+        raise ValueError("runner() needs a concrete precision, got 'auto'")
     _check_exported_precision(engine, precision)
     threads = threads or thread_budget()
     key = (engine, str(cache_dir), threads, precision)
