@@ -168,3 +168,24 @@ def test_the_fast_median_and_run_lengths_give_numpys_values_exactly():
             cur = np.where(row, cur + 1, 0)
             run = np.maximum(run, cur)
         assert (_longest_runs(flags) == run).all()
+
+
+def test_spikes_stopping_early_gives_the_definitions_value(f3_qc):
+    """``_spikes`` stops at the first of its three tests that no sample passes; on clean real patches (where it
+    mostly stops early) and on spiked ones it must equal all three tests taken together."""
+    from seis_assets.core.qc import SPIKE_AMPLITUDE_Z, SPIKE_Z, _robust_z, _spikes
+
+    def definition(a):
+        dz, dx = np.zeros_like(a), np.zeros_like(a)
+        dz[1:-1] = a[2:] - 2 * a[1:-1] + a[:-2]
+        dx[:, 1:-1] = a[:, 2:] - 2 * a[:, 1:-1] + a[:, :-2]
+        zz, zx, za = np.abs(_robust_z(dz)), np.abs(_robust_z(dx)), np.abs(_robust_z(a))
+        return float(np.mean((zz > SPIKE_Z) & (zx > SPIKE_Z) & (za > SPIKE_AMPLITUDE_Z)))
+
+    _, _, raws = f3_qc
+    rng = np.random.default_rng(3)
+    patches = [np.asarray(r, dtype=np.float64) for r in raws[::20]]
+    patches += [_artefact(p, "spikes", rng) for p in patches[:10]]
+    values = [_spikes(p) for p in patches]
+    assert values == [definition(p) for p in patches]
+    assert 0 < sum(v > 0 for v in values) < len(values)  # both ways out of the function were taken
