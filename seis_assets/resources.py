@@ -449,6 +449,11 @@ class SegySettings(EnvResource):
     directions: str = Field(
         "inline", description="inline, or inline,xline (windows along crosslines too, 3-D cubes only)."
     )
+    line_step: int = Field(
+        1,
+        description="3-D cubes: cut windows on every n-th line (and the last) only; each line between takes the votes "
+        "of its nearest cut line's windows, as if the windows were n lines thick (1: every line).",
+    )
     map_xlines: bool = Field(False, description="The facies map PDF gets one page per crossline too (3-D cubes).")
     models: str = Field(
         "patches",
@@ -510,9 +515,15 @@ class SegySettings(EnvResource):
         if self.units and self.models != "survey":
             raise ValueError(f"segy_settings.units={self.units} needs models=survey (units are cut from the "
                              f"survey's own clusters), got models={self.models!r}")
+        self.check_line_step()
         if self.page_lines < 0 or not self.summary_bin_ms > 0:
             raise ValueError(f"segy_settings.page_lines must be >= 0 and summary_bin_ms > 0, got {self.page_lines} "
                              f"and {self.summary_bin_ms}")
+
+    def check_line_step(self) -> None:
+        """Raise ValueError naming the setting when ``line_step`` is below 1."""
+        if self.line_step < 1:
+            raise ValueError(f"segy_settings.line_step must be >= 1 (1: every line), got {self.line_step}")
 
     def direction_list(self) -> tuple[str, ...]:
         return tuple(d.strip() for d in self.directions.split(",") if d.strip())

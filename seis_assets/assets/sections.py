@@ -32,7 +32,9 @@ from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS
 from seis_assets.core.storage import ParquetTable
 from seis_assets.core.survey_models import WINDOW_IDENTITY, check_window_identity, fit_sample, fit_survey_models
 from seis_assets.core.volume_views import check_times, is_volume, write_corrupt_traces, write_volume_views
-from seis_assets.core.window_features import WindowCache, local_runner, read_corrupt_traces, write_survey_windows
+from seis_assets.core.window_features import (
+    WindowCache, local_runner, read_corrupt_traces, read_line_step, write_survey_windows,
+)
 from seis_assets.core.window_predict import classify_table
 from seis_assets.partitions import survey_partitions
 from seis_assets.io_managers import LAZY, WrittenTable
@@ -76,6 +78,7 @@ def survey_windows(
 ) -> dg.Output[WrittenTable]:
     key = context.partition_key
     path = survey_file(segy_settings, key)
+    segy_settings.check_line_step()
     backbone = feature_settings.load_backbone(logger=context.log)
     identity = table_identity(backbone, feature_settings.input_size_value(), feature_settings.precision)
     out = paths.table("survey_windows", key)
@@ -90,7 +93,8 @@ def survey_windows(
         constants = {"path": path, **{k: str(identity.get(k)) for k in WINDOW_IDENTITY},
                      "scaling": spec.scaling, "scale": float(spec.scale) if spec.scale else np.nan}
         report = write_survey_windows(survey, segy_settings.direction_list(), spec, identity, out, runner,
-                                      WindowCache(paths.window_cache), constants, context.log)
+                                      WindowCache(paths.window_cache), constants, context.log,
+                                      line_step=segy_settings.line_step)
     corrupt = pd.DataFrame([c.__dict__ for c in report.corrupt], columns=["direction", "inline", "xline", "reason"])
     return dg.Output(
         WrittenTable(str(out), report.n_windows),
@@ -98,7 +102,8 @@ def survey_windows(
             "survey": path,
             "geometry": dg.MetadataValue.json({k: v for k, v in info.as_dict().items() if k not in ("inlines", "xlines")}
                                               | {"n_inlines": len(info.inlines), "n_xlines": len(info.xlines)}),
-            "window": f"{spec.n_traces} traces x {spec.n_samples} samples, stride {spec.stride}",
+            "window": f"{spec.n_traces} traces x {spec.n_samples} samples, stride {spec.stride}"
+                      + (f", on every {segy_settings.line_step}th line" if segy_settings.line_step > 1 else ""),
             "scaling": json.dumps({"scaling": spec.scaling, "scale": spec.scale}),
             "scale": dg.MetadataValue.json(scale),
             "backbone": str(identity["backbone"]),
@@ -155,6 +160,7 @@ def facies_map(
     segy_settings.check_map_settings()
     windows = survey_windows.read(WINDOW_COLUMNS)
     corrupt = read_corrupt_traces(survey_windows.path)
+    line_step = read_line_step(survey_windows.path)  # as the windows were cut, whatever the settings say now
     started = time.perf_counter()
     if segy_settings.models == "patches":
         models = FittedModels.load(require_serving_generation(paths.models))  # one model generation, whole
@@ -179,7 +185,7 @@ def facies_map(
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
             map_xlines=segy_settings.map_xlines, units=segy_settings.units, page_lines=segy_settings.page_lines,
-            gaps=bool(corrupt),
+            gaps=bool(corrupt), line_step=line_step,
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
@@ -192,7 +198,7 @@ def facies_map(
     result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
     metadata = _facies_metadata(result, source, k, len(windows), out) | {
-        "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt),
+        "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt), "line_step": line_step,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in seconds.items()}
                                          | {"volume_views": round(time.perf_counter() - started - sum(seconds.values()), 2)}),
     }

@@ -6,7 +6,8 @@ Every window votes for its cluster on every sample it covers; a sample takes the
 the lowest cluster index), and its category is that cluster's mapped category. The sample's *confidence* is the
 vote share of that winner: its votes over the votes of all windows covering the sample, in (0, 1] (1: every covering
 window agrees; 1/k at worst). It is counted with the votes (:func:`count_votes`), not in a second pass. Windows
-along crosslines of a 3-D cube vote on the inlines they cross as well. The anomaly map is the mean anomaly score of the windows covering a
+along crosslines of a 3-D cube vote on the inlines they cross as well. Windows cut on every n-th line only (a line
+step, for large cubes) vote on the lines between as well, each line taking its nearest cut line's windows. The anomaly map is the mean anomaly score of the windows covering a
 sample. One line is painted at a time, so memory is one line's ``k x n_traces x n_samples`` counts.
 
 Outputs (:func:`write_facies_outputs`)
@@ -41,6 +42,7 @@ from seis_assets.core.facies_figures import (
 )
 from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
 from seis_assets.core.segy import Survey
+from seis_assets.core.segy_windows import line_sources
 from seis_assets.core.segy_write import write_like
 from seis_assets.core.stratigraphy import unit_map
 from seis_assets.core.storage import atomic_path, atomic_write_bytes
@@ -88,9 +90,20 @@ def unit_legend(n: int) -> pd.DataFrame:
 
 class WindowIndex:
     """The windows' positions as arrays, grouped by line once, so painting a line of a survey with hundreds of
-    thousands of windows looks only at its own (and at the crossing direction's by a vectorised test)."""
+    thousands of windows looks only at its own (and at the crossing direction's by a vectorised test).
 
-    def __init__(self, windows: pd.DataFrame):
+    ``sources`` (with a line step, :func:`seis_assets.core.segy_windows.line_sources`): per direction, each line ->
+    the lines whose windows vote on it; a window then paints the traces of those lines whose numbers fall in its
+    span. None: every line has its own windows."""
+
+    def __init__(self, windows: pd.DataFrame, sources: Mapping[str, Mapping[int, list[int]]] | None = None):
+        self.sources = {d: dict(v) for d, v in (sources or {}).items()}
+        #: per direction, a picked line -> the lines its windows vote on (the inverse of ``sources``)
+        self.covers: dict[str, dict[int, list[int]]] = {}
+        for direction, by_line in self.sources.items():
+            for line, picks in by_line.items():
+                for pick in picks:
+                    self.covers.setdefault(direction, {}).setdefault(int(pick), []).append(int(line))
         cols = ("direction", "inline", "xline", "sample", "n_traces", "n_samples", "trace_step")
         self.rows = np.arange(len(windows))
         self.col = {c: windows[c].to_numpy() for c in cols}
@@ -109,10 +122,20 @@ class WindowIndex:
         c = self.col
         pos = {int(v): i for i, v in enumerate(line_other)}
         key_along = "xline" if direction == "inline" else "inline"
-        for row in self.along.get((direction, int(number)), ()):
-            t0 = pos[int(c[key_along][row])]
-            s0 = int(c["sample"][row])
-            yield int(row), slice(t0, t0 + int(c["n_traces"][row])), slice(s0, s0 + int(c["n_samples"][row]))
+        for source in self.sources.get(direction, {}).get(int(number), [int(number)]):
+            for row in self.along.get((direction, int(source)), ()):
+                s0 = int(c["sample"][row])
+                if source == number:
+                    t0 = pos[int(c[key_along][row])]
+                    ts = slice(t0, t0 + int(c["n_traces"][row]))
+                else:  # a neighbouring line's window: the traces of this line within its span of numbers
+                    first = int(c[key_along][row])
+                    last = first + (int(c["n_traces"][row]) - 1) * int(c["trace_step"][row])
+                    ts = slice(int(np.searchsorted(line_other, first, "left")),
+                               int(np.searchsorted(line_other, last, "right")))
+                    if ts.stop <= ts.start:
+                        continue
+                yield int(row), ts, slice(s0, s0 + int(c["n_samples"][row]))
         # windows of the other direction cross this line in one trace (if their span contains it)
         across = self.by_direction["xline" if direction == "inline" else "inline"]
         if not len(across):
@@ -120,11 +143,13 @@ class WindowIndex:
         key_line = "inline" if direction == "inline" else "xline"
         first = c[key_line][across].astype(np.int64)
         last = first + (c["n_traces"][across].astype(np.int64) - 1) * c["trace_step"][across].astype(np.int64)
+        crossing = "xline" if direction == "inline" else "inline"
         for row in across[(first <= number) & (number <= last)]:
             cross = int(c[key_along][row])
-            if cross in pos:
-                s0 = int(c["sample"][row])
-                yield int(row), slice(pos[cross], pos[cross] + 1), slice(s0, s0 + int(c["n_samples"][row]))
+            s0 = int(c["sample"][row])
+            for other in self.covers.get(crossing, {}).get(cross, [cross]):
+                if other in pos:
+                    yield int(row), slice(pos[other], pos[other] + 1), slice(s0, s0 + int(c["n_samples"][row]))
 
 
 def _line_windows(windows, direction: str, number: int, line_other: np.ndarray) -> Iterator[tuple[int, slice, slice]]:
@@ -250,6 +275,15 @@ class _LinePainter:
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
         votes = count_votes(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
                             number, other, keep_shares=self.units > 0)
+        if self.gaps:  # a corrupt trace gets no class, even where a neighbouring line's windows reach over it
+            bad = ~np.isfinite(section).all(axis=1)
+            if bad.any():
+                votes.cluster_map[bad] = -1
+                votes.confidence[bad] = np.nan
+                if votes.score_map is not None:
+                    votes.score_map[bad] = np.nan
+                if votes.shares is not None:
+                    votes.shares[:, bad] = 0
         if not self.gaps and (votes.cluster_map < 0).any():
             raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
         if self.units:
@@ -292,6 +326,7 @@ def write_facies_outputs(
     units: int = 0,
     page_lines: int = 0,
     gaps: bool = False,
+    line_step: int = 1,
 ) -> dict:
     """Paint every line, write the map files into ``out_dir``; return what was written and each line's maps.
 
@@ -312,6 +347,9 @@ def write_facies_outputs(
         line); the labels SEG-Y and the counts always cover every inline
     gaps : windows were left out (corrupt traces, :mod:`seis_assets.core.window_features`): samples no window covers
         get no class (-1 in the labels SEG-Y, blank in the figures) instead of stopping the map
+    line_step : the windows were cut on every ``line_step``-th line only
+        (:func:`seis_assets.core.segy_windows.picked_lines`): each line between takes the votes of the windows of
+        its nearest picked line(s) (:func:`seis_assets.core.segy_windows.line_sources`)
 
     Returns
     -------
@@ -327,7 +365,10 @@ def write_facies_outputs(
     if units and cluster_to_category:
         raise ValueError("units map clusters without categories: pass an empty cluster_to_category")
     legend = unit_legend(units) if units else legend_table(dict(cluster_to_category), k)
-    painter = _LinePainter(survey, WindowIndex(windows), clusters, scores, k, units, gaps)
+    sources = None
+    if line_step > 1:
+        sources = {d: line_sources(survey.lines(d), line_step) for d in windows["direction"].unique()}
+    painter = _LinePainter(survey, WindowIndex(windows, sources), clusters, scores, k, units, gaps)
     pages = [("inline", n) for n in page_selection(info.inlines, page_lines)]
     if map_xlines and info.structured:
         pages += [("xline", n) for n in page_selection(info.xlines, page_lines)]
@@ -361,8 +402,8 @@ def page_selection(lines, n_max: int) -> list[int]:
 
 
 class _WindowShares:
-    """Each window's mean vote share over its samples, summed line by line as the inlines are painted (every sample
-    of every window lies on exactly one inline)."""
+    """Each window's mean vote share over the samples it votes on, summed line by line as the inlines are painted
+    (every sample of an inline window lies on its inline, and with a line step on the inlines between too)."""
 
     def __init__(self, n: int):
         self.total = np.zeros(n, dtype=np.float64)
@@ -371,8 +412,9 @@ class _WindowShares:
     def add(self, votes: LineVotes) -> None:
         for row, ts, ss in votes.spans:
             part = votes.confidence[ts, ss]
-            self.total[row] += float(part.sum())
-            self.count[row] += part.size
+            finite = np.isfinite(part)  # NaN only on corrupt traces (gaps)
+            self.total[row] += float(part[finite].sum())
+            self.count[row] += int(finite.sum())
 
     def mean(self) -> np.ndarray:
         if (self.count == 0).any():

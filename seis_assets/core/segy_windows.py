@@ -42,6 +42,8 @@ __all__ = [
     "SURVEY_PERCENTILE",
     "WINDOW_COLUMNS",
     "window_starts",
+    "picked_lines",
+    "line_sources",
     "survey_scale",
     "scale_window",
     "iter_windows",
@@ -76,6 +78,42 @@ def window_starts(n: int, size: int, stride: int) -> list[int]:
     if starts[-1] != n - size:
         starts.append(n - size)
     return starts
+
+
+def picked_lines(lines: Sequence[int], step: int) -> list[int]:
+    """The lines of ``lines`` that get windows with a line step of ``step``: every ``step``-th from the first, and
+    the last, so no line is more than ``step // 2`` lines from a picked one (``step`` 1: every line).
+
+    Raises ValueError for a step below 1.
+    """
+    if step < 1:
+        raise ValueError(f"line step must be >= 1, got {step}")
+    lines = list(lines)
+    picks = lines[::step]
+    if lines and picks[-1] != lines[-1]:
+        picks.append(lines[-1])
+    return picks
+
+
+def line_sources(lines: Sequence[int], step: int) -> dict[int, list[int]]:
+    """Each line of ``lines`` -> the picked line(s) (:func:`picked_lines`) whose windows vote on it: itself when it
+    is picked, else the nearest picked line by position in ``lines`` (both when two are equally near).
+
+    With a line step a window stands for a slab of lines around its own, ``step`` lines thick: its votes go to the
+    lines nearer to it than to any other picked line.
+    """
+    lines = list(lines)
+    picks = picked_lines(lines, step)
+    position = {n: i for i, n in enumerate(lines)}
+    where = np.array([position[p] for p in picks]) if step > 1 else None
+    out: dict[int, list[int]] = {}
+    for i, n in enumerate(lines):
+        if where is None:
+            out[n] = [n]
+            continue
+        d = np.abs(where - i)
+        out[n] = [picks[j] for j in np.flatnonzero(d == d.min())]
+    return out
 
 
 def survey_scale(

@@ -36,7 +36,7 @@ from upath import UPath
 
 from seis_assets.core.feature_table import CACHE_KEYS
 from seis_assets.core.qc import QC_VERSION, qc_table
-from seis_assets.core.segy_windows import WINDOW_COLUMNS, scale_window, window_starts
+from seis_assets.core.segy_windows import WINDOW_COLUMNS, picked_lines, scale_window, window_starts
 from seis_assets.core.storage import atomic_path
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "local_runner",
     "write_survey_windows",
     "read_corrupt_traces",
+    "read_line_step",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ LOG = logging.getLogger(__name__)
 LINE_TABLE_VERSION = 1
 #: Key of the survey_windows Parquet metadata that lists the corrupt traces (JSON).
 CORRUPT_METADATA_KEY = "corrupt_traces"
+#: Key of the survey_windows Parquet metadata that holds the line step the windows were cut with.
+LINE_STEP_METADATA_KEY = "line_step"
 #: Stages timed by :class:`SurveyWindowsReport` (seconds summed over lines).
 STAGES = ("read", "cut", "qc", "forward", "write")
 
@@ -125,17 +128,20 @@ def corrupt_traces(data: np.ndarray) -> list[tuple[int, str]]:
     return found
 
 
-def survey_line_jobs(survey, directions: Iterable[str]) -> Iterator[LineJob]:
-    """Every line of ``survey`` along ``directions``, read one at a time (corrupt traces kept and listed)."""
+def survey_line_jobs(survey, directions: Iterable[str], line_step: int = 1) -> Iterator[tuple[LineJob, bool]]:
+    """Every line of ``survey`` along ``directions``, read one at a time (corrupt traces kept and listed), with
+    whether it gets windows (:func:`seis_assets.core.segy_windows.picked_lines` with ``line_step``; every line is
+    read, so the corrupt traces of the lines between are reported too)."""
     info = survey.info
     for direction in directions:
+        picked = set(picked_lines(survey.lines(direction), line_step))
         for number in survey.lines(direction):
             data, idx = survey.read_line(direction, number, keep_corrupt=True)
             other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
             yield LineJob(
                 info.name, info.path, direction, int(number), data, np.asarray(other, dtype=np.int64), info.t0_ms,
                 info.sample_interval_ms, tuple(t for t, _ in corrupt_traces(data)),
-            )
+            ), number in picked
 
 
 def job_corrupt_traces(job: LineJob) -> list[CorruptTrace]:
@@ -260,13 +266,17 @@ class SurveyWindowsReport:
     n_windows: int = 0
     lines: int = 0
     lines_reused: int = 0
+    #: lines read only for their corrupt traces: with a line step, the windows of the nearest picked lines vote there
+    lines_between: int = 0
+    line_step: int = 1
     corrupt: list[CorruptTrace] = dataclasses.field(default_factory=list)
     seconds: dict = dataclasses.field(default_factory=lambda: {s: 0.0 for s in STAGES})
 
     def metadata(self) -> dict:
         return {
             "n_windows": self.n_windows, "lines": self.lines, "lines_reused": self.lines_reused,
-            "lines_made": self.lines - self.lines_reused, "corrupt_traces": len(self.corrupt),
+            "lines_made": self.lines - self.lines_reused, "lines_between": self.lines_between,
+            "line_step": self.line_step, "corrupt_traces": len(self.corrupt),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 
@@ -281,25 +291,33 @@ def write_survey_windows(
     cache: WindowCache | None = None,
     identity_columns: dict | None = None,
     logger: logging.Logger | None = None,
+    line_step: int = 1,
 ) -> SurveyWindowsReport:
     """Make (or re-use) every line's windows and stream them into one Parquet table at ``dest``, atomically.
 
     The table holds the rows of :func:`line_windows_table` in line order, plus ``identity_columns`` (constant
     columns such as ``path``, ``backbone``); its key-value metadata lists the corrupt traces
-    (:func:`read_corrupt_traces`). Memory holds the lines in flight, never the survey.
+    (:func:`read_corrupt_traces`) and the ``line_step`` (:func:`read_line_step`): with a step above 1 only every
+    ``line_step``-th line (and the last) gets windows, and the map votes them onto the lines between. Memory holds
+    the lines in flight, never the survey.
     """
     log = logger or LOG
-    report = SurveyWindowsReport()
+    report = SurveyWindowsReport(line_step=line_step)
     keys: dict[tuple[str, int], str] = {}
 
     def with_cache() -> Iterator[tuple[LineJob, pd.DataFrame | None]]:
         t = time.perf_counter()
-        for job in survey_line_jobs(survey, directions):
-            report.lines += 1
+        for job, picked in survey_line_jobs(survey, directions, line_step):
             for c in job_corrupt_traces(job):
                 report.corrupt.append(c)
                 log.warning(f"{job.path}: corrupt trace at inline {c.inline}, crossline {c.xline} ({c.reason}): "
-                            "the windows that contain it are left out")
+                            + ("the windows that contain it are left out" if picked else "it gets no class"))
+            if not picked:
+                report.lines_between += 1
+                report.seconds["read"] += time.perf_counter() - t
+                t = time.perf_counter()
+                continue
+            report.lines += 1
             key = keys[(job.direction, job.number)] = job.key(spec, identity)
             cached = cache.get(job, key) if cache is not None else None
             report.seconds["read"] += time.perf_counter() - t
@@ -339,15 +357,26 @@ def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, repor
                 log.info(f"{report.lines} lines, {report.n_windows} windows ({report.lines_reused} lines re-used)")
         if writer is None:
             raise ValueError(f"{dest}: the survey gave no window (does every window contain a corrupt trace?)")
-        writer.add_key_value_metadata(
-            {CORRUPT_METADATA_KEY: json.dumps([dataclasses.asdict(c) for c in report.corrupt])}
-        )
+        writer.add_key_value_metadata({
+            CORRUPT_METADATA_KEY: json.dumps([dataclasses.asdict(c) for c in report.corrupt]),
+            LINE_STEP_METADATA_KEY: json.dumps(report.line_step),
+        })
         writer.close()
+
+
+def _table_metadata(table_path, key: str):
+    with UPath(str(table_path)).open("rb") as fh:
+        meta = pq.ParquetFile(fh).metadata.metadata or {}
+    raw = meta.get(key.encode())
+    return json.loads(raw) if raw else None
 
 
 def read_corrupt_traces(table_path) -> list[CorruptTrace]:
     """The corrupt traces :func:`write_survey_windows` recorded in the table at ``table_path`` ([] if none)."""
-    with UPath(str(table_path)).open("rb") as fh:
-        meta = pq.ParquetFile(fh).metadata.metadata or {}
-    raw = meta.get(CORRUPT_METADATA_KEY.encode())
-    return [CorruptTrace(**c) for c in json.loads(raw)] if raw else []
+    return [CorruptTrace(**c) for c in _table_metadata(table_path, CORRUPT_METADATA_KEY) or []]
+
+
+def read_line_step(table_path) -> int:
+    """The line step :func:`write_survey_windows` cut the table at ``table_path`` with (1 for tables written before
+    it was recorded: every line then had windows)."""
+    return int(_table_metadata(table_path, LINE_STEP_METADATA_KEY) or 1)

@@ -60,7 +60,7 @@ def test_the_table_is_the_one_made_in_memory_and_the_cache_key_follows_the_conte
     assert np.allclose(np.stack(table["features"]), X, atol=1e-6)
     assert np.allclose(table["qc_spikes"], qc["spikes"])
     with open_survey(cube) as survey:
-        job = next(survey_line_jobs(survey, ["inline"]))
+        job, _ = next(survey_line_jobs(survey, ["inline"]))
     key = job.key(SPEC, identity)
     assert key == job.key(SPEC, dict(identity))  # same content, same key
     changed = LineJob(**{**job.__dict__, "data": job.data + 1})
@@ -154,7 +154,7 @@ def test_a_lines_windows_go_through_the_network_in_the_embedders_batches(tmp_pat
 
     cube = write_cube(tmp_path / "c.sgy", [1], range(1, 51), n_samples=40)
     with open_survey(cube) as survey:
-        job = next(survey_line_jobs(survey, ["inline"]))
+        job, _ = next(survey_line_jobs(survey, ["inline"]))
     texture = load_backbone("texture")
     n_windows = len(line_windows_table(job, SPEC, Embedder(texture.identity, texture, "native", "fp32", "numpy")))
     for size, batch_size, expected in (("native", 3, 3), ("224:stretch", None, 16), ("32:stretch", None, 16)):

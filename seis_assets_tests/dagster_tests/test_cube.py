@@ -86,6 +86,41 @@ def test_cube_maps_around_a_corrupt_trace_and_reuses_its_windows(tmp_path):
             assert np.array_equal(segyio.tools.cube(f), labels_before)
 
 
+def test_a_line_step_cuts_windows_on_every_third_inline_and_paints_every_inline(tmp_path):
+    cube = _small_cube(tmp_path / "cube.sgy", corrupt=True)  # the corrupt trace's inline 12 gets no windows
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, stride=33, window_traces=40,
+                                              window_samples=40, line_step=3)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                                instance=instance)
+        assert result.success
+        [windows_meta] = _events(result, "survey_windows")
+        assert {k: windows_meta["lines"].value[k] for k in ("lines", "lines_between", "line_step")} == {
+            "lines": 3, "lines_between": 3, "line_step": 3}
+        windows = read_parquet(root / "warehouse" / "survey_windows" / "cube.sgy.parquet")
+        assert sorted(windows["inline"].unique()) == [10, 13, 15]
+        # the map follows the table's step, not the settings of the moment
+        resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, stride=33, window_traces=40,
+                                                  window_samples=40, line_step=1)
+        again = dg.materialize(ALL_ASSETS, selection=["facies_map"], partition_key="cube.sgy", resources=resources,
+                               instance=instance)
+        [facies_meta] = _events(again, "facies_map")
+        assert facies_meta["line_step"].value == 3
+    out = root / "outputs" / "sections" / "cube.sgy"
+    corrupt = pd.read_csv(out / "corrupt_traces.csv")  # found on a line that got no windows
+    assert corrupt[["inline", "xline"]].values.tolist() == [[BAD_INLINE, BAD_XLINE]]
+    with segyio.open(str(out / "facies_labels.sgy")) as f:
+        labels = segyio.tools.cube(f)  # (inline, crossline, sample); inlines 10..15
+    col = BAD_XLINE - 300
+    assert (labels[2, col] == -1).all() and (np.delete(labels[2], col, axis=0) >= 0).all()
+    assert np.array_equal(labels[1], labels[0])  # inline 11: inline 10's windows
+    assert np.array_equal(np.delete(labels[2], col, axis=0), np.delete(labels[3], col, axis=0))  # 12: 13's
+    assert set(np.unique(labels[[0, 3, 5]])) == {0.0, 1.0, 2.0}
+
+
 def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
     cube = _small_cube(tmp_path / "cube.sgy", corrupt=False)
     root = tmp_path / "data"
