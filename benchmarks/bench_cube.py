@@ -3,6 +3,7 @@
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py                    # the F3-sized cube (651 inlines)
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py --inlines 40 --dask # a slice of it, and on Dask
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py --cube C --work W --remap-only  # step 3 alone, later
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_cube.py --line-step 3 --agree-with W1/data/outputs/sections/C/facies_labels.sgy
 
 What runs, each step a fresh Python process as a user's ``make demo-segy`` would be (``SEIS_*`` variables, its own
 ``DAGSTER_HOME``):
@@ -21,6 +22,10 @@ What runs, each step a fresh Python process as a user's ``make demo-segy`` would
    memory counts the workers' processes too). ``--dask local``: the same cluster started by the run itself
    (``SEIS_DASK_SCHEDULER=local:2``), start-up and shut-down included. Printed after it: its stage times (the
    workers' summed) and whether its ``facies_labels.sgy`` equals the local map's byte for byte.
+
+``--line-step N`` cuts windows on every N-th inline only (``SEIS_SEGY_LINE_STEP``; the lines between take their
+nearest cut line's votes); ``--agree-with`` an earlier run's ``facies_labels.sgy`` prints the share of the cube's
+samples whose class is the same in both (``agreement``).
 
 The cube is made by ``benchmarks/make_cube.py``'s generator when missing (``--inlines`` of the F3-sized geometry,
 from the real inline 362 of ``$SHARED_DATA/sections``, else a generated section). Last line:
@@ -171,6 +176,23 @@ def labels_digest(data: Path, cube: Path) -> str:
     return h.hexdigest()
 
 
+def labels_agreement(a: Path, b: Path) -> float:
+    """Share of the samples whose class is the same in two ``facies_labels.sgy`` of one cube (trace by trace)."""
+    import numpy as np
+    import segyio
+
+    same = total = 0
+    with segyio.open(a, ignore_geometry=True) as fa, segyio.open(b, ignore_geometry=True) as fb:
+        if fa.tracecount != fb.tracecount or len(fa.samples) != len(fb.samples):
+            raise SystemExit(f"{a} and {b} are not maps of the same cube")
+        for i in range(0, fa.tracecount, 4096):
+            j = min(i + 4096, fa.tracecount)
+            x, y = np.asarray(fa.trace.raw[i:j]), np.asarray(fb.trace.raw[i:j])
+            same += int((x == y).sum())
+            total += x.size
+    return same / total
+
+
 def start_dask(workers: int):
     from distributed import LocalCluster
 
@@ -184,6 +206,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cube", type=Path, help="map this SEG-Y instead (made when missing)")
     ap.add_argument("--models", choices=("patches", "survey"), default="patches")
     ap.add_argument("--stride", type=int, default=33)
+    ap.add_argument("--line-step", type=int, default=1, help="windows on every n-th inline (SEIS_SEGY_LINE_STEP)")
+    ap.add_argument("--agree-with", type=Path,
+                    help="an earlier map's facies_labels.sgy: print the share of samples of the same class")
     ap.add_argument("--input-size", default=None, help="SEIS_INPUT_SIZE (224 or native; default: the setting's)")
     ap.add_argument("--dask", nargs="?", const="external", choices=("external", "local"),
                     help="also map on a LocalCluster of 2 one-thread worker processes: started here (external, the "
@@ -203,7 +228,8 @@ def main(argv=None) -> int:
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").touch()  # an instance in the folder itself, as the Makefile's .dagster_home
     env = {**os.environ, "DAGSTER_HOME": str(home), "SEIS_DATA_DIR": str(data), "PYTHONPATH": str(ROOT),
-           "SEIS_SEGY_STRIDE": str(args.stride), "SEIS_SEGY_MODELS": args.models}
+           "SEIS_SEGY_STRIDE": str(args.stride), "SEIS_SEGY_MODELS": args.models,
+           "SEIS_SEGY_LINE_STEP": str(args.line_step)}
     if args.input_size:
         env["SEIS_INPUT_SIZE"] = args.input_size
     print(f"cube {cube} ({cube.stat().st_size / 1e9:.2f} GB); machine: {platform.processor() or platform.machine()}, "
@@ -252,10 +278,15 @@ def main(argv=None) -> int:
 
         with open_survey(cube) as survey:
             samples = survey.info.n_traces * survey.info.n_samples
+        agreement = float("nan")
+        if args.agree_with:
+            agreement = labels_agreement(data / "outputs" / "sections" / cube.name / "facies_labels.sgy",
+                                         args.agree_with)
+            print(f"  agreement with {args.agree_with}: {agreement:.4f} of the samples have the same class")
         print(f"  peak anonymous RSS {first['peak_anon_mb']:.0f} MB (RSS counts shared libraries and mapped files too)")
         print(f"cube samples={samples} windows={n_windows} seconds={first['seconds']:.1f} "
               f"windows_per_s={n_windows / first['seconds']:.1f} peak_rss_mb={first['peak_rss_mb']:.0f} "
-              f"dask_seconds={dask_seconds:.1f}")
+              f"dask_seconds={dask_seconds:.1f} line_step={args.line_step} agreement={agreement:.4f}")
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
