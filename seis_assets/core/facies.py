@@ -412,9 +412,11 @@ class _WindowShares:
     def add(self, votes: LineVotes) -> None:
         for row, ts, ss in votes.spans:
             part = votes.confidence[ts, ss]
-            finite = np.isfinite(part)  # NaN only on corrupt traces (gaps)
-            self.total[row] += float(part[finite].sum())
-            self.count[row] += int(finite.sum())
+            finite = np.isfinite(part)  # NaN only on corrupt traces a neighbouring line's window reaches over
+            if not finite.all():
+                part = part[finite]
+            self.total[row] += float(part.sum())
+            self.count[row] += part.size
 
     def mean(self) -> np.ndarray:
         if (self.count == 0).any():
