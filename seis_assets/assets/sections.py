@@ -103,7 +103,7 @@ def survey_windows(
             "geometry": dg.MetadataValue.json({k: v for k, v in info.as_dict().items() if k not in ("inlines", "xlines")}
                                               | {"n_inlines": len(info.inlines), "n_xlines": len(info.xlines)}),
             "window": f"{spec.n_traces} traces x {spec.n_samples} samples, stride {spec.stride}"
-                      + (f", on every {segy_settings.line_step}th line" if segy_settings.line_step > 1 else ""),
+                      + (f", on one line in {segy_settings.line_step}" if segy_settings.line_step > 1 else ""),
             "scaling": json.dumps({"scaling": spec.scaling, "scale": spec.scale}),
             "scale": dg.MetadataValue.json(scale),
             "backbone": str(identity["backbone"]),

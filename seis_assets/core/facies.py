@@ -7,8 +7,9 @@ the lowest cluster index), and its category is that cluster's mapped category. T
 vote share of that winner: its votes over the votes of all windows covering the sample, in (0, 1] (1: every covering
 window agrees; 1/k at worst). It is counted with the votes (:func:`count_votes`), not in a second pass. Windows
 along crosslines of a 3-D cube vote on the inlines they cross as well. Windows cut on every n-th line only (a line
-step, for large cubes) vote on the lines between as well, each line taking its nearest cut line's windows. The anomaly map is the mean anomaly score of the windows covering a
-sample. One line is painted at a time, so memory is one line's ``k x n_traces x n_samples`` counts.
+step, for large cubes) vote on the lines between as well, each line taking its nearest cut line's windows. The
+anomaly map is the mean anomaly score of the windows covering a sample. One line is painted at a time, so memory is
+one line's ``k x n_traces x n_samples`` counts.
 
 Outputs (:func:`write_facies_outputs`)
 --------------------------------------

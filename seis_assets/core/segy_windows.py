@@ -105,12 +105,9 @@ def line_sources(lines: Sequence[int], step: int) -> dict[int, list[int]]:
     lines = list(lines)
     picks = picked_lines(lines, step)
     position = {n: i for i, n in enumerate(lines)}
-    where = np.array([position[p] for p in picks]) if step > 1 else None
+    where = np.array([position[p] for p in picks])
     out: dict[int, list[int]] = {}
     for i, n in enumerate(lines):
-        if where is None:
-            out[n] = [n]
-            continue
         d = np.abs(where - i)
         out[n] = [picks[j] for j in np.flatnonzero(d == d.min())]
     return out

@@ -303,6 +303,9 @@ def write_survey_windows(
     """
     log = logger or LOG
     report = SurveyWindowsReport(line_step=line_step)
+    if line_step > 1:
+        log.info(f"line step {line_step}: windows on one line in {line_step} (and the last); each line between takes "
+                 "the votes of its nearest cut line's windows")
     keys: dict[tuple[str, int], str] = {}
 
     def with_cache() -> Iterator[tuple[LineJob, pd.DataFrame | None]]:
