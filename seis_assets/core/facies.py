@@ -42,6 +42,7 @@ from seis_assets.core.facies_figures import (
     facies_map_figure,
 )
 from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
+from seis_assets.core.patches import has_signal
 from seis_assets.core.segy import Survey
 from seis_assets.core.segy_windows import line_sources
 from seis_assets.core.segy_write import write_like
@@ -266,7 +267,8 @@ class _LinePainter:
     scores: np.ndarray | None
     k: int
     units: int = 0
-    #: windows were left out (corrupt traces): samples no window covers are expected, and get no class (-1)
+    #: windows were left out (corrupt traces, dead windows): samples no window covers are expected, and get no
+    #: class (-1)
     gaps: bool = False
 
     def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
@@ -276,17 +278,19 @@ class _LinePainter:
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
         votes = count_votes(self.windows, self.clusters, self.scores, self.k, len(idx), info.n_samples, direction,
                             number, other, keep_shares=self.units > 0)
-        if self.gaps:  # a corrupt trace gets no class, even where a neighbouring line's windows reach over it
-            bad = ~np.isfinite(section).all(axis=1)
-            if bad.any():
-                votes.cluster_map[bad] = -1
-                votes.confidence[bad] = np.nan
-                if votes.score_map is not None:
-                    votes.score_map[bad] = np.nan
-                if votes.shares is not None:
-                    votes.shares[:, bad] = 0
         if not self.gaps and (votes.cluster_map < 0).any():
             raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
+        # a trace without data (corrupt: not finite; dead: one value throughout) gets no class, even where a
+        # window or a neighbouring line's windows reach over it
+        with np.errstate(invalid="ignore"):
+            bad = ~has_signal(section.min(axis=1), section.max(axis=1))
+        if bad.any():
+            votes.cluster_map[bad] = -1
+            votes.confidence[bad] = np.nan
+            if votes.score_map is not None:
+                votes.score_map[bad] = np.nan
+            if votes.shares is not None:
+                votes.shares[:, bad] = 0
         if self.units:
             votes = dataclasses.replace(votes, cluster_map=unit_map(section, self.units, votes.shares), shares=None)
         return section, idx, other, votes

@@ -44,6 +44,13 @@ def _check_patch_array(a: np.ndarray, name: str) -> None:
         raise PatchLoadError(name, reason)
 
 
+def has_signal(lo, hi):
+    """Whether values from ``lo`` to ``hi`` can be scaled to [-1, 1]: their range is above the float32 resolution of
+    the values (what :func:`normalise_patch` asks of a patch). Element-wise on arrays; False where either is NaN."""
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    return (hi - lo) > np.finfo(np.float32).eps * np.maximum(np.abs(lo), np.abs(hi))
+
+
 def normalise_patch(a: np.ndarray, name: str = "<array>") -> np.ndarray:
     """Check a raw array and min-max scale it to [-1, 1].
 
@@ -79,7 +86,7 @@ def normalise_patch(a: np.ndarray, name: str = "<array>") -> np.ndarray:
         x = x.mean(axis=2)
     lo, hi = float(x.min()), float(x.max())
     spread = hi - lo
-    if not spread > np.finfo(np.float32).eps * max(abs(lo), abs(hi)):
+    if not has_signal(lo, hi):
         what = "constant" if spread == 0 else "nearly constant"
         raise PatchLoadError(name, f"{what} patch (values {lo:g} .. {hi:g})")
     out = ((x - lo) * (2.0 / spread) - 1.0).astype(np.float32)

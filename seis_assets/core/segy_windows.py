@@ -20,6 +20,13 @@ Scaling
 ``survey`` (robust, survey-wide): every window divided by one amplitude of the whole survey, the
 ``SURVEY_PERCENTILE`` (99.5th) percentile of ``|amplitude|`` over an evenly spaced sample of its traces, then
 clipped to [-1, 1]: bright spots stay bright and dim zones dim.
+
+Dead windows
+------------
+A window whose samples all hold one value (zero traces padding a survey's outline to a rectangle, a muted zone)
+carries no seismic: :func:`dead_windows` finds them on a line, and the pipeline
+(:mod:`seis_assets.core.window_features`) leaves them out and counts them. :func:`scale_window` refuses one
+(per-window scaling cannot scale it), as does :func:`cut_windows`, which keeps every window.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from seis_assets.core.patches import normalise_patch
+from seis_assets.core.patches import has_signal, normalise_patch
 from seis_assets.core.section_grid import ResampledSurvey
 from seis_assets.core.segy import DIRECTIONS, SegyError, Survey
 
@@ -46,6 +53,7 @@ __all__ = [
     "line_sources",
     "survey_scale",
     "scale_window",
+    "dead_windows",
     "iter_windows",
     "cut_windows",
 ]
@@ -149,6 +157,24 @@ def scale_window(window: np.ndarray, scaling: str, scale: float | None = None, n
     raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
 
 
+def dead_windows(
+    data: np.ndarray, trace_starts: Sequence[int], sample_starts: Sequence[int], n_traces: int, n_samples: int
+) -> np.ndarray:
+    """Which windows of a line are dead: (len(trace_starts), len(sample_starts)) bool, True where the window
+    ``data[t0 : t0 + n_traces, s0 : s0 + n_samples]`` has no spread :func:`seis_assets.core.patches.has_signal`
+    accepts, the test :func:`scale_window` applies to each window, here on the line's per-trace minima and maxima.
+
+    ``data`` is the line, (n_traces, n_samples). A window with a non-finite sample counts as dead too: leave out
+    the windows with corrupt traces first.
+    """
+    data = np.asarray(data)
+    lo = np.stack([data[:, s0 : s0 + n_samples].min(axis=1) for s0 in sample_starts], axis=1)
+    hi = np.stack([data[:, s0 : s0 + n_samples].max(axis=1) for s0 in sample_starts], axis=1)
+    lo = np.stack([lo[t0 : t0 + n_traces].min(axis=0) for t0 in trace_starts])
+    hi = np.stack([hi[t0 : t0 + n_traces].max(axis=0) for t0 in trace_starts])
+    return ~has_signal(lo, hi)
+
+
 def _check_directions(directions: Iterable[str]) -> tuple[str, ...]:
     directions = tuple(directions)
     bad = [d for d in directions if d not in DIRECTIONS]
@@ -236,6 +262,7 @@ def cut_windows(
 
     ``scaling_info`` records ``scaling`` and, for ``survey``, the ``scale`` and its ``percentile``.
     Memory: the patches of this survey (a 3-D cube's windows are better streamed with :func:`iter_windows`).
+    A dead window (:func:`dead_windows`) raises with ``per_window`` scaling: this keeps every window.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")

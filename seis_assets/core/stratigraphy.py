@@ -28,6 +28,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import hilbert
 
+from seis_assets.core.patches import has_signal
+
 __all__ = ["UNIT_TEXTURE_CLUSTERS", "dip_field", "relative_geologic_time", "time_levels", "character_attributes",
            "character_profile", "segment_profile", "unit_map"]
 
@@ -188,9 +190,9 @@ def segment_profile(profile: np.ndarray, n: int, weights: np.ndarray | None = No
 def unit_map(section: np.ndarray, n_units: int, shares: np.ndarray | None = None) -> np.ndarray:
     """The unit (0 at the top) of every sample of a line.
 
-    A trace with NaN or Inf samples (a corrupt trace the map was made around) gets no unit (-1), and nothing is
-    filled in for it: each run of good traces between corrupt ones is cut on its own, as a line of its own (a run of
-    a single trace has no dip and gets -1 too).
+    A trace with NaN or Inf samples (a corrupt trace the map was made around) or one value throughout (a dead trace,
+    zero padding) gets no unit (-1), and nothing is filled in for it: each run of good traces between such traces is
+    cut on its own, as a line of its own (a run of a single trace has no dip and gets -1 too).
 
     Parameters
     ----------
@@ -206,7 +208,8 @@ def unit_map(section: np.ndarray, n_units: int, shares: np.ndarray | None = None
     n_samples = section.shape[1]
     if not 1 <= n_units <= n_samples:
         raise ValueError(f"n_units must be between 1 and the line's {n_samples} samples, got {n_units}")
-    good = np.isfinite(section).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        good = has_signal(section.min(axis=1), section.max(axis=1))  # False for NaN
     if good.all():
         return _units(section, n_units, shares)
     out = np.full(section.shape, -1, dtype=np.int16)

@@ -11,7 +11,10 @@ already made and runs the network only on the others.
 
 A trace whose samples are not finite (NaN, Inf) is *corrupt*: it is reported with its inline and crossline
 (:class:`CorruptTrace`), every window that contains it is left out (never filled with made-up samples), and the
-rest of the line is mapped; the samples no remaining window covers get no class in the map.
+rest of the line is mapped; the samples no remaining window covers get no class in the map. A *dead* window (one
+value throughout: zero traces padding the survey's outline, a muted zone;
+:func:`seis_assets.core.segy_windows.dead_windows`) holds no seismic to classify: it is left out the same way and
+counted (:func:`read_dead_windows`), never given features of a blank image.
 
 Where the lines' work runs is a *runner*: :func:`local_runner` here, or
 :func:`seis_assets.core.distributed.dask_line_runner` on a Dask cluster. A runner takes :class:`LineJob` s, which
@@ -36,7 +39,7 @@ from upath import UPath
 
 from seis_assets.core.feature_table import CACHE_KEYS
 from seis_assets.core.qc import QC_VERSION, qc_table
-from seis_assets.core.segy_windows import WINDOW_COLUMNS, picked_lines, scale_window, window_starts
+from seis_assets.core.segy_windows import WINDOW_COLUMNS, dead_windows, picked_lines, scale_window, window_starts
 from seis_assets.core.storage import atomic_path
 
 __all__ = [
@@ -51,17 +54,21 @@ __all__ = [
     "local_runner",
     "write_survey_windows",
     "read_corrupt_traces",
+    "read_dead_windows",
     "read_line_step",
 ]
 
 LOG = logging.getLogger(__name__)
 
 #: Version of a cached line's layout: rows written by another version are made again, never read.
-LINE_TABLE_VERSION = 1
+#: 2: dead windows are left out (version 1 kept them under ``survey`` scaling).
+LINE_TABLE_VERSION = 2
 #: Key of the survey_windows Parquet metadata that lists the corrupt traces (JSON).
 CORRUPT_METADATA_KEY = "corrupt_traces"
 #: Key of the survey_windows Parquet metadata that holds the line step the windows were cut with.
 LINE_STEP_METADATA_KEY = "line_step"
+#: Key of the survey_windows Parquet metadata that holds how many dead windows were left out.
+DEAD_METADATA_KEY = "dead_windows"
 #: Stages timed by :class:`SurveyWindowsReport` (seconds summed over lines).
 STAGES = ("read", "cut", "qc", "forward", "write")
 
@@ -154,20 +161,25 @@ def job_corrupt_traces(job: LineJob) -> list[CorruptTrace]:
     return out
 
 
-def _line_positions(job: LineJob, spec: WindowSpec) -> list[tuple[dict, int, int]]:
-    """``(position, first trace, first sample)`` of the line's windows that contain no corrupt trace."""
+def _line_positions(job: LineJob, spec: WindowSpec) -> tuple[list[tuple[dict, int, int]], int]:
+    """``(position, first trace, first sample)`` of the line's windows that contain no corrupt trace and are not
+    dead, and how many dead windows were left out."""
     n_tr, n_s = job.data.shape
     trace_starts = window_starts(n_tr, spec.n_traces, spec.stride)
     sample_starts = window_starts(n_s, spec.n_samples, spec.stride)
+    dead = dead_windows(job.data, trace_starts, sample_starts, spec.n_traces, spec.n_samples)
     step = int(np.median(np.diff(job.other))) if len(job.other) > 1 else 1
     bad = np.zeros(n_tr + 1, dtype=np.int64)
     bad[1:] = np.cumsum(np.isin(np.arange(n_tr), job.corrupt))
-    out = []
-    for t0 in trace_starts:
+    out, n_dead = [], 0
+    for i, t0 in enumerate(trace_starts):
         if bad[t0 + spec.n_traces] - bad[t0]:
-            continue
+            continue  # before the dead test: a corrupt trace's NaN would read as dead
         first = int(job.other[t0])
-        for s0 in sample_starts:
+        for j, s0 in enumerate(sample_starts):
+            if dead[i, j]:
+                n_dead += 1
+                continue
             out.append(({
                 "survey": job.survey, "direction": job.direction,
                 "inline": job.number if job.direction == "inline" else first,
@@ -175,18 +187,18 @@ def _line_positions(job: LineJob, spec: WindowSpec) -> list[tuple[dict, int, int
                 "sample": int(s0), "time_ms": float(job.t0_ms + s0 * job.sample_interval_ms),
                 "n_traces": spec.n_traces, "n_samples": spec.n_samples, "trace_step": step,
             }, t0, s0))
-    return out
+    return out, n_dead
 
 
 def line_windows_table(job: LineJob, spec: WindowSpec, embedder, times: dict | None = None) -> pd.DataFrame:
     """The rows of one line: window position (:data:`WINDOW_COLUMNS`), ``qc_*`` attributes of the raw amplitudes,
-    ``features`` (the backbone's vector). Windows containing a corrupt trace are left out.
+    ``features`` (the backbone's vector). Windows containing a corrupt trace, and dead windows, are left out.
 
     ``embedder`` is a :class:`seis_assets.core.predict.Embedder`; ``times`` (optional) accumulates seconds per stage.
     """
     times = times if times is not None else {}
     t = time.perf_counter()
-    positions = _line_positions(job, spec)
+    positions, _ = _line_positions(job, spec)
     raws = [job.data[t0 : t0 + spec.n_traces, s0 : s0 + spec.n_samples].T for _, t0, s0 in positions]
     names = [f"{job.path} {p['direction']} {p['inline']}/{p['xline']} sample {p['sample']}" for p, _, _ in positions]
     scaled = [scale_window(w, spec.scaling, spec.scale, name=n) for w, n in zip(raws, names)]
@@ -270,13 +282,17 @@ class SurveyWindowsReport:
     lines_between: int = 0
     line_step: int = 1
     corrupt: list[CorruptTrace] = dataclasses.field(default_factory=list)
+    #: windows left out because they are dead (one value throughout), and on how many lines
+    dead_windows: int = 0
+    lines_with_dead_windows: int = 0
     seconds: dict = dataclasses.field(default_factory=lambda: {s: 0.0 for s in STAGES})
 
     def metadata(self) -> dict:
         return {
             "n_windows": self.n_windows, "lines": self.lines, "lines_reused": self.lines_reused,
             "lines_made": self.lines - self.lines_reused, "lines_between": self.lines_between,
-            "line_step": self.line_step, "corrupt_traces": len(self.corrupt),
+            "line_step": self.line_step, "corrupt_traces": len(self.corrupt), "dead_windows": self.dead_windows,
+            "lines_with_dead_windows": self.lines_with_dead_windows,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 
@@ -321,6 +337,9 @@ def write_survey_windows(
                 t = time.perf_counter()
                 continue
             report.lines += 1
+            _, n_dead = _line_positions(job, spec)  # counted here: a re-used or remote line's rows do not say
+            report.dead_windows += n_dead
+            report.lines_with_dead_windows += bool(n_dead)
             key = keys[(job.direction, job.number)] = job.key(spec, identity)
             cached = cache.get(job, key) if cache is not None else None
             report.seconds["read"] += time.perf_counter() - t
@@ -338,6 +357,10 @@ def write_survey_windows(
             yield table
 
     _stream_parquet(rows(), dest, identity_columns or {}, report, log)
+    if report.dead_windows:
+        log.warning(f"{survey.info.path}: {report.dead_windows} dead windows (one value throughout: zero traces padding "
+                    f"the survey, a muted zone) on {report.lines_with_dead_windows} lines are left out; the samples "
+                    "only they cover get no class")
     return report
 
 
@@ -359,10 +382,12 @@ def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, repor
             if report.lines % 50 == 0:
                 log.info(f"{report.lines} lines, {report.n_windows} windows ({report.lines_reused} lines re-used)")
         if writer is None:
-            raise ValueError(f"{dest}: the survey gave no window (does every window contain a corrupt trace?)")
+            raise ValueError(f"{dest}: the survey gave no window: every window contains a corrupt trace "
+                             f"({len(report.corrupt)} corrupt traces) or is dead ({report.dead_windows} dead windows)")
         writer.add_key_value_metadata({
             CORRUPT_METADATA_KEY: json.dumps([dataclasses.asdict(c) for c in report.corrupt]),
             LINE_STEP_METADATA_KEY: json.dumps(report.line_step),
+            DEAD_METADATA_KEY: json.dumps(report.dead_windows),
         })
         writer.close()
 
@@ -377,6 +402,12 @@ def _table_metadata(table_path, key: str):
 def read_corrupt_traces(table_path) -> list[CorruptTrace]:
     """The corrupt traces :func:`write_survey_windows` recorded in the table at ``table_path`` ([] if none)."""
     return [CorruptTrace(**c) for c in _table_metadata(table_path, CORRUPT_METADATA_KEY) or []]
+
+
+def read_dead_windows(table_path) -> int:
+    """How many dead windows :func:`write_survey_windows` left out of the table at ``table_path`` (0 for tables
+    written before they were counted)."""
+    return int(_table_metadata(table_path, DEAD_METADATA_KEY) or 0)
 
 
 def read_line_step(table_path) -> int:

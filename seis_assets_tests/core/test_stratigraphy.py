@@ -87,6 +87,16 @@ def test_a_corrupt_trace_gets_no_unit_and_the_runs_beside_it_are_cut_on_their_ow
     assert adjusted_rand_score(units.T[good].ravel(), mapped[good].ravel()) > 0.8
 
 
+def test_a_dead_trace_gets_no_unit_like_a_corrupt_one():
+    section, _ = _section()
+    line = section.T.copy()
+    line[:30] = 0.0  # zero padding at the edge of the survey
+    line[100] = 3.0  # one dead trace of another value
+    mapped = unit_map(line, 3)
+    assert (mapped[:30] == -1).all() and (mapped[100] == -1).all()
+    np.testing.assert_array_equal(mapped[30:100], unit_map(section.T[30:100], 3))
+
+
 def test_cluster_shares_split_packages_the_attributes_cannot_tell_apart():
     rng = np.random.default_rng(1)
     tau = np.arange(N_SAMPLES)[:, None] - SLOPE * np.arange(N_TRACES)[None, :] + 70

@@ -17,9 +17,11 @@ from seis_assets.core.predict import Embedder
 from seis_assets.core.segy import open_survey
 from seis_assets.core.segy_write import write_cube
 from seis_assets.core.storage import ParquetTable, read_parquet
+from seis_assets.core.matfiles import PatchLoadError
+from seis_assets.core.segy_windows import dead_windows, scale_window, window_starts
 from seis_assets.core.window_features import (
-    LineJob, WindowCache, WindowSpec, corrupt_traces, local_runner, read_corrupt_traces, survey_line_jobs,
-    write_survey_windows,
+    LineJob, WindowCache, WindowSpec, corrupt_traces, local_runner, read_corrupt_traces, read_dead_windows,
+    survey_line_jobs, write_survey_windows,
 )
 from seis_assets.core.window_predict import survey_features
 
@@ -84,6 +86,49 @@ def test_a_corrupt_trace_leaves_out_its_windows_only(tmp_path, identity):
     assert not ((two["xline"] <= 25) & (25 < two["xline"] + 20)).any()
     assert len(two) == 2 * 3 and len(table[table["inline"] == 1]) == 4 * 3  # trace starts 0, 10, 20, 30; 24 is bad
     assert np.isfinite(np.stack(table["features"])).all()
+
+
+def test_dead_windows_are_the_windows_per_window_scaling_refuses():
+    rng = np.random.default_rng(0)
+    line = rng.standard_normal((60, 50)).astype(np.float32)  # traces x samples
+    line[:25] = 0.0  # zero padding
+    line[:25, 30:] = 5.0  # then another value, one sample a float32 step above it: "nearly constant"
+    line[0, 49] = np.nextafter(np.float32(5.0), np.float32(6.0))
+    line[30:, :20] = 0.0  # a muted top
+    traces, samples = window_starts(60, 20, 10), window_starts(50, 20, 10)
+    dead = dead_windows(line, traces, samples, 20, 20)
+    for i, t0 in enumerate(traces):
+        for j, s0 in enumerate(samples):
+            try:
+                scale_window(line[t0 : t0 + 20, s0 : s0 + 20].T, "per_window")
+                refused = False
+            except PatchLoadError:
+                refused = True
+            assert dead[i, j] == refused, (t0, s0)
+    # trace start 0: sample starts 0 and 10 (zeros) and 30 (the fives); trace starts 30 and 40: sample start 0
+    assert np.argwhere(dead).tolist() == [[0, 0], [0, 1], [0, 3], [3, 0], [4, 0]]
+    with_nan = line.copy()
+    with_nan[50, 40] = np.nan
+    assert dead_windows(with_nan, [40], [30], 20, 20).all()  # documented: leave out corrupt windows first
+
+
+def test_dead_windows_are_left_out_and_counted_and_the_rest_maps(tmp_path, identity):
+    cube = write_cube(tmp_path / "c.sgy", [1, 2], range(1, 51), n_samples=40)
+    with segyio.open(str(cube), "r+") as f:  # inline 2, crosslines 1..25: zero padding, as exports hold
+        for i in range(50, 75):
+            f.trace[i] = np.zeros(40, np.float32)
+    report = _write(cube, tmp_path / "w.parquet", identity)
+    # trace starts 0, 10, 20, 30 x sample starts 0, 10, 20: only start 0 lies wholly in the padding
+    assert report.dead_windows == 3 and report.lines_with_dead_windows == 1
+    assert read_dead_windows(tmp_path / "w.parquet") == 3 and read_corrupt_traces(tmp_path / "w.parquet") == []
+    assert report.metadata()["dead_windows"] == 3
+    table = read_parquet(tmp_path / "w.parquet")
+    assert sorted(table.loc[table["inline"] == 2, "xline"].unique()) == [11, 21, 31]
+    assert len(table[table["inline"] == 1]) == 4 * 3
+    # a re-run from the cache counts them again
+    again = _write(cube, tmp_path / "w2.parquet", identity, WindowCache(tmp_path / "cache"))
+    cached = _write(cube, tmp_path / "w3.parquet", identity, WindowCache(tmp_path / "cache"))
+    assert again.dead_windows == cached.dead_windows == 3 and cached.lines_reused == 2
 
 
 KILLED_RUN = """

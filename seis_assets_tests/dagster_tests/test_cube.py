@@ -121,6 +121,44 @@ def test_a_line_step_cuts_windows_on_every_third_inline_and_paints_every_inline(
     assert set(np.unique(labels[[0, 3, 5]])) == {0.0, 1.0, 2.0}
 
 
+def test_a_cube_padded_with_zero_traces_maps_its_live_part(tmp_path):
+    """An irregular outline exported as a rectangle: inlines 10-11, crosslines 300-379 hold zero traces."""
+    cube = _small_cube(tmp_path / "cube.sgy", corrupt=False)
+    with segyio.open(str(cube), "r+") as f:
+        for j in range(f.tracecount):
+            h = f.header[j]
+            if h[segyio.TraceField.INLINE_3D] <= 11 and h[segyio.TraceField.CROSSLINE_3D] < 380:
+                f.trace[j] = np.zeros(200, np.float32)
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, stride=33, window_traces=40,
+                                              window_samples=40, map_times_ms=[400])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                                instance=instance)
+        assert result.success
+    # trace starts 0, 33 (of 0, 33, 66, 99, 120) lie wholly in the padding, at every sample start (0, 33, 66, 99,
+    # 132, 160), on both inlines
+    [windows_meta] = _events(result, "survey_windows")
+    assert windows_meta["dead_windows"].value == 2 * 6 * 2
+    assert windows_meta["lines"].value["lines_with_dead_windows"] == 2
+    [facies_meta] = _events(result, "facies_map")
+    assert facies_meta["dead_windows"].value == 24
+    windows = read_parquet(root / "warehouse" / "survey_windows" / "cube.sgy.parquet")
+    padded = windows[windows["inline"] <= 11]
+    assert sorted(padded["xline"].unique()) == [366, 399, 420]
+    out = root / "outputs" / "sections" / "cube.sgy"
+    with segyio.open(str(out / "facies_labels.sgy")) as f:
+        labels = segyio.tools.cube(f)  # (inline, crossline, sample)
+    # no class on the zero traces, even those a window with live traces covers (crosslines 366-379)
+    assert (labels[:2, :80] == -1).all()
+    assert (labels[:2, 80:] >= 0).all() and (labels[2:] >= 0).all()
+    summary = pd.read_csv(out / "facies_volume_summary.csv")
+    assert np.allclose(summary.groupby(["inline", "time_from_ms"])["share"].sum(), 1.0)
+    assert (out / "time_slice_400ms.png").exists()
+
+
 def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
     cube = _small_cube(tmp_path / "cube.sgy", corrupt=False)
     root = tmp_path / "data"
