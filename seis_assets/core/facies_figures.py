@@ -29,6 +29,8 @@ __all__ = [
     "category_colours",
     "distinct_colours",
     "srgb_to_lab",
+    "NO_CLASS_LABEL",
+    "with_no_class",
     "facies_map_figure",
     "anomaly_map_figure",
 ]
@@ -42,6 +44,8 @@ CATEGORY_COLOURS = {
     "horizon": "#2ca02c",
 }
 ALPHA = 0.45
+#: Legend entry of the samples a map leaves without a class (drawn as the bare seismic).
+NO_CLASS_LABEL = "no class (no data or no window)"
 DPI = 110
 
 
@@ -136,6 +140,14 @@ def _classes_by_cluster(cluster_map: np.ndarray, legend: pd.DataFrame):
     return classes, handles, ListedColormap(cols), k
 
 
+def with_no_class(handles: list, classes: np.ndarray) -> list:
+    """``handles`` plus a "no class" entry where some sample has none (-1: a corrupt or dead trace, samples only
+    left-out windows cover), which the figures leave uncoloured."""
+    if not (np.asarray(classes) < 0).any():
+        return handles
+    return [*handles, Patch(facecolor="none", edgecolor="0.5", label=NO_CLASS_LABEL)]
+
+
 def facies_map_figure(
     section: np.ndarray,
     cluster_map: np.ndarray,
@@ -160,6 +172,7 @@ def facies_map_figure(
     masked = np.ma.masked_less(classes.T, 0)
     ax.imshow(masked, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, alpha=ALPHA, aspect="auto", extent=extent,
               interpolation="nearest")
+    handles = with_no_class(handles, classes)
     other_name = "crossline" if direction == "inline" else "inline"
     ax.set_xlabel(other_name)
     ax.set_ylabel("time (ms)")

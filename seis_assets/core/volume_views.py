@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 from upath import UPath
 
-from seis_assets.core.facies_figures import DPI, _classes_by_category, _classes_by_cluster, _new_figure
+from seis_assets.core.facies_figures import (
+    DPI, _classes_by_category, _classes_by_cluster, _new_figure, with_no_class,
+)
 from seis_assets.core.mdio_survey import LABELS_VARIABLE, open_any_survey
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo
 from seis_assets.core.storage import atomic_write_bytes
@@ -153,6 +155,7 @@ def _slice_png(rows: np.ndarray, legend: pd.DataFrame, info: SurveyInfo, asked_m
     by = _legend_by(legend)
     paint = _classes_by_category if by == "category" else _classes_by_cluster
     classes, handles, cmap, n_classes = paint(rows, legend.reset_index(drop=True))
+    handles = with_no_class(handles, classes)
     il, xl = np.asarray(info.inlines, float), np.asarray(info.xlines, float)
     spacing = info.trace_spacing_m or {}
     aspect = (spacing.get("xline") or 1.0) / (spacing.get("inline") or 1.0)  # metres per inline / per crossline
