@@ -11,6 +11,7 @@ import pytest
 from seis_assets.core.facies import count_votes, legend_table, vote_line, write_facies_outputs
 from seis_assets.core.facies_figures import (
     CATEGORY_COLOURS,
+    NO_CLASS_LABEL,
     anomaly_map_figure,
     category_colours,
     distinct_colours,
@@ -158,3 +159,9 @@ def test_facies_figure_by_cluster_names_20_clusters_by_number(tmp_path):
     assert texts == [f"cluster {i}" for i in range(20)]
     colours = [matplotlib.colors.to_hex(h.get_facecolor()) for h in fig.axes[0].get_legend().legend_handles]
     assert len(set(colours)) == 20
+    cmap[:5] = -1  # e.g. dead traces: a "no class" entry, by category as by cluster
+    for by, first in (("cluster", "cluster 0"), ("category", "cluster 0")):
+        fig = facies_map_figure(np.zeros((30, 40)), cmap, legend_table({}, 20), info, "inline", 1, np.arange(1, 31),
+                                by=by)
+        texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert texts[0] == first and texts[-1] == NO_CLASS_LABEL and texts.count(NO_CLASS_LABEL) == 1
