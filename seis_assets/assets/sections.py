@@ -33,7 +33,8 @@ from seis_assets.core.storage import ParquetTable
 from seis_assets.core.survey_models import WINDOW_IDENTITY, check_window_identity, fit_sample, fit_survey_models
 from seis_assets.core.volume_views import check_times, is_volume, write_corrupt_traces, write_volume_views
 from seis_assets.core.window_features import (
-    WindowCache, local_runner, read_corrupt_traces, read_dead_windows, read_line_step, write_survey_windows,
+    WindowCache, local_runner, read_corrupt_traces, read_dead_windows, read_line_step, read_short_runs,
+    write_survey_windows,
 )
 from seis_assets.core.window_predict import classify_table
 from seis_assets.partitions import survey_partitions
@@ -67,7 +68,7 @@ def output_folder(paths: SeisPaths, key: str):
         "QC attributes and backbone features, made like the patches' features, line by line (a cube is never held "
         "whole). Each line's windows are cached by content: a re-run re-uses them. Windows containing a corrupt "
         "trace are left out and the trace reported; dead windows (one value throughout: zero padding, a muted zone) are "
-        "left out and counted."
+        "left out and counted; windows never span a gap in a line's trace numbering (irregular outlines)."
     ),
 )
 def survey_windows(
@@ -113,6 +114,8 @@ def survey_windows(
             "lines": dg.MetadataValue.json(report.metadata()),
             "corrupt_traces": dg.MetadataValue.md(markdown_preview(corrupt, n=30)) if len(corrupt) else "none",
             "dead_windows": report.dead_windows,
+            "short_runs": dg.MetadataValue.json({"runs": report.short_runs, "traces": report.short_run_traces,
+                                                  "e.g.": report.short_examples}),
         },
     )
 
@@ -163,6 +166,7 @@ def facies_map(
     windows = survey_windows.read(WINDOW_COLUMNS)
     corrupt = read_corrupt_traces(survey_windows.path)
     dead = read_dead_windows(survey_windows.path)
+    short = read_short_runs(survey_windows.path)
     line_step = read_line_step(survey_windows.path)  # as the windows were cut, whatever the settings say now
     started = time.perf_counter()
     if segy_settings.models == "patches":
@@ -188,7 +192,7 @@ def facies_map(
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
             map_xlines=segy_settings.map_xlines, units=segy_settings.units, page_lines=segy_settings.page_lines,
-            gaps=bool(corrupt) or dead > 0, line_step=line_step,
+            gaps=bool(corrupt) or dead > 0 or short["runs"] > 0, line_step=line_step,
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
@@ -202,7 +206,7 @@ def facies_map(
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
     metadata = _facies_metadata(result, source, k, len(windows), out) | {
         "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt), "dead_windows": dead,
-        "line_step": line_step,
+        "short_runs": dg.MetadataValue.json(short), "line_step": line_step,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in seconds.items()}
                                          | {"volume_views": round(time.perf_counter() - started - sum(seconds.values()), 2)}),
     }

@@ -44,7 +44,7 @@ from seis_assets.core.facies_figures import (
 from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
 from seis_assets.core.patches import has_signal
 from seis_assets.core.segy import Survey
-from seis_assets.core.segy_windows import line_sources
+from seis_assets.core.segy_windows import line_runs, line_sources
 from seis_assets.core.segy_write import write_like
 from seis_assets.core.stratigraphy import unit_map
 from seis_assets.core.storage import atomic_path, atomic_write_bytes
@@ -291,8 +291,14 @@ class _LinePainter:
                 votes.score_map[bad] = np.nan
             if votes.shares is not None:
                 votes.shares[:, bad] = 0
-        if self.units:
-            votes = dataclasses.replace(votes, cluster_map=unit_map(section, self.units, votes.shares), shares=None)
+        if self.units:  # each run of neighbouring traces on its own: no layer is followed across a gap
+            units = np.full(votes.cluster_map.shape, -1, dtype=np.int16)
+            for first, stop in line_runs(other):
+                if stop - first < 2:
+                    continue  # a lone trace has no dip: no unit, as unit_map does between corrupt traces
+                part = None if votes.shares is None else votes.shares[:, first:stop]
+                units[first:stop] = unit_map(section[first:stop], self.units, part)
+            votes = dataclasses.replace(votes, cluster_map=units, shares=None)
         return section, idx, other, votes
 
     @property

@@ -49,6 +49,8 @@ __all__ = [
     "SURVEY_PERCENTILE",
     "WINDOW_COLUMNS",
     "window_starts",
+    "line_runs",
+    "run_window_starts",
     "picked_lines",
     "line_sources",
     "survey_scale",
@@ -86,6 +88,35 @@ def window_starts(n: int, size: int, stride: int) -> list[int]:
     if starts[-1] != n - size:
         starts.append(n - size)
     return starts
+
+
+def line_runs(other: np.ndarray, step: int | None = None) -> list[tuple[int, int]]:
+    """``(first, stop)`` positions of the runs of a line's traces whose numbers ``other`` follow each other by
+    ``step`` (default: the line's median step), in order; one run for a line without gaps."""
+    other = np.asarray(other)
+    if step is None:
+        step = int(np.median(np.diff(other))) if len(other) > 1 else 1
+    bounds = [0, *(np.flatnonzero(np.diff(other) != step) + 1).tolist(), len(other)]
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def run_window_starts(other: np.ndarray, step: int, size: int, stride: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Window starts along a line (indices into it) that never span a gap in its trace numbering, and the runs too
+    short for a window.
+
+    ``other`` holds the numbers of the line's traces in order (an inline's crosslines); a run is a stretch of traces
+    ``step`` apart. Windows are cut along each run as :func:`window_starts` cuts a whole line (so a line without
+    gaps gets exactly its windows); a run of fewer than ``size`` traces gets none and is returned as ``(first,
+    stop)`` positions. An irregular survey outline, or a 2-D line with missing CDPs, has such gaps.
+    """
+    starts: list[int] = []
+    short: list[tuple[int, int]] = []
+    for first, stop in line_runs(other, step):
+        if stop - first < size:
+            short.append((first, stop))
+        else:
+            starts += [first + s for s in window_starts(stop - first, size, stride)]
+    return starts, short
 
 
 def picked_lines(lines: Sequence[int], step: int) -> list[int]:

@@ -14,7 +14,9 @@ A trace whose samples are not finite (NaN, Inf) is *corrupt*: it is reported wit
 rest of the line is mapped; the samples no remaining window covers get no class in the map. A *dead* window (one
 value throughout: zero traces padding the survey's outline, a muted zone;
 :func:`seis_assets.core.segy_windows.dead_windows`) holds no seismic to classify: it is left out the same way and
-counted (:func:`read_dead_windows`), never given features of a blank image.
+counted (:func:`read_dead_windows`), never given features of a blank image. Windows never span a gap in a line's
+trace numbering (an irregular outline, missing CDPs): they are cut along each run of neighbouring traces, and a run
+too short for a window gets none and is counted (:func:`read_short_runs`); its samples get no class.
 
 Where the lines' work runs is a *runner*: :func:`local_runner` here, or
 :func:`seis_assets.core.distributed.dask_line_runner` on a Dask cluster. A runner takes :class:`LineJob` s, which
@@ -39,7 +41,10 @@ from upath import UPath
 
 from seis_assets.core.feature_table import CACHE_KEYS
 from seis_assets.core.qc import QC_VERSION, qc_table
-from seis_assets.core.segy_windows import WINDOW_COLUMNS, dead_windows, picked_lines, scale_window, window_starts
+from seis_assets.core.segy import SegyError
+from seis_assets.core.segy_windows import (
+    WINDOW_COLUMNS, dead_windows, picked_lines, run_window_starts, scale_window, window_starts,
+)
 from seis_assets.core.storage import atomic_path
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "write_survey_windows",
     "read_corrupt_traces",
     "read_dead_windows",
+    "read_short_runs",
     "read_line_step",
 ]
 
@@ -69,6 +75,8 @@ CORRUPT_METADATA_KEY = "corrupt_traces"
 LINE_STEP_METADATA_KEY = "line_step"
 #: Key of the survey_windows Parquet metadata that holds how many dead windows were left out.
 DEAD_METADATA_KEY = "dead_windows"
+#: Key of the survey_windows Parquet metadata that holds the runs of traces too short for a window (JSON: runs, traces).
+SHORT_METADATA_KEY = "short_runs"
 #: Stages timed by :class:`SurveyWindowsReport` (seconds summed over lines).
 STAGES = ("read", "cut", "qc", "forward", "write")
 
@@ -161,14 +169,29 @@ def job_corrupt_traces(job: LineJob) -> list[CorruptTrace]:
     return out
 
 
-def _line_positions(job: LineJob, spec: WindowSpec) -> tuple[list[tuple[dict, int, int]], int]:
-    """``(position, first trace, first sample)`` of the line's windows that contain no corrupt trace and are not
-    dead, and how many dead windows were left out."""
+@dataclasses.dataclass(frozen=True)
+class _LineCut:
+    """Where a line's windows go: ``positions`` ``(position, first trace, first sample)`` of the windows kept, how
+    many were ``dead``, and the ``short`` runs of traces (``(first, stop)`` in the line) too short for a window."""
+
+    positions: list[tuple[dict, int, int]]
+    dead: int
+    short: list[tuple[int, int]]
+
+
+def _line_cut(job: LineJob, spec: WindowSpec) -> _LineCut:
+    """The windows of a line that span no gap in its numbering (:func:`run_window_starts`), contain no corrupt
+    trace and are not dead."""
     n_tr, n_s = job.data.shape
-    trace_starts = window_starts(n_tr, spec.n_traces, spec.stride)
-    sample_starts = window_starts(n_s, spec.n_samples, spec.stride)
-    dead = dead_windows(job.data, trace_starts, sample_starts, spec.n_traces, spec.n_samples)
+    try:
+        sample_starts = window_starts(n_s, spec.n_samples, spec.stride)
+    except ValueError:
+        raise SegyError(job.path, f"traces hold {n_s} samples, fewer than the window's {spec.n_samples}") from None
     step = int(np.median(np.diff(job.other))) if len(job.other) > 1 else 1
+    trace_starts, short = run_window_starts(job.other, step, spec.n_traces, spec.stride)
+    if not trace_starts:
+        return _LineCut([], 0, short)
+    dead = dead_windows(job.data, trace_starts, sample_starts, spec.n_traces, spec.n_samples)
     bad = np.zeros(n_tr + 1, dtype=np.int64)
     bad[1:] = np.cumsum(np.isin(np.arange(n_tr), job.corrupt))
     out, n_dead = [], 0
@@ -187,18 +210,19 @@ def _line_positions(job: LineJob, spec: WindowSpec) -> tuple[list[tuple[dict, in
                 "sample": int(s0), "time_ms": float(job.t0_ms + s0 * job.sample_interval_ms),
                 "n_traces": spec.n_traces, "n_samples": spec.n_samples, "trace_step": step,
             }, t0, s0))
-    return out, n_dead
+    return _LineCut(out, n_dead, short)
 
 
 def line_windows_table(job: LineJob, spec: WindowSpec, embedder, times: dict | None = None) -> pd.DataFrame:
     """The rows of one line: window position (:data:`WINDOW_COLUMNS`), ``qc_*`` attributes of the raw amplitudes,
-    ``features`` (the backbone's vector). Windows containing a corrupt trace, and dead windows, are left out.
+    ``features`` (the backbone's vector). Windows containing a corrupt trace, dead windows, and runs of traces too
+    short for a window are left out.
 
     ``embedder`` is a :class:`seis_assets.core.predict.Embedder`; ``times`` (optional) accumulates seconds per stage.
     """
     times = times if times is not None else {}
     t = time.perf_counter()
-    positions, _ = _line_positions(job, spec)
+    positions = _line_cut(job, spec).positions
     raws = [job.data[t0 : t0 + spec.n_traces, s0 : s0 + spec.n_samples].T for _, t0, s0 in positions]
     names = [f"{job.path} {p['direction']} {p['inline']}/{p['xline']} sample {p['sample']}" for p, _, _ in positions]
     scaled = [scale_window(w, spec.scaling, spec.scale, name=n) for w, n in zip(raws, names)]
@@ -285,6 +309,10 @@ class SurveyWindowsReport:
     #: windows left out because they are dead (one value throughout), and on how many lines
     dead_windows: int = 0
     lines_with_dead_windows: int = 0
+    #: runs of traces too short for a window (gaps in a line's numbering, short lines), and their traces
+    short_runs: int = 0
+    short_run_traces: int = 0
+    short_examples: list[str] = dataclasses.field(default_factory=list)
     seconds: dict = dataclasses.field(default_factory=lambda: {s: 0.0 for s in STAGES})
 
     def metadata(self) -> dict:
@@ -292,7 +320,8 @@ class SurveyWindowsReport:
             "n_windows": self.n_windows, "lines": self.lines, "lines_reused": self.lines_reused,
             "lines_made": self.lines - self.lines_reused, "lines_between": self.lines_between,
             "line_step": self.line_step, "corrupt_traces": len(self.corrupt), "dead_windows": self.dead_windows,
-            "lines_with_dead_windows": self.lines_with_dead_windows,
+            "lines_with_dead_windows": self.lines_with_dead_windows, "short_runs": self.short_runs,
+            "short_run_traces": self.short_run_traces,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 
@@ -337,9 +366,15 @@ def write_survey_windows(
                 t = time.perf_counter()
                 continue
             report.lines += 1
-            _, n_dead = _line_positions(job, spec)  # counted here: a re-used or remote line's rows do not say
-            report.dead_windows += n_dead
-            report.lines_with_dead_windows += bool(n_dead)
+            cut = _line_cut(job, spec)  # counted here: a re-used or remote line's rows do not say
+            report.dead_windows += cut.dead
+            report.lines_with_dead_windows += bool(cut.dead)
+            for first, stop in cut.short:
+                report.short_runs += 1
+                report.short_run_traces += stop - first
+                if len(report.short_examples) < 5:
+                    report.short_examples.append(f"{job.direction} {job.number} traces {int(job.other[first])}-"
+                                                 f"{int(job.other[stop - 1])}")
             key = keys[(job.direction, job.number)] = job.key(spec, identity)
             cached = cache.get(job, key) if cache is not None else None
             report.seconds["read"] += time.perf_counter() - t
@@ -361,6 +396,10 @@ def write_survey_windows(
         log.warning(f"{survey.info.path}: {report.dead_windows} dead windows (one value throughout: zero traces padding "
                     f"the survey, a muted zone) on {report.lines_with_dead_windows} lines are left out; the samples "
                     "only they cover get no class")
+    if report.short_runs:
+        log.warning(f"{survey.info.path}: {report.short_runs} runs of neighbouring traces ({report.short_run_traces} "
+                    f"traces) are narrower than the window's {spec.n_traces} traces and get no class, e.g. "
+                    + "; ".join(report.short_examples))
     return report
 
 
@@ -383,11 +422,13 @@ def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, repor
                 log.info(f"{report.lines} lines, {report.n_windows} windows ({report.lines_reused} lines re-used)")
         if writer is None:
             raise ValueError(f"{dest}: the survey gave no window: every window contains a corrupt trace "
-                             f"({len(report.corrupt)} corrupt traces) or is dead ({report.dead_windows} dead windows)")
+                             f"({len(report.corrupt)} corrupt traces) or is dead ({report.dead_windows} dead windows), "
+                             f"or every run of traces is narrower than the window ({report.short_runs} runs)")
         writer.add_key_value_metadata({
             CORRUPT_METADATA_KEY: json.dumps([dataclasses.asdict(c) for c in report.corrupt]),
             LINE_STEP_METADATA_KEY: json.dumps(report.line_step),
             DEAD_METADATA_KEY: json.dumps(report.dead_windows),
+            SHORT_METADATA_KEY: json.dumps({"runs": report.short_runs, "traces": report.short_run_traces}),
         })
         writer.close()
 
@@ -408,6 +449,12 @@ def read_dead_windows(table_path) -> int:
     """How many dead windows :func:`write_survey_windows` left out of the table at ``table_path`` (0 for tables
     written before they were counted)."""
     return int(_table_metadata(table_path, DEAD_METADATA_KEY) or 0)
+
+
+def read_short_runs(table_path) -> dict:
+    """``{"runs": n, "traces": m}``: the runs of traces too short for a window that :func:`write_survey_windows`
+    left out of the table at ``table_path`` (none for tables written before they were counted)."""
+    return _table_metadata(table_path, SHORT_METADATA_KEY) or {"runs": 0, "traces": 0}
 
 
 def read_line_step(table_path) -> int:

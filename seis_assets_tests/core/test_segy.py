@@ -15,7 +15,9 @@ from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.facies import legend_table, region_share, vote_line, write_facies_outputs
 from seis_assets.core.section_grid import at_patch_scale
 from seis_assets.core.segy import SegyError, list_segy_files, open_survey
-from seis_assets.core.segy_windows import cut_windows, iter_windows, scale_window, survey_scale, window_starts
+from seis_assets.core.segy_windows import (
+    cut_windows, iter_windows, line_runs, run_window_starts, scale_window, survey_scale, window_starts,
+)
 from seis_assets.core.segy_write import write_cube, write_like
 
 SECTIONS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sections"
@@ -29,6 +31,20 @@ def cube(tmp_path):
 
 
 # --------------------------------------------------------------------------- windows
+def test_windows_are_cut_along_each_run_of_neighbouring_traces():
+    full = np.arange(300, 330)
+    assert run_window_starts(full, 1, 10, 7) == (window_starts(30, 10, 7), [])  # no gap: the line's own windows
+    # crosslines 300-311, 320-324 (too short for a window of 10), 330-359
+    gappy = np.r_[300:312, 320:325, 330:360]
+    assert line_runs(gappy) == [(0, 12), (12, 17), (17, 47)]
+    starts, short = run_window_starts(gappy, 1, 10, 7)
+    assert short == [(12, 17)]
+    assert starts == [0, 2] + [17 + s for s in window_starts(30, 10, 7)]
+    assert all(np.all(np.diff(gappy[s : s + 10]) == 1) for s in starts)  # no window spans a gap
+    assert line_runs(np.arange(0, 40, 2)) == [(0, 20)]  # the step is the line's own (every 2nd CDP)
+    assert run_window_starts(np.arange(5), 1, 10, 7) == ([], [(0, 5)])  # a line narrower than the window
+
+
 def test_window_starts_cover_the_end_and_refuse_oversized_windows():
     assert window_starts(10, 4, 3) == [0, 3, 6]
     assert window_starts(11, 4, 3) == [0, 3, 6, 7]

@@ -159,6 +159,58 @@ def test_a_cube_padded_with_zero_traces_maps_its_live_part(tmp_path):
     assert (out / "time_slice_400ms.png").exists()
 
 
+def _irregular_cube(path):
+    """The small cube without the traces outside an irregular outline: inline 10 keeps crosslines 430-459 only (30
+    traces, narrower than a 40-trace window), inline 11 has a notch at crosslines 350-369."""
+    full = _small_cube(path.with_name("full.sgy"), corrupt=False)
+    with segyio.open(str(full), ignore_geometry=True) as f:
+        il = f.attributes(segyio.TraceField.INLINE_3D)[:]
+        xl = f.attributes(segyio.TraceField.CROSSLINE_3D)[:]
+        keep = [i for i in range(f.tracecount)
+                if not ((il[i] == 10 and xl[i] < 430) or (il[i] == 11 and 350 <= xl[i] < 370))]
+        spec = segyio.tools.metadata(f)
+        spec.tracecount = len(keep)
+        with segyio.create(str(path), spec) as g:
+            g.text[0], g.bin = f.text[0], f.bin
+            for j, i in enumerate(keep):
+                g.header[j], g.trace[j] = f.header[i], f.trace[i]
+    return path
+
+
+@pytest.mark.parametrize("units", [0, 3])
+def test_an_irregular_cube_maps_without_windows_across_its_gaps(tmp_path, units):
+    cube = _irregular_cube(tmp_path / "cube.sgy")
+    root = tmp_path / "data"
+    resources = resources_for(root)
+    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, units=units, stride=33,
+                                              window_traces=40, window_samples=40)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                                instance=instance)
+        assert result.success
+    [windows_meta] = _events(result, "survey_windows")
+    assert windows_meta["short_runs"].value["runs"] == 1 and windows_meta["short_runs"].value["traces"] == 30
+    assert windows_meta["short_runs"].value["e.g."] == ["inline 10 traces 430-459"]
+    [facies_meta] = _events(result, "facies_map")
+    assert facies_meta["short_runs"].value == {"runs": 1, "traces": 30}
+    windows = read_parquet(root / "warehouse" / "survey_windows" / "cube.sgy.parquet")
+    assert 10 not in set(windows["inline"])
+    notched = windows[windows["inline"] == 11]
+    assert len(notched) and not ((notched["xline"] < 370) & (notched["xline"] + 40 > 350)).any()
+    assert {300, 370} <= set(notched["xline"])  # both sides of the notch have windows
+    with segyio.open(str(root / "outputs" / "sections" / "cube.sgy" / "facies_labels.sgy"),
+                     ignore_geometry=True) as f:
+        il = f.attributes(segyio.TraceField.INLINE_3D)[:]
+        labels = segyio.tools.collect(f.trace[:])
+    assert len(labels) == 6 * 160 - 430 + 300 - 20  # the input's traces, none added
+    assert (labels[il != 10] >= 0).all()
+    if units:  # units are cut from each line's own layers: inline 10, which no window covers, still gets them
+        assert set(np.unique(labels[il == 10])) == {0.0, 1.0, 2.0}
+    else:
+        assert (labels[il == 10] == -1).all()
+
+
 def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
     cube = _small_cube(tmp_path / "cube.sgy", corrupt=False)
     root = tmp_path / "data"
