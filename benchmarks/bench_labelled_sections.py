@@ -5,7 +5,9 @@ lithostratigraphic units) is mapped **without its labels**, through the steps th
 ``models=survey``: windows and backbone features as ``survey_windows`` makes them (``survey_features``, the
 ``SegySettings`` / ``FeatureSettings`` defaults, backbone ``SURVEY_MAPPING_BACKBONE`` as for any ``SEIS_SEGY`` run),
 UMAP + KMeans fitted on the section's own windows (``fit_survey_models``, seed 42), each window classified
-(``classify_windows``) and voted back onto every sample (``vote_line``). k comes from the recluster job's auto rule
+(``classify_windows``) and voted back onto every sample (``vote_line``); a trace without data (one value throughout:
+crossline 575's last 50) gets no class, as ``facies_map`` paints it, and is scored as the map's "no class"
+(``section_scores``; ``no_class`` is its share of the samples). k comes from the recluster job's auto rule
 (k sweep 2..10 with stability, ``choose_k("auto")``) unless ``--k`` is given. Only then are the labels read, to score
 the map (``seis_assets.core.section_scores``: ARI, NMI, Hungarian mIoU) beside k equal depth bands (same k).
 
@@ -51,8 +53,9 @@ sys.path.insert(0, ROOT)
 from seis_assets.core.cluster import choose_k, k_sweep  # noqa: E402
 from seis_assets.core.facies import count_votes, vote_line  # noqa: E402
 from seis_assets.core.feature_table import table_identity  # noqa: E402
+from seis_assets.core.patches import has_signal  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
-from seis_assets.core.section_scores import SCORE_NAMES, baseline_scores, score_map  # noqa: E402
+from seis_assets.core.section_scores import NO_CLASS, SCORE_NAMES, baseline_scores, score_map  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
 from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS, segment_profile, time_levels, unit_map  # noqa: E402
 from seis_assets.core.survey_models import fit_survey_models  # noqa: E402
@@ -171,7 +174,9 @@ def map_section(path: str, args) -> dict:
         cmap = centre_votes(positions, clusters, k, len(idx), n_samples, other)
     else:
         cmap, _ = vote_line(positions, clusters, None, k, len(idx), n_samples, direction, number, other)
-    if (cmap < 0).any():
+    live = has_signal(section.min(axis=1), section.max(axis=1))
+    cmap[~live] = NO_CLASS  # as facies_map paints: no class on traces without data (dead, one value throughout)
+    if (cmap[live] < 0).any():
         raise RuntimeError(f"{path}: samples no window covers")
     levels = time_levels(np.asarray(section, dtype=np.float64).T) if args.units else None
     return {"map": cmap.T.astype(np.int64), "k": k, "k_rule": rule, "n_windows": len(positions), "levels": levels}

@@ -20,8 +20,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from seis_assets.core.facies_figures import DPI, distinct_colours
-from seis_assets.core.section_scores import SCORE_NAMES, baseline_scores, hungarian_miou, score_map
+from seis_assets.core.facies_figures import DPI, distinct_colours, with_no_class
+from seis_assets.core.section_scores import NO_CLASS, SCORE_NAMES, baseline_scores, hungarian_miou, score_map
 
 __all__ = ["labels_beside", "read_section", "read_map_segy", "load_labels", "compare_map", "map_vs_labels_figure", "png_bytes"]
 
@@ -42,10 +42,12 @@ def read_section(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def read_map_segy(path: str | os.PathLike) -> np.ndarray:
     """The cluster index of every sample of a labels SEG-Y (``facies_labels.sgy``), samples x traces, int64.
 
-    Raises ValueError naming the file when a value is not a whole non-negative number (not a labels SEG-Y)."""
+    Raises ValueError naming the file when a value is not a whole number from -1 (no class) up (not a labels
+    SEG-Y)."""
     values, _ = read_section(path)
-    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values != np.round(values)):
-        raise ValueError(f"{path}: not a labels SEG-Y (values must be whole non-negative cluster indices)")
+    if (values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < NO_CLASS)
+            or np.any(values != np.round(values))):
+        raise ValueError(f"{path}: not a labels SEG-Y (values must be whole cluster indices, or -1 for no class)")
     return values.astype(np.int64)
 
 
@@ -78,7 +80,7 @@ def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: n
     scores and the depth-band baseline. ``map_class`` names the map's classes in its legend (``cluster``, ``unit``).
     """
     units = sorted(int(u) for u in np.unique(labels))
-    clusters = sorted(int(c) for c in np.unique(cluster_map))
+    clusters = sorted(int(c) for c in np.unique(cluster_map) if c != NO_CLASS)  # no class: left uncoloured
     unmatched = [c for c in clusters if c not in matching.values()]
     colours = distinct_colours(len(units) + len(unmatched))
     unit_colour = {u: colours[i] for i, u in enumerate(units)}
@@ -93,14 +95,14 @@ def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: n
     panels = [(labels, units, unit_colour, "interpreters' units", "unit"),
               (cluster_map, clusters, cluster_colour, "survey map (no labels used)", map_class)]
     for ax, (values, names, colour, name, prefix) in zip(axes, panels):
-        lut = {v: i for i, v in enumerate(names)}
-        codes = np.vectorize(lut.__getitem__, otypes=[np.int64])(values)
+        lut = {v: i for i, v in enumerate(names)} | {NO_CLASS: -1}
+        codes = np.ma.masked_less(np.vectorize(lut.__getitem__, otypes=[np.int64])(values), 0)
         ax.imshow(section, cmap="gray", vmin=-clip, vmax=clip, aspect="auto", extent=extent, interpolation="bilinear")
         ax.imshow(codes, cmap=ListedColormap([colour[v] for v in names]), vmin=-0.5, vmax=len(names) - 0.5,
                   alpha=0.55, aspect="auto", extent=extent, interpolation="nearest")
         ax.set_ylabel("time (ms)")
         ax.set_title(name)
-        handles = [Patch(facecolor=colour[v], alpha=0.8, label=f"{prefix} {v}") for v in names]
+        handles = with_no_class([Patch(facecolor=colour[v], alpha=0.8, label=f"{prefix} {v}") for v in names], values)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     axes[-1].set_xlabel("trace")
     fig.suptitle(f"{title}: ARI {scores['ari']:.2f}, NMI {scores['nmi']:.2f}, mIoU {scores['miou']:.2f} "

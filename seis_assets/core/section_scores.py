@@ -10,6 +10,11 @@ need not match unit numbers:
   cluster (fewer clusters than units) counts 0, a cluster left without a unit costs nothing but its samples stay
   outside every matched unit's intersection.
 
+A map may leave samples without a class (-1: :data:`NO_CLASS`, on traces without data, corrupt or dead). They are
+still scored, as the map's statement that there is nothing to classify: one more block of the map's partition for
+ARI and NMI, never matched to a unit for mIoU (so they count against the units they belong to); ``no_class`` in
+:func:`score_map`'s result is their share. Any other negative value is an error.
+
 The baseline (:func:`depth_bands`) cuts the section into k equal bands along the sample (depth) axis: layered units
 alone make it score (ARI 0.3-0.5 on the F3 labelled sections), so a map has to beat it to show it saw more than
 depth. No Dagster imports here.
@@ -21,15 +26,17 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-__all__ = ["SCORE_NAMES", "check_pair", "iou_matrix", "hungarian_miou", "depth_bands", "score_map", "baseline_scores"]
+__all__ = ["SCORE_NAMES", "NO_CLASS", "check_pair", "iou_matrix", "hungarian_miou", "depth_bands", "score_map", "baseline_scores"]
 
 #: The keys of :func:`score_map`'s result, in the order the benchmark prints them.
 SCORE_NAMES = ("ari", "nmi", "miou")
+#: A map's value for a sample it gives no class (``facies_labels.sgy``'s -1).
+NO_CLASS = -1
 
 
 def check_pair(map_: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both arrays as flat int64 after checking they have one shape, hold at least one sample and no negative value
-    (-1 marks a sample a map did not cover: a map with holes is an error, not a score)."""
+    """Both arrays as flat int64 after checking they have one shape, hold at least one sample, and no negative value
+    but the map's :data:`NO_CLASS` (any other is not a map or labels of this kind)."""
     map_, labels = np.asarray(map_), np.asarray(labels)
     if map_.shape != labels.shape:
         raise ValueError(f"map shape {map_.shape} != labels shape {labels.shape} (both samples x traces?)")
@@ -38,8 +45,9 @@ def check_pair(map_: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     for name, a in (("map", map_), ("labels", labels)):
         if not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"{name} must hold integers (cluster or unit indices), got {a.dtype}")
-        if a.min() < 0:
-            raise ValueError(f"{name} holds negative values ({int((a < 0).sum())} samples): uncovered samples?")
+        bad = (a < NO_CLASS) if name == "map" else (a < 0)
+        if bad.any():
+            raise ValueError(f"{name} holds negative values other than the map's no class ({int(bad.sum())} samples)")
     return map_.ravel().astype(np.int64), labels.ravel().astype(np.int64)
 
 
@@ -69,10 +77,12 @@ def hungarian_miou(map_: np.ndarray, labels: np.ndarray) -> tuple[float, dict[in
     matching : {unit: cluster} of the matched pairs
     """
     iou, clusters, units = iou_matrix(map_, labels)
+    iou[clusters == NO_CLASS] = 0.0  # "no class" is never a unit's match
     rows, cols = linear_sum_assignment(iou, maximize=True)
     per_unit = np.zeros(len(units))
     per_unit[cols] = iou[rows, cols]
-    return float(per_unit.mean()), {int(units[c]): int(clusters[r]) for r, c in zip(rows, cols)}
+    return float(per_unit.mean()), {int(units[c]): int(clusters[r]) for r, c in zip(rows, cols)
+                                    if clusters[r] != NO_CLASS}
 
 
 def depth_bands(n_samples: int, n_traces: int, k: int) -> np.ndarray:
@@ -89,12 +99,14 @@ def depth_bands(n_samples: int, n_traces: int, k: int) -> np.ndarray:
 
 
 def score_map(map_: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """ARI, NMI and Hungarian mIoU of a map against the labels of the same samples (keys :data:`SCORE_NAMES`)."""
+    """ARI, NMI and Hungarian mIoU of a map against the labels of the same samples (keys :data:`SCORE_NAMES`), and
+    ``no_class``, the share of samples the map gives no class."""
     m, y = check_pair(map_, labels)
     return {
         "ari": float(adjusted_rand_score(y, m)),
         "nmi": float(normalized_mutual_info_score(y, m)),
         "miou": hungarian_miou(m, y)[0],
+        "no_class": float((m == NO_CLASS).mean()),
     }
 
 

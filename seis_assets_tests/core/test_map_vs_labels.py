@@ -4,6 +4,7 @@ them (``seis_assets.core.map_vs_labels``)."""
 import numpy as np
 import pytest
 
+from seis_assets.core.facies_figures import NO_CLASS_LABEL
 from seis_assets.core.map_vs_labels import (
     compare_map,
     labels_beside,
@@ -88,3 +89,19 @@ def test_the_figure_shows_units_and_clusters_with_matched_colours():
     assert cluster_colour["cluster 3"] not in unit_colour.values()
     assert "ARI 1.00" not in fig._suptitle.get_text() and "depth bands" in fig._suptitle.get_text()
     assert png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_samples_without_a_class_are_read_scored_and_drawn_uncoloured(tmp_path):
+    units = _units()
+    cluster_map = units.copy()
+    cluster_map[:, -4:] = -1  # dead traces at the end of the line, as crossline 575's
+    path = write_section(tmp_path / "facies_labels.sgy", np.ascontiguousarray(cluster_map.T, dtype=np.float32))
+    np.testing.assert_array_equal(read_map_segy(path), cluster_map)
+    result = compare_map(cluster_map, units, 3)
+    assert result["no_class"] == pytest.approx(4 / N_TRACES) and -1 not in result["matching"].values()
+    fig = map_vs_labels_figure(np.ones((N_SAMPLES, N_TRACES)), cluster_map, units, result["matching"], "x", result)
+    texts = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert texts == ["cluster 0", "cluster 1", "cluster 2", NO_CLASS_LABEL]
+    bad = write_section(tmp_path / "bad.sgy", np.full((N_TRACES, N_SAMPLES), -2.0, dtype=np.float32))
+    with pytest.raises(ValueError, match="bad.sgy: not a labels SEG-Y"):
+        read_map_segy(bad)
