@@ -43,7 +43,7 @@ from seis_assets.core.facies_figures import (
 )
 from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
 from seis_assets.core.patches import has_signal
-from seis_assets.core.segy import Survey
+from seis_assets.core.segy import Survey, is_grid
 from seis_assets.core.segy_windows import line_runs, line_sources
 from seis_assets.core.segy_write import write_like
 from seis_assets.core.stratigraphy import unit_map
@@ -381,7 +381,7 @@ def write_facies_outputs(
         sources = {d: line_sources(survey.lines(d), line_step) for d in windows["direction"].unique()}
     painter = _LinePainter(survey, WindowIndex(windows, sources), clusters, scores, k, units, gaps)
     pages = [("inline", n) for n in page_selection(info.inlines, page_lines)]
-    if map_xlines and info.structured:
+    if map_xlines and is_grid(info):
         pages += [("xline", n) for n in page_selection(info.xlines, page_lines)]
     by = "unit" if units else "category" if cluster_to_category else "cluster"
     files = _write_map_pages(painter, legend, pages, out, by)

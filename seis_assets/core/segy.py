@@ -3,8 +3,9 @@
 Cutting a survey into windows and scaling them is :mod:`seis_assets.core.segy_windows`; writing SEG-Y (the
 class-index labels file, generated surveys) is :mod:`seis_assets.core.segy_write`.
 
-A survey is one SEG-Y file: a structured 3-D cube (inline x crossline grid, one or more inlines) or a 2-D line
-(unstructured: traces in file order). The inline and crossline numbers are read from trace-header byte positions
+A survey is one SEG-Y file: a structured 3-D cube (full inline x crossline grid, one or more inlines), a 3-D cube
+whose outline leaves cells of its grid without a trace (:func:`is_grid`), or a 2-D line (traces ordered by their
+crossline/CDP number). The inline and crossline numbers are read from trace-header byte positions
 (defaults 189 and 193, SEG-Y rev 1).
 
 Memory
@@ -42,6 +43,7 @@ __all__ = [
     "sample_interval",
     "trace_spacing",
     "list_segy_files",
+    "is_grid",
     "survey_name",
 ]
 
@@ -95,6 +97,15 @@ class SurveyInfo:
 
     def time_ms(self, sample: int | np.ndarray) -> float | np.ndarray:
         return self.t0_ms + np.asarray(sample) * self.sample_interval_ms
+
+
+def is_grid(info: SurveyInfo) -> bool:
+    """Whether the survey's traces lie on an inline x crossline grid: a full one (``structured``), or one of more
+    than one inline and crossline whose outline leaves cells empty (an irregular 3-D survey exported without its
+    missing traces). Crossline windows and pages are cut, and a grid of several inlines gets the volume views
+    (:func:`seis_assets.core.volume_views.is_volume`). The headers cannot tell a file of several 2-D lines with line
+    numbers of their own from such a cube: it reads as one, and its inline maps are the same either way."""
+    return bool(info.structured) or (len(info.inlines) > 1 and len(info.xlines) > 1)
 
 
 def list_segy_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
@@ -206,7 +217,7 @@ class Survey:
             idx = np.flatnonzero(self.trace_inline == number)
             order = np.argsort(self.trace_xline[idx], kind="stable")
         elif direction == "xline":
-            if not self.info.structured:
+            if not is_grid(self.info):
                 raise SegyError(self.info.path, "a 2-D line has no crosslines to cut windows along")
             idx = np.flatnonzero(self.trace_xline == number)
             order = np.argsort(self.trace_inline[idx], kind="stable")

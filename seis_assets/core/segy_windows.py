@@ -39,7 +39,7 @@ import pandas as pd
 
 from seis_assets.core.patches import has_signal, normalise_patch
 from seis_assets.core.section_grid import ResampledSurvey
-from seis_assets.core.segy import DIRECTIONS, SegyError, Survey
+from seis_assets.core.segy import DIRECTIONS, SegyError, Survey, is_grid
 
 __all__ = [
     "DEFAULT_WINDOW_TRACES",
@@ -223,11 +223,13 @@ def iter_windows(
     stride_samples: int | None = None,
     directions: Sequence[str] = ("inline",),
 ) -> Iterator[tuple[dict, np.ndarray]]:
-    """Yield ``(position, window)`` for every window of the survey, one line in memory at a time.
+    """Yield ``(position, window)`` for every window of the survey, one line in memory at a time: each line's
+    windows as :func:`window_starts` cuts it whole (the pipeline's :mod:`seis_assets.core.window_features` cuts
+    along :func:`line_runs` instead, never across a gap in the numbering, and leaves dead windows out).
 
     ``window`` is (n_samples, n_traces) float32, time down and traces across (as the patches), the file's
     amplitudes unscaled (scaling is :func:`scale_window`'s job).
-    ``position`` holds the :data:`WINDOW_COLUMNS`. Crossline windows need a structured (3-D) survey.
+    ``position`` holds the :data:`WINDOW_COLUMNS`. Crossline windows need a 3-D grid (:func:`~seis_assets.core.segy.is_grid`).
 
     Raises
     ------
@@ -242,7 +244,7 @@ def iter_windows(
     except ValueError:
         raise SegyError(info.path, f"traces hold {info.n_samples} samples, fewer than the window's {n_samples}") from None
     for direction in directions:
-        if direction == "xline" and not info.structured:
+        if direction == "xline" and not is_grid(info):
             raise SegyError(info.path, "crossline windows need a 3-D cube; this file is a 2-D line")
         for number in survey.lines(direction):
             yield from _windows_of_line(survey, direction, number, n_traces, n_samples, stride, sample_starts)

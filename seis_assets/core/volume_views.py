@@ -33,7 +33,7 @@ from seis_assets.core.facies_figures import (
     DPI, _classes_by_category, _classes_by_cluster, _new_figure, with_no_class,
 )
 from seis_assets.core.mdio_survey import LABELS_VARIABLE, open_any_survey
-from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo
+from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE, Survey, SurveyInfo, is_grid
 from seis_assets.core.storage import atomic_write_bytes
 
 __all__ = [
@@ -245,8 +245,9 @@ def check_times(info: SurveyInfo, times_ms: Sequence[float]) -> None:
 
 
 def is_volume(info: SurveyInfo) -> bool:
-    """A 3-D cube of more than one inline: what time slices and the volume summary are drawn for."""
-    return bool(info.structured) and len(info.inlines) > 1
+    """A 3-D cube of more than one inline, its grid full or not (:func:`~seis_assets.core.segy.is_grid`): what time
+    slices and the volume summary are drawn for (cells without a trace are blank / not counted)."""
+    return is_grid(info) and len(info.inlines) > 1
 
 
 def write_volume_views(

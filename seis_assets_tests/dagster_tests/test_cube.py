@@ -183,13 +183,14 @@ def test_an_irregular_cube_maps_without_windows_across_its_gaps(tmp_path, units)
     root = tmp_path / "data"
     resources = resources_for(root)
     resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, units=units, stride=33,
-                                              window_traces=40, window_samples=40)
+                                              window_traces=40, window_samples=40, map_times_ms=[400])
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
         result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
                                 instance=instance)
         assert result.success
     [windows_meta] = _events(result, "survey_windows")
+    assert not windows_meta["geometry"].value["structured"]  # a grid with empty cells
     assert windows_meta["short_runs"].value["runs"] == 1 and windows_meta["short_runs"].value["traces"] == 30
     assert windows_meta["short_runs"].value["e.g."] == ["inline 10 traces 430-459"]
     [facies_meta] = _events(result, "facies_map")
@@ -209,6 +210,15 @@ def test_an_irregular_cube_maps_without_windows_across_its_gaps(tmp_path, units)
         assert set(np.unique(labels[il == 10])) == {0.0, 1.0, 2.0}
     else:
         assert (labels[il == 10] == -1).all()
+    # still a cube: its volume views, the empty cells blank and not counted
+    out = root / "outputs" / "sections" / "cube.sgy"
+    assert (out / "time_slice_400ms.png").exists()
+    summary = pd.read_csv(out / "facies_volume_summary.csv")
+    assert sorted(summary["inline"].unique()) == list(range(10, 16))
+    assert np.allclose(summary.groupby(["inline", "time_from_ms"])["share"].sum(), 1.0)
+    ten = summary[summary["inline"] == 10]
+    no_class = ten.loc[ten["class"] == "no class", "share"]
+    assert (no_class == 0.0).all() if units else np.allclose(no_class, 1.0)
 
 
 def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
