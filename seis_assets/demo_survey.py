@@ -68,7 +68,9 @@ def main() -> int:
             print(f"\n{survey_name(path)}: no interpreters' labels beside it (<stem>_labels.npy): map not scored")
             continue
         print(f"\n{survey_name(path)} against {result['labels']}:\n"
-              f"  survey map      ARI {result['ari']:.3f}  NMI {result['nmi']:.3f}  mIoU {result['miou']:.3f}\n"
+              f"  survey map      ARI {result['ari']:.3f}  NMI {result['nmi']:.3f}  mIoU {result['miou']:.3f}"
+              + (f"  (no class on {result['no_class']:.1%} of samples: traces without data)"
+                 if result["no_class"] else "") + "\n"
               f"  {result['k']:>2} depth bands  ARI {result['depth_band_ari']:.3f}  NMI {result['depth_band_nmi']:.3f}  "
               f"mIoU {result['depth_band_miou']:.3f}\n"
               f"  side by side: {result['figure']}")
