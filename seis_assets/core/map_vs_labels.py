@@ -22,6 +22,7 @@ from matplotlib.patches import Patch
 
 from seis_assets.core.facies_figures import DPI, distinct_colours, with_no_class
 from seis_assets.core.section_scores import NO_CLASS, SCORE_NAMES, baseline_scores, hungarian_miou, score_map
+from seis_assets.core.segy import byte_order
 
 __all__ = ["labels_beside", "read_section", "read_map_segy", "load_labels", "compare_map", "map_vs_labels_figure", "png_bytes"]
 
@@ -35,7 +36,7 @@ def labels_beside(segy_path: str | os.PathLike) -> Path | None:
 
 def read_section(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Every sample of a SEG-Y file in trace order, samples x traces, and the sample times (ms)."""
-    with segyio.open(str(path), ignore_geometry=True) as f:
+    with segyio.open(str(path), ignore_geometry=True, endian=byte_order(path)) as f:
         return f.trace.raw[:].T, np.asarray(f.samples, dtype=float)
 
 

@@ -442,7 +442,13 @@ def segy_to_mdio_store(
         if not survey.info.structured:
             LOG.warning("%s: not a full inline x crossline grid; MDIO marks the missing traces dead", segy_path)
         scalar = int(survey.file.header[0][segyio.TraceField.SourceGroupScalar])
+        endian = survey.info.endian
     spec = get_segy_standard(1.0)
+    if endian == "little":  # SEG-Y rev 2 allows it; the segy library reads big-endian unless told
+        from segy.schema import Endianness
+
+        spec.endianness = Endianness.LITTLE
+        spec.update_submodel_endianness()
     if (iline_byte, xline_byte) != (DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE):
         spec = spec.customize(trace_header_fields=[
             HeaderField(name="inline", byte=int(iline_byte), format="int32"),

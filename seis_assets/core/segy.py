@@ -44,6 +44,7 @@ __all__ = [
     "trace_spacing",
     "list_segy_files",
     "is_grid",
+    "byte_order",
     "survey_name",
 ]
 
@@ -88,6 +89,8 @@ class SurveyInfo:
     #: metres between neighbouring traces of an inline / of a crossline, from the trace headers' coordinates
     #: (None where the headers hold none)
     trace_spacing_m: dict = dataclasses.field(default_factory=dict)
+    #: byte order of the file (:func:`byte_order`): SEG-Y rev 2 allows little-endian files
+    endian: str = "big"
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -175,15 +178,36 @@ def _expected_size(f: segyio.SegyFile, n_ext: int) -> int:
 _BYTES_PER_SAMPLE = {1: 4, 2: 4, 3: 2, 5: 4, 6: 8, 8: 1, 10: 4, 11: 2, 16: 1}
 
 
-def _check_size(path: str, size: int) -> None:
+def byte_order(path: str | os.PathLike) -> str:
+    """``"big"`` or ``"little"``: the byte order of a SEG-Y file's headers and samples.
+
+    SEG-Y rev 2's byte-order word (bytes 3297-3300, 0x01020304 as the writer's order stores it) when set; else the
+    order in which the binary header's sample format code (bytes 3225-3226) is a known one; big-endian (rev 0 and 1,
+    and segyio's default) when both or neither are.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(3600)
+    word = head[3296:3300]
+    if word == b"\x01\x02\x03\x04":
+        return "big"
+    if word == b"\x04\x03\x02\x01":
+        return "little"
+    if len(head) < 3226:
+        return "big"
+    big, little = struct.unpack(">H", head[3224:3226])[0], struct.unpack("<H", head[3224:3226])[0]
+    return "little" if big not in _BYTES_PER_SAMPLE and little in _BYTES_PER_SAMPLE else "big"
+
+
+def _check_size(path: str, size: int, endian: str = "big") -> None:
     """File size against the binary header (samples per trace, format, extended headers), before segyio's terse
     "trace count inconsistent with file size"."""
     with open(path, "rb") as fh:
         head = fh.read(3600)
-    n_samples, fmt = struct.unpack(">H", head[3220:3222])[0], struct.unpack(">H", head[3224:3226])[0]
-    n_ext = struct.unpack(">h", head[3504:3506])[0]
+    order = ">" if endian == "big" else "<"
+    n_samples, fmt = struct.unpack(order + "H", head[3220:3222])[0], struct.unpack(order + "H", head[3224:3226])[0]
+    n_ext = struct.unpack(order + "h", head[3504:3506])[0]
     if fmt not in _BYTES_PER_SAMPLE or n_samples == 0 or n_ext < 0:
-        return  # little-endian or unusual headers: segyio decides
+        return  # unusual headers: segyio decides
     trace_bytes = 240 + n_samples * _BYTES_PER_SAMPLE[fmt]
     body = size - 3600 - 3200 * n_ext
     whole, rest = divmod(body, trace_bytes)
@@ -296,19 +320,21 @@ def _opened(path, iline_byte: int, xline_byte: int, sample_interval_ms: float, n
     size = os.path.getsize(path)
     if size < 3600 + 240:
         raise SegyError(path, f"truncated: {size} bytes, shorter than the 3600-byte file header plus one trace header")
-    _check_size(path, size)
+    endian = byte_order(path)
+    _check_size(path, size, endian)
     try:
-        f = segyio.open(path, "r", ignore_geometry=True)
+        f = segyio.open(path, "r", ignore_geometry=True, endian=endian)
     except Exception as exc:  # segyio raises RuntimeError / OSError / ValueError with terse texts
-        raise SegyError(path, f"not a readable SEG-Y file ({type(exc).__name__}: {exc})") from None
+        raise SegyError(path, f"not a readable SEG-Y file ({type(exc).__name__}: {exc}; read as {endian}-endian)") from None
     try:
-        yield _checked_survey(f, path, int(iline_byte), int(xline_byte), size, float(sample_interval_ms), need_interval)
+        yield _checked_survey(f, path, int(iline_byte), int(xline_byte), size, float(sample_interval_ms), need_interval,
+                              endian)
     finally:
         f.close()
 
 
 def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: int, size: int,
-                    setting_ms: float = 0.0, need_interval: bool = True) -> Survey:
+                    setting_ms: float = 0.0, need_interval: bool = True, endian: str = "big") -> Survey:
     """The checks of :func:`open_survey` on an open file, in order, and its :class:`Survey`."""
     n_samples = len(f.samples)
     if n_samples == 0 or f.tracecount == 0:
@@ -338,6 +364,7 @@ def _checked_survey(f: segyio.SegyFile, path: str, iline_byte: int, xline_byte: 
         xline_byte=xline_byte,
         interval_source=source,
         trace_spacing_m=trace_spacing(f, il, xl),
+        endian=endian,
     )
     return Survey(f, info, il, xl)
 

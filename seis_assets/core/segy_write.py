@@ -52,7 +52,7 @@ def write_like(
         if is_remote:  # segyio writes local files: write next to the source's temp, then upload
             local_tmp = tempfile.mktemp(suffix=".sgy")
         shutil.copyfile(survey.info.path, local_tmp)  # headers and layout byte for byte; samples overwritten below
-        _write_samples(local_tmp, traces, survey.info.n_traces, survey.info.n_samples)
+        _write_samples(local_tmp, traces, survey.info.n_traces, survey.info.n_samples, survey.info.endian)
         if is_remote:
             with open(local_tmp, "rb") as fh, tmp.open("wb") as sink:
                 shutil.copyfileobj(fh, sink)
@@ -60,10 +60,12 @@ def write_like(
     return path_str(dest)
 
 
-def _write_samples(path: str, traces: Iterable[tuple[np.ndarray, np.ndarray]], n: int, ns: int) -> None:
-    """Overwrite the samples of the SEG-Y at ``path`` block by block, checking that every trace is written once."""
+def _write_samples(path: str, traces: Iterable[tuple[np.ndarray, np.ndarray]], n: int, ns: int,
+                   endian: str = "big") -> None:
+    """Overwrite the samples of the SEG-Y at ``path`` (of byte order ``endian``) block by block, checking that every
+    trace is written once."""
     written = np.zeros(n, dtype=bool)
-    with segyio.open(path, "r+", ignore_geometry=True) as out:
+    with segyio.open(path, "r+", ignore_geometry=True, endian=endian) as out:
         for idx, values in traces:
             idx = np.asarray(idx, dtype=np.int64)
             values = np.asarray(values, dtype=np.float32)

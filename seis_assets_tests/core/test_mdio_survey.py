@@ -29,12 +29,13 @@ from seis_assets.core.section_grid import at_patch_scale  # noqa: E402
 from seis_assets.core.segy import SegyError, open_survey  # noqa: E402
 from seis_assets.core.segy_windows import cut_windows, iter_windows  # noqa: E402
 from seis_assets.core.segy_write import write_cube, write_like  # noqa: E402
+from seis_assets_tests.core.test_segy import _little_endian_copy  # noqa: E402
 
 INLINES, XLINES, N_SAMPLES = range(10, 20), range(100, 140, 2), 50
 #: (inlines, crosslines, samples) per chunk: 5 chunk rows along inlines, 3 along crosslines, 4 along time
 CHUNKS = (2, 8, 16)
 #: what differs between a SEG-Y survey's info and its MDIO conversion's
-OWN_FIELDS = {"path", "name", "format", "interval_source"}
+OWN_FIELDS = {"path", "name", "format", "interval_source", "endian"}  # "endian": the file's byte order
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,14 +58,15 @@ def _set_headers(path, **fields):
 @pytest.fixture(scope="module")
 def cubes(tmp_path_factory):
     """{name: (segy, mdio)}: ``ieee`` a 4 ms IEEE-float cube; ``ibm`` a 2 ms IBM-float cube starting at 100 ms with
-    coordinates in centimetres (scalar -100)."""
+    coordinates in centimetres (scalar -100); ``little`` the IEEE cube written little-endian."""
     root = tmp_path_factory.mktemp("mdio_cubes")
     ieee = write_cube(root / "ieee.sgy", INLINES, XLINES, n_samples=N_SAMPLES)
     ibm = write_cube(root / "ibm.sgy", INLINES, XLINES, n_samples=N_SAMPLES, fmt=1, dt_us=2000, seed=3)
     _set_headers(ibm, DelayRecordingTime=100, SourceGroupScalar=-100,
                  CDP_X=lambda il, xl: 100 * (1000 + 25 * xl), CDP_Y=lambda il, xl: 100 * (5000 + 25 * il))
+    little = _little_endian_copy(ieee, root / "little.sgy")  # SEG-Y rev 2 allows little-endian files
     return {name: (str(sgy), segy_to_mdio_store(sgy, root / f"{name}.mdio", chunks=CHUNKS))
-            for name, sgy in (("ieee", ieee), ("ibm", ibm))}
+            for name, sgy in (("ieee", ieee), ("ibm", ibm), ("little", little))}
 
 
 @pytest.fixture
@@ -77,7 +79,7 @@ def store(cubes, tmp_path):
 
 
 # --------------------------------------------------------------------------- the same survey
-@pytest.mark.parametrize("name", ["ieee", "ibm"])
+@pytest.mark.parametrize("name", ["ieee", "ibm", "little"])
 def test_every_line_and_trace_of_the_mdio_store_equals_the_segy_cube(cubes, name):
     sgy, mdio = cubes[name]
     with open_survey(sgy) as s, open_mdio_survey(mdio) as m:
@@ -85,8 +87,8 @@ def test_every_line_and_trace_of_the_mdio_store_equals_the_segy_cube(cubes, name
         a, b = s.info.as_dict(), m.info.as_dict()
         assert {k: a[k] for k in a if k not in OWN_FIELDS} == {k: b[k] for k in b if k not in OWN_FIELDS}
         assert m.info.name == f"{name}.mdio" and m.info.interval_source == "time coordinate"
-        assert m.info.sample_interval_ms == (4.0 if name == "ieee" else 2.0)
-        assert m.info.t0_ms == (0.0 if name == "ieee" else 100.0)
+        assert m.info.sample_interval_ms == (2.0 if name == "ibm" else 4.0)
+        assert m.info.t0_ms == (100.0 if name == "ibm" else 0.0)
         assert m.info.trace_spacing_m == {"inline": 25.0, "xline": 25.0}
         np.testing.assert_array_equal(m.trace_inline, s.trace_inline)
         np.testing.assert_array_equal(m.trace_xline, s.trace_xline)

@@ -14,7 +14,8 @@ from sklearn.cluster import KMeans
 from seis_assets.core.attributes import attribute_vectors
 from seis_assets.core.facies import legend_table, region_share, vote_line, write_facies_outputs
 from seis_assets.core.section_grid import at_patch_scale
-from seis_assets.core.segy import SegyError, list_segy_files, open_survey
+from seis_assets.core.map_vs_labels import read_map_segy
+from seis_assets.core.segy import SegyError, byte_order, list_segy_files, open_survey
 from seis_assets.core.segy_windows import (
     cut_windows, iter_windows, line_runs, run_window_starts, scale_window, survey_scale, window_starts,
 )
@@ -31,6 +32,38 @@ def cube(tmp_path):
 
 
 # --------------------------------------------------------------------------- windows
+def _little_endian_copy(src, dest):
+    with segyio.open(str(src), ignore_geometry=True) as f:
+        spec = segyio.tools.metadata(f)
+        spec.endian = "little"
+        with segyio.create(str(dest), spec) as g:
+            g.text[0], g.bin = f.text[0], f.bin
+            for i in range(f.tracecount):
+                g.header[i], g.trace[i] = f.header[i], f.trace[i]
+    return dest
+
+
+def test_a_little_endian_file_reads_and_writes_as_its_big_endian_twin(tmp_path):
+    big = write_cube(tmp_path / "big.sgy", [1, 2, 3], range(10, 30), n_samples=50)
+    little = _little_endian_copy(big, tmp_path / "little.sgy")
+    assert (byte_order(big), byte_order(little)) == ("big", "little")
+    with open_survey(big) as b, open_survey(little) as s:
+        assert s.info.endian == "little" and s.info.structured
+        assert {k: v for k, v in s.info.as_dict().items() if k not in ("path", "name", "endian")} == {
+            k: v for k, v in b.info.as_dict().items() if k not in ("path", "name", "endian")}
+        for n in (1, 3):
+            np.testing.assert_array_equal(s.read_line("inline", n)[0], b.read_line("inline", n)[0])
+        blocks = [(s.line_traces("inline", n), np.full((20, 50), float(n), np.float32)) for n in (1, 2, 3)]
+    labels = write_like(little, tmp_path / "labels.sgy", blocks)
+    assert byte_order(labels) == "little"  # the input's layout, byte order included
+    assert read_map_segy(labels)[0].tolist() == [1] * 20 + [2] * 20 + [3] * 20
+    # SEG-Y rev 2's byte-order word decides when set
+    raw = bytearray(Path(big).read_bytes())
+    raw[3296:3300] = b"\x04\x03\x02\x01"
+    (tmp_path / "word.sgy").write_bytes(bytes(raw))
+    assert byte_order(tmp_path / "word.sgy") == "little"
+
+
 def test_windows_are_cut_along_each_run_of_neighbouring_traces():
     full = np.arange(300, 330)
     assert run_window_starts(full, 1, 10, 7) == (window_starts(30, 10, 7), [])  # no gap: the line's own windows
