@@ -39,6 +39,20 @@ def _events(result, asset):
             if e.asset_key == dg.AssetKey(asset)]
 
 
+def _map(cube, root, **settings):
+    """survey_windows and facies_map of ``cube`` (partition ``cube.sgy``) into ``root``, with ``models=survey``,
+    k = 3, 40 x 40 windows every 33 unless ``settings`` say otherwise."""
+    resources = resources_for(root)
+    defaults = dict(models="survey", k=3, stride=33, window_traces=40, window_samples=40)
+    resources["segy_settings"] = SegySettings(segy=str(cube), **(defaults | settings))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
+        result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
+                                instance=instance)
+    assert result.success
+    return result
+
+
 def test_cube_maps_around_a_corrupt_trace_and_reuses_its_windows(tmp_path):
     cube = _small_cube(tmp_path / "cube.sgy", corrupt=True)
     root = tmp_path / "data"
@@ -130,14 +144,7 @@ def test_a_cube_padded_with_zero_traces_maps_its_live_part(tmp_path):
             if h[segyio.TraceField.INLINE_3D] <= 11 and h[segyio.TraceField.CROSSLINE_3D] < 380:
                 f.trace[j] = np.zeros(200, np.float32)
     root = tmp_path / "data"
-    resources = resources_for(root)
-    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, stride=33, window_traces=40,
-                                              window_samples=40, map_times_ms=[400])
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
-        result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
-                                instance=instance)
-        assert result.success
+    result = _map(cube, root, map_times_ms=[400])
     # trace starts 0, 33 (of 0, 33, 66, 99, 120) lie wholly in the padding, at every sample start (0, 33, 66, 99,
     # 132, 160), on both inlines
     [windows_meta] = _events(result, "survey_windows")
@@ -181,14 +188,7 @@ def _irregular_cube(path):
 def test_an_irregular_cube_maps_without_windows_across_its_gaps(tmp_path, units):
     cube = _irregular_cube(tmp_path / "cube.sgy")
     root = tmp_path / "data"
-    resources = resources_for(root)
-    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, units=units, stride=33,
-                                              window_traces=40, window_samples=40, map_times_ms=[400])
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
-        result = dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
-                                instance=instance)
-        assert result.success
+    result = _map(cube, root, units=units, map_times_ms=[400])
     [windows_meta] = _events(result, "survey_windows")
     assert not windows_meta["geometry"].value["structured"]  # a grid with empty cells
     assert windows_meta["short_runs"].value["runs"] == 1 and windows_meta["short_runs"].value["traces"] == 30
@@ -238,13 +238,7 @@ def test_map_times_outside_the_cube_fail_before_painting(tmp_path):
 def test_units_of_a_cube_leave_out_its_corrupt_trace(tmp_path):
     cube = _small_cube(tmp_path / "cube.sgy", corrupt=True)
     root = tmp_path / "data"
-    resources = resources_for(root)
-    resources["segy_settings"] = SegySettings(segy=str(cube), models="survey", k=3, units=3, stride=33,
-                                              window_traces=40, window_samples=40, page_lines=3)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(SURVEY_PARTITIONS_NAME, ["cube.sgy"])
-        assert dg.materialize(ALL_ASSETS, selection=SECTION_KEYS, partition_key="cube.sgy", resources=resources,
-                              instance=instance).success
+    _map(cube, root, units=3, page_lines=3)
     with segyio.open(str(root / "outputs" / "sections" / "cube.sgy" / "facies_labels.sgy")) as f:
         labels = segyio.tools.cube(f)  # (inline, crossline, sample)
     col = BAD_XLINE - 300
