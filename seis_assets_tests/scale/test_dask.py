@@ -37,6 +37,13 @@ def dask_scheduler(tmp_path_factory, moto_endpoint):
         yield address
 
 
+def assert_same_features(a, b):
+    """The same features up to float32 rounding: workers run the network on one thread, the local run on the
+    machine's threads, and on some CPUs (AVX2 without AVX-512) the kernels then round the last bit differently.
+    Another network or another patch differs by far more than this."""
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def _ingest(root, instance, resources):
     for category in CATEGORIES:
         result = dg.materialize(ALL_ASSETS, selection=INGEST_KEYS, partition_key=category, resources=resources,
@@ -77,7 +84,7 @@ def test_ingest_through_a_dask_cluster_equals_the_local_run(small_dataset, tmp_p
         remote = read_parquet(dask_root / "warehouse" / "resnet_features" / f"{category}.parquet")
         assert len(local) == 16 + 6
         pd.testing.assert_frame_equal(_relative(local, local_root), _relative(remote, dask_root))
-        np.testing.assert_array_equal(feature_matrix(local), feature_matrix(remote))
+        assert_same_features(feature_matrix(local), feature_matrix(remote))
 
 
 def client_workers(address) -> list[str]:
@@ -106,7 +113,7 @@ def test_a_worker_whose_backbone_differs_refuses_to_embed(small_dataset, tmp_pat
         report = extract_features(index, tmp_path / "features.parquet", backbone, shard_runner=runner)
     assert report.n_extracted == 16 and report.identity == table_identity(backbone)
     local = extract_features(index, tmp_path / "local.parquet", backbone)
-    np.testing.assert_array_equal(feature_matrix(tmp_path / "features.parquet"), feature_matrix(tmp_path / "local.parquet"))
+    assert_same_features(feature_matrix(tmp_path / "features.parquet"), feature_matrix(tmp_path / "local.parquet"))
     assert local.n_extracted == 16
 
 
@@ -127,8 +134,7 @@ def test_workers_read_the_patches_from_a_bucket(s3, small_dataset, tmp_path, das
     assert report.n_extracted == 16 and len(report.failures) == 0
     local_index, _ = index_category("fault", {"train": small_dataset / "train"})
     extract_features(local_index, tmp_path / "local.parquet", backbone)
-    np.testing.assert_array_equal(feature_matrix(f"{root}/warehouse/fault.parquet"),
-                                  feature_matrix(tmp_path / "local.parquet"))
+    assert_same_features(feature_matrix(f"{root}/warehouse/fault.parquet"), feature_matrix(tmp_path / "local.parquet"))
 
 
 def test_scheduler_address_comes_from_the_environment(monkeypatch):
