@@ -53,7 +53,7 @@ sys.path.insert(0, ROOT)
 from seis_assets.core.cluster import choose_k, k_sweep  # noqa: E402
 from seis_assets.core.facies import count_votes, vote_line  # noqa: E402
 from seis_assets.core.feature_table import table_identity  # noqa: E402
-from seis_assets.core.patches import has_signal  # noqa: E402
+from seis_assets.core.patches import live_traces  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.section_scores import NO_CLASS, SCORE_NAMES, baseline_scores, score_map  # noqa: E402
 from seis_assets.core.segy import open_survey  # noqa: E402
@@ -174,7 +174,7 @@ def map_section(path: str, args) -> dict:
         cmap = centre_votes(positions, clusters, k, len(idx), n_samples, other)
     else:
         cmap, _ = vote_line(positions, clusters, None, k, len(idx), n_samples, direction, number, other)
-    live = has_signal(section.min(axis=1), section.max(axis=1))
+    live = live_traces(section)
     cmap[~live] = NO_CLASS  # as facies_map paints: no class on traces without data (dead, one value throughout)
     if (cmap[live] < 0).any():
         raise RuntimeError(f"{path}: samples no window covers")

@@ -42,7 +42,7 @@ from seis_assets.core.facies_figures import (
     facies_map_figure,
 )
 from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
-from seis_assets.core.patches import has_signal
+from seis_assets.core.patches import live_traces
 from seis_assets.core.segy import Survey, is_grid
 from seis_assets.core.segy_windows import line_runs, line_sources
 from seis_assets.core.segy_write import write_like
@@ -282,8 +282,7 @@ class _LinePainter:
             raise RuntimeError(f"{info.path}: {direction} {number} has samples no window covers")
         # a trace without data (corrupt: not finite; dead: one value throughout) gets no class, even where a
         # window or a neighbouring line's windows reach over it
-        with np.errstate(invalid="ignore"):
-            bad = ~has_signal(section.min(axis=1), section.max(axis=1))
+        bad = ~live_traces(section)
         if bad.any():
             votes.cluster_map[bad] = -1
             votes.confidence[bad] = np.nan

@@ -51,6 +51,15 @@ def has_signal(lo, hi):
     return (hi - lo) > np.finfo(np.float32).eps * np.maximum(np.abs(lo), np.abs(hi))
 
 
+def live_traces(section: np.ndarray) -> np.ndarray:
+    """Per trace of ``section`` (n_traces, n_samples), whether it holds data: every sample finite and more than one
+    value (:func:`has_signal`). A corrupt trace (NaN, Inf) and a dead one (one value throughout: zero padding) do
+    not."""
+    section = np.asarray(section)
+    with np.errstate(invalid="ignore"):
+        return has_signal(section.min(axis=1), section.max(axis=1))
+
+
 def normalise_patch(a: np.ndarray, name: str = "<array>") -> np.ndarray:
     """Check a raw array and min-max scale it to [-1, 1].
 

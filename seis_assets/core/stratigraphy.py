@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import hilbert
 
-from seis_assets.core.patches import has_signal
+from seis_assets.core.patches import live_traces
 
 __all__ = ["UNIT_TEXTURE_CLUSTERS", "dip_field", "relative_geologic_time", "time_levels", "character_attributes",
            "character_profile", "segment_profile", "unit_map"]
@@ -208,8 +208,7 @@ def unit_map(section: np.ndarray, n_units: int, shares: np.ndarray | None = None
     n_samples = section.shape[1]
     if not 1 <= n_units <= n_samples:
         raise ValueError(f"n_units must be between 1 and the line's {n_samples} samples, got {n_units}")
-    with np.errstate(invalid="ignore"):
-        good = has_signal(section.min(axis=1), section.max(axis=1))  # False for NaN
+    good = live_traces(section)
     if good.all():
         return _units(section, n_units, shares)
     out = np.full(section.shape, -1, dtype=np.int16)
