@@ -67,7 +67,8 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 #: Version of a cached line's layout: rows written by another version are made again, never read.
-#: 2: dead windows are left out (version 1 kept them under ``survey`` scaling).
+#: 2: dead windows are left out (version 1 kept them under ``survey`` scaling), and no window spans a gap in the
+#: line's trace numbering (version 1 joined the traces on both sides of a gap).
 LINE_TABLE_VERSION = 2
 #: Key of the survey_windows Parquet metadata that lists the corrupt traces (JSON).
 CORRUPT_METADATA_KEY = "corrupt_traces"
