@@ -21,16 +21,19 @@ Scaling
 ``SURVEY_PERCENTILE`` (99.5th) percentile of ``|amplitude|`` over an evenly spaced sample of its traces, then
 clipped to [-1, 1]: bright spots stay bright and dim zones dim.
 
-Dead windows
-------------
-A window whose samples all hold one value (zero traces padding a survey's outline to a rectangle, a muted zone)
-carries no seismic: :func:`dead_windows` finds them on a line, and the pipeline
-(:mod:`seis_assets.core.window_features`) leaves them out and counts them. :func:`scale_window` refuses one
-(per-window scaling cannot scale it), as does :func:`cut_windows`, which keeps every window.
+Where a line's windows go
+-------------------------
+:func:`line_cut` is the one rule, for the pipeline (:mod:`seis_assets.core.window_features`) and for
+:func:`iter_windows` / :func:`cut_windows` alike: windows are cut along each run of traces whose numbers follow each
+other (:func:`run_window_starts`: never across a gap in a line's numbering; a run narrower than the window gets none
+and is counted), a window holding a corrupt trace is left out, and so is a dead window (:func:`dead_windows`: one
+value throughout, as zero traces padding a survey's outline to a rectangle or a muted zone give; it carries no
+seismic, and :func:`scale_window` would refuse it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Iterable
 
@@ -56,6 +59,10 @@ __all__ = [
     "survey_scale",
     "scale_window",
     "dead_windows",
+    "LineCut",
+    "line_cut",
+    "window_position",
+    "window_name",
     "iter_windows",
     "cut_windows",
 ]
@@ -206,6 +213,72 @@ def dead_windows(
     return ~has_signal(lo, hi)
 
 
+@dataclasses.dataclass(frozen=True)
+class LineCut:
+    """Where one line's windows go (:func:`line_cut`): ``starts`` ``(first trace, first sample)`` (indices into the
+    line) of the windows kept, in order; how many windows were ``dead``; the ``short`` runs of traces (``(first,
+    stop)`` in the line) too narrow for a window; the line's ``trace_step`` (median step of its trace numbers)."""
+
+    starts: list[tuple[int, int]]
+    dead: int
+    short: list[tuple[int, int]]
+    trace_step: int
+
+
+def line_cut(
+    data: np.ndarray,
+    other: np.ndarray,
+    n_traces: int,
+    n_samples: int,
+    stride: int,
+    stride_samples: int | None = None,
+    corrupt: Sequence[int] = (),
+    path: str = "<survey>",
+) -> LineCut:
+    """The windows of one line that span no gap in its numbering (:func:`run_window_starts`), contain none of the
+    ``corrupt`` traces (positions in the line) and are not dead (:func:`dead_windows`).
+
+    ``data`` is the line (n_traces_in_line, n_samples), ``other`` its traces' numbers in order (an inline's
+    crosslines). Raises SegyError (naming ``path``) when the traces are shorter than the window.
+    """
+    n_tr, n_s = data.shape
+    try:
+        sample_starts = window_starts(n_s, n_samples, stride_samples or stride)
+    except ValueError:
+        raise SegyError(path, f"traces hold {n_s} samples, fewer than the window's {n_samples}") from None
+    other = np.asarray(other)
+    step = int(np.median(np.diff(other))) if len(other) > 1 else 1
+    trace_starts, short = run_window_starts(other, step, n_traces, stride)
+    if not trace_starts:
+        return LineCut([], 0, short, step)
+    bad = np.zeros(n_tr + 1, dtype=np.int64)
+    bad[1:] = np.cumsum(np.isin(np.arange(n_tr), list(corrupt)))
+    clean = [t0 for t0 in trace_starts if not bad[t0 + n_traces] - bad[t0]]  # before the dead test: NaN reads as dead
+    if not clean:
+        return LineCut([], 0, short, step)
+    dead = dead_windows(data, clean, sample_starts, n_traces, n_samples)
+    starts = [(t0, s0) for i, t0 in enumerate(clean) for j, s0 in enumerate(sample_starts) if not dead[i, j]]
+    return LineCut(starts, int(dead.sum()), short, step)
+
+
+def window_position(survey: str, direction: str, number: int, first_other: int, sample: int, time_ms: float,
+                    n_traces: int, n_samples: int, trace_step: int) -> dict:
+    """A window's row of :data:`WINDOW_COLUMNS`: on line ``number`` of ``direction``, from the trace numbered
+    ``first_other`` across it (an inline window's first crossline) and sample ``sample``."""
+    return {
+        "survey": survey, "direction": direction,
+        "inline": int(number) if direction == "inline" else int(first_other),
+        "xline": int(first_other) if direction == "inline" else int(number),
+        "sample": int(sample), "time_ms": float(time_ms), "n_traces": int(n_traces), "n_samples": int(n_samples),
+        "trace_step": int(trace_step),
+    }
+
+
+def window_name(path: str, position: dict) -> str:
+    """How errors and QC rows name a window: its file, line, first trace and first sample."""
+    return f"{path} {position['direction']} {position['inline']}/{position['xline']} sample {position['sample']}"
+
+
 def _check_directions(directions: Iterable[str]) -> tuple[str, ...]:
     directions = tuple(directions)
     bad = [d for d in directions if d not in DIRECTIONS]
@@ -222,63 +295,50 @@ def iter_windows(
     stride: int = DEFAULT_STRIDE,
     stride_samples: int | None = None,
     directions: Sequence[str] = ("inline",),
+    counts: dict | None = None,
 ) -> Iterator[tuple[dict, np.ndarray]]:
-    """Yield ``(position, window)`` for every window of the survey, one line in memory at a time: each line's
-    windows as :func:`window_starts` cuts it whole (the pipeline's :mod:`seis_assets.core.window_features` cuts
-    along :func:`line_runs` instead, never across a gap in the numbering, and leaves dead windows out).
+    """Yield ``(position, window)`` for every window of the survey, one line in memory at a time, each line cut by
+    :func:`line_cut` as the pipeline cuts it: no window across a gap in a line's numbering, dead windows left out.
 
     ``window`` is (n_samples, n_traces) float32, time down and traces across (as the patches), the file's
     amplitudes unscaled (scaling is :func:`scale_window`'s job).
     ``position`` holds the :data:`WINDOW_COLUMNS`. Crossline windows need a 3-D grid (:func:`~seis_assets.core.segy.is_grid`).
+    ``counts`` (a dict, optional) gets what was left out added to its ``dead_windows`` and ``short_runs``.
 
     Raises
     ------
     SegyError
-        When a line is shorter than the window (or the trace shorter than ``n_samples``).
+        When the trace is shorter than ``n_samples``, a line holds NaN or Inf samples, or the survey gives no
+        window at all (every run of traces narrower than the window, or every window dead).
     """
     info = survey.info
-    stride_samples = stride_samples or stride
     directions = _check_directions(directions)
-    try:
-        sample_starts = window_starts(info.n_samples, n_samples, stride_samples)
-    except ValueError:
-        raise SegyError(info.path, f"traces hold {info.n_samples} samples, fewer than the window's {n_samples}") from None
     for direction in directions:
         if direction == "xline" and not is_grid(info):
             raise SegyError(info.path, "crossline windows need a 3-D cube; this file is a 2-D line")
+    left = {"dead_windows": 0, "short_runs": 0}
+    example, n = "", 0
+    for direction in directions:
         for number in survey.lines(direction):
-            yield from _windows_of_line(survey, direction, number, n_traces, n_samples, stride, sample_starts)
-
-
-def _windows_of_line(
-    survey: Survey, direction: str, number: int, n_traces: int, n_samples: int, stride: int, sample_starts: list[int]
-) -> Iterator[tuple[dict, np.ndarray]]:
-    """:func:`iter_windows` on one line: read it, then yield its windows trace start by trace start."""
-    info = survey.info
-    data, idx = survey.read_line(direction, number)
-    try:
-        trace_starts = window_starts(len(idx), n_traces, stride)
-    except ValueError:
-        raise SegyError(
-            info.path, f"{direction} {number} has {len(idx)} traces, fewer than the window's {n_traces}"
-        ) from None
-    other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
-    step = int(np.median(np.diff(other))) if len(other) > 1 else 1
-    for t0 in trace_starts:
-        for s0 in sample_starts:
-            first_other = int(other[t0])
-            position = {
-                "survey": info.name,
-                "direction": direction,
-                "inline": int(number) if direction == "inline" else first_other,
-                "xline": first_other if direction == "inline" else int(number),
-                "sample": int(s0),
-                "time_ms": float(info.time_ms(s0)),
-                "n_traces": int(n_traces),
-                "n_samples": int(n_samples),
-                "trace_step": step,
-            }
-            yield position, data[t0 : t0 + n_traces, s0 : s0 + n_samples].T.copy()
+            data, idx = survey.read_line(direction, number)
+            other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
+            cut = line_cut(data, other, n_traces, n_samples, stride, stride_samples, path=info.path)
+            left["dead_windows"] += cut.dead
+            left["short_runs"] += len(cut.short)
+            if cut.short and not example:
+                first, stop = cut.short[0]
+                example = f" (e.g. {direction} {number}: {stop - first} traces)"
+            for t0, s0 in cut.starts:
+                n += 1
+                yield (window_position(info.name, direction, number, other[t0], s0, info.time_ms(s0), n_traces,
+                                       n_samples, cut.trace_step),
+                       data[t0 : t0 + n_traces, s0 : s0 + n_samples].T.copy())
+    if counts is not None:
+        for key, value in left.items():
+            counts[key] = counts.get(key, 0) + value
+    if not n:
+        raise SegyError(info.path, f"no window: {left['short_runs']} runs of traces are narrower than the window's "
+                                   f"{n_traces} traces{example}, {left['dead_windows']} windows are dead")
 
 
 def cut_windows(
@@ -291,24 +351,24 @@ def cut_windows(
     stride_samples: int | None = None,
     directions: Sequence[str] = ("inline",),
 ) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """All windows of a survey, scaled, as ``(positions, patches (n, n_samples, n_traces) float32, scaling_info)``.
+    """All windows of a survey (:func:`iter_windows`), scaled, as ``(positions, patches (n, n_samples, n_traces)
+    float32, info)``.
 
-    ``scaling_info`` records ``scaling`` and, for ``survey``, the ``scale`` and its ``percentile``.
+    ``info`` records ``scaling`` and, for ``survey``, the ``scale`` and its ``percentile``; and what was left out,
+    ``dead_windows`` and ``short_runs`` (:func:`line_cut`).
     Memory: the patches of this survey (a 3-D cube's windows are better streamed with :func:`iter_windows`).
-    A dead window (:func:`dead_windows`) raises with ``per_window`` scaling: this keeps every window.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     scale = survey_scale(survey) if scaling == "survey" else None
-    rows, patches = [], []
+    rows, patches, counts = [], [], {}
     for position, window in iter_windows(
         survey, n_traces=n_traces, n_samples=n_samples, stride=stride, stride_samples=stride_samples,
-        directions=directions,
+        directions=directions, counts=counts,
     ):
-        name = f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} sample {position['sample']}"
-        patches.append(scale_window(window, scaling, scale, name=name))
+        patches.append(scale_window(window, scaling, scale, name=window_name(survey.info.path, position)))
         rows.append(position)
-    scaling_info = {"scaling": scaling}
+    info = {"scaling": scaling}
     if scale is not None:
-        scaling_info.update(scale=scale, percentile=SURVEY_PERCENTILE)
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.stack(patches), scaling_info
+        info.update(scale=scale, percentile=SURVEY_PERCENTILE)
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.stack(patches), {**info, **counts}

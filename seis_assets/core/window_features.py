@@ -43,7 +43,7 @@ from seis_assets.core.feature_table import CACHE_KEYS
 from seis_assets.core.qc import QC_VERSION, qc_table
 from seis_assets.core.segy import SegyError
 from seis_assets.core.segy_windows import (
-    WINDOW_COLUMNS, dead_windows, picked_lines, run_window_starts, scale_window, window_starts,
+    WINDOW_COLUMNS, LineCut, line_cut, picked_lines, scale_window, window_name, window_position,
 )
 from seis_assets.core.storage import atomic_path
 
@@ -170,48 +170,11 @@ def job_corrupt_traces(job: LineJob) -> list[CorruptTrace]:
     return out
 
 
-@dataclasses.dataclass(frozen=True)
-class _LineCut:
-    """Where a line's windows go: ``positions`` ``(position, first trace, first sample)`` of the windows kept, how
-    many were ``dead``, and the ``short`` runs of traces (``(first, stop)`` in the line) too short for a window."""
-
-    positions: list[tuple[dict, int, int]]
-    dead: int
-    short: list[tuple[int, int]]
-
-
-def _line_cut(job: LineJob, spec: WindowSpec) -> _LineCut:
-    """The windows of a line that span no gap in its numbering (:func:`run_window_starts`), contain no corrupt
-    trace and are not dead."""
-    n_tr, n_s = job.data.shape
-    try:
-        sample_starts = window_starts(n_s, spec.n_samples, spec.stride)
-    except ValueError:
-        raise SegyError(job.path, f"traces hold {n_s} samples, fewer than the window's {spec.n_samples}") from None
-    step = int(np.median(np.diff(job.other))) if len(job.other) > 1 else 1
-    trace_starts, short = run_window_starts(job.other, step, spec.n_traces, spec.stride)
-    if not trace_starts:
-        return _LineCut([], 0, short)
-    dead = dead_windows(job.data, trace_starts, sample_starts, spec.n_traces, spec.n_samples)
-    bad = np.zeros(n_tr + 1, dtype=np.int64)
-    bad[1:] = np.cumsum(np.isin(np.arange(n_tr), job.corrupt))
-    out, n_dead = [], 0
-    for i, t0 in enumerate(trace_starts):
-        if bad[t0 + spec.n_traces] - bad[t0]:
-            continue  # before the dead test: a corrupt trace's NaN would read as dead
-        first = int(job.other[t0])
-        for j, s0 in enumerate(sample_starts):
-            if dead[i, j]:
-                n_dead += 1
-                continue
-            out.append(({
-                "survey": job.survey, "direction": job.direction,
-                "inline": job.number if job.direction == "inline" else first,
-                "xline": first if job.direction == "inline" else job.number,
-                "sample": int(s0), "time_ms": float(job.t0_ms + s0 * job.sample_interval_ms),
-                "n_traces": spec.n_traces, "n_samples": spec.n_samples, "trace_step": step,
-            }, t0, s0))
-    return _LineCut(out, n_dead, short)
+def _line_cut(job: LineJob, spec: WindowSpec) -> LineCut:
+    """Where the windows of a line go (:func:`~seis_assets.core.segy_windows.line_cut`): along its runs, around its
+    corrupt traces, without its dead windows."""
+    return line_cut(job.data, job.other, spec.n_traces, spec.n_samples, spec.stride, corrupt=job.corrupt,
+                    path=job.path)
 
 
 def line_windows_table(job: LineJob, spec: WindowSpec, embedder, times: dict | None = None) -> pd.DataFrame:
@@ -223,9 +186,12 @@ def line_windows_table(job: LineJob, spec: WindowSpec, embedder, times: dict | N
     """
     times = times if times is not None else {}
     t = time.perf_counter()
-    positions = _line_cut(job, spec).positions
+    cut = _line_cut(job, spec)
+    positions = [(window_position(job.survey, job.direction, job.number, job.other[t0], s0,
+                                  job.t0_ms + s0 * job.sample_interval_ms, spec.n_traces, spec.n_samples,
+                                  cut.trace_step), t0, s0) for t0, s0 in cut.starts]
     raws = [job.data[t0 : t0 + spec.n_traces, s0 : s0 + spec.n_samples].T for _, t0, s0 in positions]
-    names = [f"{job.path} {p['direction']} {p['inline']}/{p['xline']} sample {p['sample']}" for p, _, _ in positions]
+    names = [window_name(job.path, p) for p, _, _ in positions]
     scaled = [scale_window(w, spec.scaling, spec.scale, name=n) for w, n in zip(raws, names)]
     t = _tick(times, "cut", t)
     qc = qc_table(names, raws)
@@ -392,7 +358,7 @@ def write_survey_windows(
                 cache.put(job, keys[(job.direction, job.number)], table)
             yield table
 
-    _stream_parquet(rows(), dest, identity_columns or {}, report, log)
+    _stream_parquet(rows(), dest, identity_columns or {}, report, log, survey.info.path)
     if report.dead_windows:
         log.warning(f"{survey.info.path}: {report.dead_windows} dead windows (one value throughout: zero traces padding "
                     f"the survey, a muted zone) on {report.lines_with_dead_windows} lines are left out; the samples "
@@ -404,7 +370,8 @@ def write_survey_windows(
     return report
 
 
-def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, report: SurveyWindowsReport, log) -> None:
+def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, report: SurveyWindowsReport, log,
+                    source: str) -> None:
     writer = None
     with atomic_path(UPath(str(dest))) as tmp, tmp.open("wb") as fh:
         for table in tables:
@@ -422,9 +389,11 @@ def _stream_parquet(tables: Iterator[pd.DataFrame], dest, constants: dict, repor
             if report.lines % 50 == 0:
                 log.info(f"{report.lines} lines, {report.n_windows} windows ({report.lines_reused} lines re-used)")
         if writer is None:
-            raise ValueError(f"{dest}: the survey gave no window: every window contains a corrupt trace "
-                             f"({len(report.corrupt)} corrupt traces) or is dead ({report.dead_windows} dead windows), "
-                             f"or every run of traces is narrower than the window ({report.short_runs} runs)")
+            raise SegyError(source, "the survey gave no window: every window contains a corrupt trace "
+                                    f"({len(report.corrupt)} corrupt traces) or is dead ({report.dead_windows} dead "
+                                    f"windows), or every run of traces is narrower than the window "
+                                    f"({report.short_runs} runs" + "".join(f", e.g. {e}" for e in report.short_examples[:1])
+                                    + ")")
         writer.add_key_value_metadata({
             CORRUPT_METADATA_KEY: json.dumps([dataclasses.asdict(c) for c in report.corrupt]),
             LINE_STEP_METADATA_KEY: json.dumps(report.line_step),

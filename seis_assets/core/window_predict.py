@@ -25,6 +25,7 @@ from seis_assets.core.segy_windows import (
     iter_windows,
     scale_window,
     survey_scale,
+    window_name,
 )
 
 __all__ = ["window_features", "classify_windows", "classify_table", "survey_features"]
@@ -131,8 +132,7 @@ def _window_batches(
     raws: list[np.ndarray] = []
     scaled: list[np.ndarray] = []
     for position, window in windows:
-        name = (f"{survey.info.path} {position['direction']} {position['inline']}/{position['xline']} "
-                f"sample {position['sample']}")
+        name = window_name(survey.info.path, position)
         scaled.append(scale_window(window, scaling, scale, name=name))
         raws.append(np.asarray(window, dtype=np.float32))
         names.append(name)
@@ -157,21 +157,24 @@ def survey_features(
     weights_path=None,
     device: str = "auto",
     logger: logging.Logger | None = None,
-) -> tuple[pd.DataFrame, np.ndarray, dict]:
+) -> tuple[pd.DataFrame, np.ndarray, dict, pd.DataFrame]:
     """Cut, scale and featurise every window of an open survey, ``batch`` windows in memory at a time.
 
     Returns
     -------
     positions : DataFrame of :data:`seis_assets.core.segy_windows.WINDOW_COLUMNS`, one row per window
     X : ndarray (n_windows, dim) float32, the backbone features (what grows with the survey, as for patches)
-    scaling_info : dict (``scaling``; ``scale`` and ``percentile`` for survey-wide scaling)
+    info : dict (``scaling``; ``scale`` and ``percentile`` for survey-wide scaling; ``dead_windows`` and
+        ``short_runs``, the windows and runs of traces :func:`~seis_assets.core.segy_windows.line_cut` left out)
     qc : DataFrame of :func:`seis_assets.core.qc.qc_table` rows, one per window, from the raw (unscaled) amplitudes
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     scale = survey_scale(survey) if scaling == "survey" else None
     embedder = Embedder.build(identity, weights_path, device, logger)  # once per survey, not per batch
-    windows = iter_windows(survey, n_traces=n_traces, n_samples=n_samples, stride=stride, directions=directions)
+    counts: dict = {}
+    windows = iter_windows(survey, n_traces=n_traces, n_samples=n_samples, stride=stride, directions=directions,
+                           counts=counts)
     rows: list[dict] = []
     qcs: list[pd.DataFrame] = []
     feats: list[np.ndarray] = []
@@ -183,4 +186,4 @@ def survey_features(
     if scale is not None:
         info.update(scale=float(scale), percentile=SURVEY_PERCENTILE)
     qc = pd.concat(qcs, ignore_index=True) if qcs else qc_table([], [])
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.concatenate(feats), info, qc
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS), np.concatenate(feats), {**info, **counts}, qc

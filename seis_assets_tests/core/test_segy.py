@@ -95,7 +95,9 @@ def test_windows_of_a_generated_cube_equal_the_traces_at_their_positions(cube):
             np.testing.assert_array_equal(window, expected.T)
             n += 1
         assert n == 3 * 4 * 10  # 3 inlines x crossline starts 0,10,20,24 x sample starts 0..80 step 10 and 88
-    with open_survey(cube) as survey, pytest.raises(SegyError, match="xline 100 has 3 traces, fewer than the window's 16"):
+    with open_survey(cube) as survey, pytest.raises(
+        SegyError, match=r"no window: 40 runs of traces are narrower than the window's 16 traces \(e.g. xline 100: 3 traces\)"
+    ):
         list(iter_windows(survey, n_traces=16, n_samples=32, directions=("xline",)))
 
 
@@ -126,7 +128,7 @@ def test_survey_scaling_keeps_relative_amplitudes(cube):
         scale = survey_scale(survey)
         pos, patches, info = cut_windows(survey, scaling="survey", n_traces=16, n_samples=32, stride=16)
         raw = [w for _, w in iter_windows(survey, n_traces=16, n_samples=32, stride=16)]
-    assert info == {"scaling": "survey", "scale": scale, "percentile": 99.5}
+    assert info == {"scaling": "survey", "scale": scale, "percentile": 99.5, "dead_windows": 0, "short_runs": 0}
     np.testing.assert_allclose(patches, np.clip(np.stack(raw) / scale, -1, 1), rtol=1e-6)
     assert np.abs(patches).max() == 1.0  # the brightest 0.5 % clip
     with pytest.raises(ValueError, match="scaling must be one of"):
@@ -249,8 +251,12 @@ def test_not_segy_and_window_too_large_are_refused(cube, tmp_path):
     with pytest.raises(SegyError, match="junk.sgy"):
         with open_survey(junk):
             pass
-    with open_survey(cube) as survey, pytest.raises(SegyError, match="inline 10 has 40 traces, fewer than the window's 99"):
+    with open_survey(cube) as survey, pytest.raises(
+        SegyError, match=r"cube.sgy: no window: 3 runs of traces are narrower than the window's 99 traces \(e.g. inline 10: 40 traces\)"
+    ):
         cut_windows(survey)
+    with open_survey(cube) as survey, pytest.raises(SegyError, match="traces hold 120 samples, fewer than the window's 121"):
+        cut_windows(survey, n_traces=10, n_samples=121)
 
 
 # --------------------------------------------------------------------------- voting and outputs

@@ -14,11 +14,11 @@ import segyio
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.predict import Embedder
-from seis_assets.core.segy import open_survey
+from seis_assets.core.segy import SegyError, open_survey
 from seis_assets.core.segy_write import write_cube
 from seis_assets.core.storage import ParquetTable, read_parquet
 from seis_assets.core.matfiles import PatchLoadError
-from seis_assets.core.segy_windows import dead_windows, scale_window, window_starts
+from seis_assets.core.segy_windows import dead_windows, iter_windows, scale_window, window_starts
 from seis_assets.core.window_features import (
     LineJob, WindowCache, WindowSpec, corrupt_traces, local_runner, read_corrupt_traces, read_dead_windows,
     survey_line_jobs, write_survey_windows,
@@ -131,12 +131,56 @@ def test_dead_windows_are_left_out_and_counted_and_the_rest_maps(tmp_path, ident
     assert again.dead_windows == cached.dead_windows == 3 and cached.lines_reused == 2
 
 
+def _without_traces(src, dest, drop):
+    """``src`` rewritten without the traces ``drop(inline, crossline)`` picks: an irregular outline, a notch."""
+    with segyio.open(str(src), ignore_geometry=True) as f:
+        il = f.attributes(segyio.TraceField.INLINE_3D)[:]
+        xl = f.attributes(segyio.TraceField.CROSSLINE_3D)[:]
+        keep = [i for i in range(f.tracecount) if not drop(il[i], xl[i])]
+        spec = segyio.tools.metadata(f)
+        spec.tracecount = len(keep)
+        with segyio.create(str(dest), spec) as g:
+            g.text[0], g.bin = f.text[0], f.bin
+            for j, i in enumerate(keep):
+                g.header[j], g.trace[j] = f.header[i], f.trace[i]
+    return dest
+
+
+def test_the_in_memory_windows_are_the_pipelines_on_a_padded_notched_survey(tmp_path, identity):
+    """``iter_windows`` (what ``survey_features`` and ``cut_windows`` use) cuts a line as the pipeline does: the
+    same windows, the same dead windows and short runs left out, where a whole-line cut would refuse a dead window
+    and join traces across a gap."""
+    full = write_cube(tmp_path / "full.sgy", [1, 2, 3], range(1, 61), n_samples=40)
+    with segyio.open(str(full), "r+") as f:  # inline 1, crosslines 1..25: zero padding
+        for i in range(25):
+            f.trace[i] = np.zeros(40, np.float32)
+    # inline 2: a notch at crosslines 21-28; inline 3: crosslines 1-15 only (narrower than a window)
+    cube = _without_traces(full, tmp_path / "c.sgy", lambda il, xl: (il == 2 and 21 <= xl <= 28) or (il == 3 and xl > 15))
+    report = _write(cube, tmp_path / "w.parquet", identity)
+    table = read_parquet(tmp_path / "w.parquet")
+    with open_survey(cube) as survey:
+        positions, X, info, _ = survey_features(survey, identity, scaling="per_window", n_traces=20, n_samples=20,
+                                                stride=10)
+        counts = {}
+        windows = list(iter_windows(survey, n_traces=20, n_samples=20, stride=10, counts=counts))
+    assert report.dead_windows == info["dead_windows"] == counts["dead_windows"] == 3
+    # inline 2's runs: crosslines 1-20 and 29-60; inline 3's only run is short
+    assert report.short_runs == info["short_runs"] == counts["short_runs"] == 1
+    pd.testing.assert_frame_equal(table[positions.columns], positions, check_dtype=False)
+    assert np.allclose(np.stack(table["features"]), X, atol=1e-6)
+    two = positions[positions["inline"] == 2]
+    assert sorted(two["xline"].unique()) == [1, 29, 39, 41]  # never across the notch
+    assert len(windows) == len(positions) and all(np.ptp(w) > 0 for _, w in windows)
+    with open_survey(cube) as survey, pytest.raises(SegyError, match="no window: 4 runs of traces are narrower"):
+        list(iter_windows(survey, n_traces=61, n_samples=20, stride=10))
+
+
 KILLED_RUN = """
 import sys, time
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.predict import Embedder
-from seis_assets.core.segy import open_survey
+from seis_assets.core.segy import SegyError, open_survey
 from seis_assets.core.window_features import WindowCache, WindowSpec, local_runner, write_survey_windows
 spec = WindowSpec(20, 20, 10, "per_window")
 identity = table_identity(load_backbone("texture"), "native", "fp32")
@@ -232,7 +276,7 @@ import numpy as np, psutil
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.distributed import dask_client
 from seis_assets.core.feature_table import table_identity
-from seis_assets.core.segy import open_survey
+from seis_assets.core.segy import SegyError, open_survey
 from seis_assets.core.storage import read_parquet
 from seis_assets.core.window_features import write_survey_windows
 from seis_assets.resources import DaskCluster
