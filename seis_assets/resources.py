@@ -447,7 +447,8 @@ class SegySettings(EnvResource):
         description="per_window (min-max, as the patches) or survey (robust survey-wide: bright stays bright).",
     )
     directions: str = Field(
-        "inline", description="inline, or inline,xline (windows along crosslines too, 3-D cubes only)."
+        "inline", description="inline, or inline,xline (windows along crosslines too, 3-D cubes only). A file that "
+        "holds one crossline is cut along it whatever this says."
     )
     line_step: int = Field(
         1,

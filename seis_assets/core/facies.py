@@ -43,7 +43,7 @@ from seis_assets.core.facies_figures import (
 )
 from seis_assets.core.mdio_survey import is_mdio, write_mdio_labels
 from seis_assets.core.patches import live_traces
-from seis_assets.core.segy import Survey, is_grid
+from seis_assets.core.segy import Survey, is_grid, section_direction
 from seis_assets.core.segy_windows import line_runs, line_sources
 from seis_assets.core.segy_write import write_like
 from seis_assets.core.stratigraphy import unit_map
@@ -306,12 +306,14 @@ class _LinePainter:
         return self.units or self.k
 
     def label_blocks(self, tally: "_Tally | None" = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(trace indices, cluster index per sample)`` one inline at a time, so the labels never sit in memory as
-        a cube; ``tally`` counts every inline's samples per class and its windows' vote shares on the way."""
-        for n in self.survey.info.inlines:
-            _, idx, other, votes = self.paint("inline", n)
+        """``(trace indices, cluster index per sample)`` one line at a time (each inline; a file holding one
+        crossline: that crossline, :func:`~seis_assets.core.segy.section_direction`), so the labels never sit in
+        memory as a cube; ``tally`` counts every line's samples per class and its windows' vote shares on the way."""
+        direction = section_direction(self.survey.info)
+        for n in self.survey.lines(direction):
+            _, idx, other, votes = self.paint(direction, n)
             if tally is not None:
-                tally.add(n, other, votes, self.n_classes)
+                tally.add(direction, n, other, votes, self.n_classes)
             yield idx, self.survey.file_samples(votes.cluster_map).astype(np.float32)  # the file's own samples
 
 
@@ -349,12 +351,12 @@ def write_facies_outputs(
         with an empty ``predicted_label``)
     map_xlines : add one page per crossline to the PDF (3-D cubes)
     extra_columns : more per-window columns for ``section_assignments.csv`` (e.g. ``anomaly_percentile``)
-    keep_maps : return every inline's cluster map (memory grows with the survey: for small surveys and tests)
+    keep_maps : return every painted line's cluster map (memory grows with the survey: for small surveys and tests)
     units : 0, or map each line's ``units`` stratigraphic units (layers followed along the reflectors, cut where
         their character and the clusters' vote shares change; :mod:`seis_assets.core.stratigraphy`) instead of the
         winning cluster; the legend names ``unit i`` from the top, the windows keep their clusters
     page_lines : at most this many PDF pages per direction, evenly spaced lines, first and last included (0: every
-        line); the labels SEG-Y and the counts always cover every inline
+        line); the labels SEG-Y and the counts always cover every line
     gaps : windows were left out (corrupt traces, :mod:`seis_assets.core.window_features`): samples no window covers
         get no class (-1 in the labels SEG-Y, blank in the figures) instead of stopping the map
     line_step : the windows were cut on every ``line_step``-th line only
@@ -363,8 +365,9 @@ def write_facies_outputs(
 
     Returns
     -------
-    dict with ``files`` (name -> path), ``legend`` (DataFrame), ``maps`` ({("inline", number): (cluster_map,
-    line_other)} when ``keep_maps``), ``confidence`` ({("inline", number): vote share per sample} when
+    dict with ``files`` (name -> path), ``legend`` (DataFrame), ``maps`` ({(direction, number): (cluster_map,
+    line_other)} when ``keep_maps``: every inline, or the one crossline of a file that holds a crossline,
+    :func:`~seis_assets.core.segy.section_direction`), ``confidence`` ({(direction, number): vote share per sample} when
     ``keep_maps``), ``category_share`` (share of samples per category over the survey) and
     ``assignments`` (the rows of section_assignments.csv)
     """
@@ -379,8 +382,9 @@ def write_facies_outputs(
     if line_step > 1:
         sources = {d: line_sources(survey.lines(d), line_step) for d in windows["direction"].unique()}
     painter = _LinePainter(survey, WindowIndex(windows, sources), clusters, scores, k, units, gaps)
-    pages = [("inline", n) for n in page_selection(info.inlines, page_lines)]
-    if map_xlines and is_grid(info):
+    direction = section_direction(info)
+    pages = [(direction, n) for n in page_selection(survey.lines(direction), page_lines)]
+    if map_xlines and direction == "inline" and is_grid(info):
         pages += [("xline", n) for n in page_selection(info.xlines, page_lines)]
     by = "unit" if units else "category" if cluster_to_category else "cluster"
     files = _write_map_pages(painter, legend, pages, out, by)
@@ -412,8 +416,9 @@ def page_selection(lines, n_max: int) -> list[int]:
 
 
 class _WindowShares:
-    """Each window's mean vote share over the samples it votes on, summed line by line as the inlines are painted
-    (every sample of an inline window lies on its inline, and with a line step on the inlines between too)."""
+    """Each window's mean vote share over the samples it votes on, summed line by line as the lines are painted
+    (every sample of an inline window lies on its inline, and with a line step on the inlines between too; a file
+    holding one crossline is painted along it, where its windows lie)."""
 
     def __init__(self, n: int):
         self.total = np.zeros(n, dtype=np.float64)
@@ -430,13 +435,13 @@ class _WindowShares:
 
     def mean(self) -> np.ndarray:
         if (self.count == 0).any():
-            raise RuntimeError(f"{int((self.count == 0).sum())} windows lie on no painted inline")
+            raise RuntimeError(f"{int((self.count == 0).sum())} windows lie on no painted line")
         return self.total / self.count
 
 
 class _Tally:
-    """What the labels pass counts over every inline: samples per class (``counts[k]``: samples with no class), each
-    window's vote shares, and with ``keep_maps`` each inline's maps."""
+    """What the labels pass counts over every painted line: samples per class (``counts[k]``: samples with no class),
+    each window's vote shares, and with ``keep_maps`` each line's maps."""
 
     def __init__(self, n_windows: int, n_classes: int, keep_maps: bool):
         self.counts = np.zeros(n_classes + 1, dtype=np.int64)
@@ -445,13 +450,13 @@ class _Tally:
         self.maps: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self.confidence: dict[tuple[str, int], np.ndarray] = {}
 
-    def add(self, number: int, other: np.ndarray, votes: LineVotes, n_classes: int) -> None:
+    def add(self, direction: str, number: int, other: np.ndarray, votes: LineVotes, n_classes: int) -> None:
         values = votes.cluster_map.ravel().astype(np.int64)
         self.counts += np.bincount(np.where(values < 0, n_classes, values), minlength=n_classes + 1)[: n_classes + 1]
         self.window_shares.add(votes)
         if self.keep_maps:
-            self.maps[("inline", number)] = (votes.cluster_map, other)
-            self.confidence[("inline", number)] = votes.confidence
+            self.maps[(direction, number)] = (votes.cluster_map, other)
+            self.confidence[(direction, number)] = votes.confidence
 
 
 def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tuple[str, int]], out: UPath,

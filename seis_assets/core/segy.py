@@ -44,6 +44,7 @@ __all__ = [
     "trace_spacing",
     "list_segy_files",
     "is_grid",
+    "section_direction",
     "byte_order",
     "survey_name",
 ]
@@ -109,6 +110,13 @@ def is_grid(info: SurveyInfo) -> bool:
     (:func:`seis_assets.core.volume_views.is_volume`). The headers cannot tell a file of several 2-D lines with line
     numbers of their own from such a cube: it reads as one, and its inline maps are the same either way."""
     return bool(info.structured) or (len(info.inlines) > 1 and len(info.xlines) > 1)
+
+
+def section_direction(info: SurveyInfo) -> str:
+    """The lines a survey is mapped along: ``"xline"`` for a file that holds one crossline across several inlines
+    (a crossline exported on its own, each of whose inlines is a single trace), else ``"inline"`` (a 2-D line, an
+    inline, a cube)."""
+    return "xline" if len(info.xlines) == 1 and len(info.inlines) > 1 else "inline"
 
 
 def list_segy_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:

@@ -42,7 +42,7 @@ import pandas as pd
 
 from seis_assets.core.patches import has_signal, normalise_patch
 from seis_assets.core.section_grid import ResampledSurvey
-from seis_assets.core.segy import DIRECTIONS, SegyError, Survey, is_grid
+from seis_assets.core.segy import DIRECTIONS, SegyError, Survey, SurveyInfo, is_grid, section_direction
 
 __all__ = [
     "DEFAULT_WINDOW_TRACES",
@@ -63,6 +63,7 @@ __all__ = [
     "line_cut",
     "window_position",
     "window_name",
+    "window_directions",
     "iter_windows",
     "cut_windows",
 ]
@@ -285,6 +286,14 @@ def _check_directions(directions: Iterable[str]) -> tuple[str, ...]:
     if bad or not directions:
         raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}, got {directions}")
     return directions
+
+
+def window_directions(info: SurveyInfo, requested: Iterable[str]) -> tuple[str, ...]:
+    """The directions a survey's windows are cut along: ``requested``, except on a file that holds one crossline
+    (:func:`~seis_assets.core.segy.section_direction`), whose only line runs along that crossline: ``("xline",)``
+    whatever was asked (its inlines are single traces, too narrow for any window)."""
+    requested = _check_directions(requested)
+    return ("xline",) if section_direction(info) == "xline" else requested
 
 
 def iter_windows(

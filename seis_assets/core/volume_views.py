@@ -245,9 +245,10 @@ def check_times(info: SurveyInfo, times_ms: Sequence[float]) -> None:
 
 
 def is_volume(info: SurveyInfo) -> bool:
-    """A 3-D cube of more than one inline, its grid full or not (:func:`~seis_assets.core.segy.is_grid`): what time
-    slices and the volume summary are drawn for (cells without a trace are blank / not counted)."""
-    return is_grid(info) and len(info.inlines) > 1
+    """A 3-D cube of more than one inline and crossline, its grid full or not (:func:`~seis_assets.core.segy.is_grid`):
+    what time slices and the volume summary are drawn for (cells without a trace are blank / not counted). A single
+    inline or crossline is a section, not a volume."""
+    return is_grid(info) and len(info.inlines) > 1 and len(info.xlines) > 1
 
 
 def write_volume_views(

@@ -43,7 +43,7 @@ from seis_assets.core.feature_table import CACHE_KEYS
 from seis_assets.core.qc import QC_VERSION, qc_table
 from seis_assets.core.segy import SegyError
 from seis_assets.core.segy_windows import (
-    WINDOW_COLUMNS, LineCut, line_cut, picked_lines, scale_window, window_name, window_position,
+    WINDOW_COLUMNS, LineCut, line_cut, picked_lines, scale_window, window_directions, window_name, window_position,
 )
 from seis_assets.core.storage import atomic_path
 
@@ -272,6 +272,8 @@ class SurveyWindowsReport:
     #: lines read only for their corrupt traces: with a line step, the windows of the nearest picked lines vote there
     lines_between: int = 0
     line_step: int = 1
+    #: the directions the windows were cut along (:func:`~seis_assets.core.segy_windows.window_directions`)
+    directions: tuple[str, ...] = ("inline",)
     corrupt: list[CorruptTrace] = dataclasses.field(default_factory=list)
     #: windows left out because they are dead (one value throughout), and on how many lines
     dead_windows: int = 0
@@ -286,7 +288,7 @@ class SurveyWindowsReport:
         return {
             "n_windows": self.n_windows, "lines": self.lines, "lines_reused": self.lines_reused,
             "lines_made": self.lines - self.lines_reused, "lines_between": self.lines_between,
-            "line_step": self.line_step, "corrupt_traces": len(self.corrupt), "dead_windows": self.dead_windows,
+            "line_step": self.line_step, "directions": list(self.directions), "corrupt_traces": len(self.corrupt), "dead_windows": self.dead_windows,
             "lines_with_dead_windows": self.lines_with_dead_windows, "short_runs": self.short_runs,
             "short_run_traces": self.short_run_traces,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
@@ -310,11 +312,17 @@ def write_survey_windows(
     The table holds the rows of :func:`line_windows_table` in line order, plus ``identity_columns`` (constant
     columns such as ``path``, ``backbone``); its key-value metadata lists the corrupt traces
     (:func:`read_corrupt_traces`) and the ``line_step`` (:func:`read_line_step`): with a step above 1 only every
-    ``line_step``-th line (and the last) gets windows, and the map votes them onto the lines between. Memory holds
-    the lines in flight, never the survey.
+    ``line_step``-th line (and the last) gets windows, and the map votes them onto the lines between. A file that
+    holds one crossline is cut along it whatever ``directions`` asks
+    (:func:`~seis_assets.core.segy_windows.window_directions`). Memory holds the lines in flight, never the survey.
     """
     log = logger or LOG
-    report = SurveyWindowsReport(line_step=line_step)
+    asked = tuple(directions)
+    directions = window_directions(survey.info, asked)
+    if directions != asked:
+        log.info(f"{survey.info.path} holds one crossline ({survey.info.xlines[0]}) across "
+                 f"{len(survey.info.inlines)} inlines: windows along it, not along {', '.join(asked)}")
+    report = SurveyWindowsReport(line_step=line_step, directions=directions)
     if line_step > 1:
         log.info(f"line step {line_step}: windows on one line in {line_step} (and the last); each line between takes "
                  "the votes of its nearest cut line's windows")

@@ -14,11 +14,13 @@ import segyio
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.predict import Embedder
-from seis_assets.core.segy import SegyError, open_survey
+from seis_assets.core.facies import write_facies_outputs
+from seis_assets.core.segy import SegyError, open_survey, section_direction
 from seis_assets.core.segy_write import write_cube
 from seis_assets.core.storage import ParquetTable, read_parquet
 from seis_assets.core.matfiles import PatchLoadError
-from seis_assets.core.segy_windows import dead_windows, iter_windows, scale_window, window_starts
+from seis_assets.core.segy_windows import WINDOW_COLUMNS, dead_windows, iter_windows, scale_window, window_starts
+from seis_assets.core.volume_views import is_volume
 from seis_assets.core.window_features import (
     LineJob, WindowCache, WindowSpec, corrupt_traces, local_runner, read_corrupt_traces, read_dead_windows,
     survey_line_jobs, write_survey_windows,
@@ -175,12 +177,38 @@ def test_the_in_memory_windows_are_the_pipelines_on_a_padded_notched_survey(tmp_
         list(iter_windows(survey, n_traces=61, n_samples=20, stride=10))
 
 
+def test_a_file_holding_one_crossline_is_windowed_painted_and_written_along_it(tmp_path, identity):
+    """A crossline exported on its own (every inline a single trace) maps with the default directions, as a 2-D line
+    along the crossline: not 60 lines of one trace each, too narrow for any window."""
+    section = write_cube(tmp_path / "xl.sgy", range(100, 160), [575], n_samples=40)
+    report = _write(section, tmp_path / "w.parquet", identity)  # directions ["inline"], the default
+    assert report.directions == ("xline",) and report.short_runs == 0
+    table = read_parquet(tmp_path / "w.parquet")
+    assert set(table["direction"]) == {"xline"} and set(table["xline"]) == {575}
+    assert sorted(table["inline"].unique()) == [100, 110, 120, 130, 140]  # along the crossline, 20 traces, stride 10
+    clusters = (table["inline"].to_numpy() >= 120).astype(int)
+    with open_survey(section) as survey:
+        assert section_direction(survey.info) == "xline" and not is_volume(survey.info)
+        result = write_facies_outputs(survey, table[WINDOW_COLUMNS], clusters, None, {}, 2, tmp_path / "out",
+                                      keep_maps=True)
+        units = write_facies_outputs(survey, table[WINDOW_COLUMNS], clusters, None, {}, 2, tmp_path / "units",
+                                     keep_maps=True, units=3)
+    [(key, (cmap, other))] = result["maps"].items()
+    assert key == ("xline", 575) and other.tolist() == list(range(100, 160)) and cmap.shape == (60, 40)
+    assert (cmap[:20] == 0).all() and (cmap[-20:] == 1).all()  # the windows' clusters where only they vote
+    with segyio.open(str(tmp_path / "out" / "facies_labels.sgy"), ignore_geometry=True) as out:
+        np.testing.assert_array_equal(out.trace.raw[:], cmap)  # trace i of the file is inline 100 + i
+    [(_, (unit_map, _))] = units["maps"].items()
+    assert set(np.unique(unit_map)) == {0, 1, 2}  # units cut along the whole crossline, not per one-trace inline
+
+
 KILLED_RUN = """
 import sys, time
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.predict import Embedder
-from seis_assets.core.segy import SegyError, open_survey
+from seis_assets.core.facies import write_facies_outputs
+from seis_assets.core.segy import SegyError, open_survey, section_direction
 from seis_assets.core.window_features import WindowCache, WindowSpec, local_runner, write_survey_windows
 spec = WindowSpec(20, 20, 10, "per_window")
 identity = table_identity(load_backbone("texture"), "native", "fp32")
@@ -276,7 +304,8 @@ import numpy as np, psutil
 from seis_assets.core.backbones import load_backbone
 from seis_assets.core.distributed import dask_client
 from seis_assets.core.feature_table import table_identity
-from seis_assets.core.segy import SegyError, open_survey
+from seis_assets.core.facies import write_facies_outputs
+from seis_assets.core.segy import SegyError, open_survey, section_direction
 from seis_assets.core.storage import read_parquet
 from seis_assets.core.window_features import write_survey_windows
 from seis_assets.resources import DaskCluster
