@@ -1,7 +1,8 @@
 """Survey maps (``segy_settings.models=survey``) of real F3 sections scored against their interpreters' labels.
 
-Each section of ``labelled_sections/`` (inline 241, crossline 575: every sample labelled with one of 10
-lithostratigraphic units) is mapped **without its labels**, through the steps the ``facies_map`` asset takes for
+Each section of ``labelled_sections/`` (every SEG-Y file there with its ``<stem>_labels.npy`` beside it, as
+``make demo-survey`` finds them: in ``../shared/data``, inline 241 and crossline 575, every sample labelled with one of
+10 lithostratigraphic units; ``--sections`` picks some by stem) is mapped **without its labels**, through the steps the ``facies_map`` asset takes for
 ``models=survey``: windows and backbone features as ``survey_windows`` makes them (``survey_features``, the
 ``SegySettings`` / ``FeatureSettings`` defaults, backbone ``SURVEY_MAPPING_BACKBONE`` as for any ``SEIS_SEGY`` run),
 UMAP + KMeans fitted on the section's own windows (``fit_survey_models``, seed 42), each window classified
@@ -43,6 +44,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,37 +58,43 @@ from seis_assets.core.feature_table import table_identity  # noqa: E402
 from seis_assets.core.patches import live_traces  # noqa: E402
 from seis_assets.core.reduce import fit_reducer  # noqa: E402
 from seis_assets.core.section_scores import NO_CLASS, SCORE_NAMES, baseline_scores, score_map  # noqa: E402
-from seis_assets.core.segy import open_survey  # noqa: E402
+from seis_assets.core.map_vs_labels import labels_beside  # noqa: E402
+from seis_assets.core.segy import list_segy_files, open_survey, section_direction  # noqa: E402
 from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS, segment_profile, time_levels, unit_map  # noqa: E402
 from seis_assets.core.survey_models import fit_survey_models  # noqa: E402
 from seis_assets.core.window_predict import classify_windows, survey_features  # noqa: E402
 from seis_assets.resources import SURVEY_MAPPING_BACKBONE, AnalysisSettings, FeatureSettings, SegySettings  # noqa: E402
 
-SECTIONS = ("inline_241", "crossline_575")
 SEED = 42
 log = logging.getLogger("bench_labelled_sections")
 
 
-def data_folder(given: str | None) -> str:
-    """``labelled_sections/`` under --data, else $SHARED_DATA, else ../shared/data beside the repository; every
-    section's SEG-Y and labels must be there."""
+def labelled_sections(given: str | None, stems: list[str] | None = None) -> list[tuple[str, str]]:
+    """``(SEG-Y, labels)`` of every section in ``labelled_sections/`` under --data, else $SHARED_DATA, else
+    ../shared/data beside the repository: each SEG-Y file with ``<stem>_labels.npy`` beside it
+    (:func:`~seis_assets.core.map_vs_labels.labels_beside`), sorted; only ``stems`` when given."""
     base = given or os.environ.get("SHARED_DATA") or os.path.join(os.path.dirname(ROOT), "shared", "data")
     folder = os.path.join(base, "labelled_sections")
-    missing = [f for s in SECTIONS for f in (f"{s}.sgy", f"{s}_labels.npy") if not os.path.isfile(os.path.join(folder, f))]
-    if missing:
-        sys.exit(f"bench_labelled_sections: {folder} lacks {', '.join(missing)}; "
-                 "set --data or SHARED_DATA to the folder holding labelled_sections/")
-    return folder
+    if not os.path.isdir(folder):
+        sys.exit(f"bench_labelled_sections: no folder {folder}; set --data or SHARED_DATA to the folder holding "
+                 "labelled_sections/")
+    found = {Path(p).stem: (p, str(labels_beside(p))) for p in list_segy_files(folder) if labels_beside(p)}
+    missing = sorted(set(stems or ()) - set(found))
+    if missing or not found:
+        sys.exit(f"bench_labelled_sections: {folder} holds no SEG-Y section with <stem>_labels.npy beside it"
+                 + (f" named {', '.join(missing)}" if missing else "") + f" (sections there: {sorted(found) or 'none'})")
+    return [found[s] for s in (stems or sorted(found))]
 
 
 def section_line(survey) -> tuple[str, int]:
-    """The one line a section file holds: (direction, number); crossline sections are cut along the crossline."""
+    """The one line a section file holds: (direction, number); a file holding one crossline is cut along it, as
+    the pipeline cuts it (``segy.section_direction``)."""
     info = survey.info
-    if len(info.inlines) == 1:
-        return "inline", int(info.inlines[0])
-    if len(info.xlines) == 1:
-        return "xline", int(info.xlines[0])
-    raise SystemExit(f"{info.path}: not one section ({len(info.inlines)} inlines x {len(info.xlines)} crosslines)")
+    direction = section_direction(info)
+    lines = survey.lines(direction)
+    if len(lines) != 1:
+        raise SystemExit(f"{info.path}: not one section ({len(info.inlines)} inlines x {len(info.xlines)} crosslines)")
+    return direction, int(lines[0])
 
 
 def section_features(path: str, backbone: str, cache: str, window: int = 99, precision: str = "auto"):
@@ -202,6 +210,7 @@ def _fmt(row: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="folder holding labelled_sections/ (default: $SHARED_DATA, else ../shared/data)")
+    ap.add_argument("--sections", nargs="+", help="only these sections, by file stem (default: every labelled one)")
     ap.add_argument("--k", type=int, default=0, help="clusters (default 0: the auto rule)")
     ap.add_argument("--backbone", default=SURVEY_MAPPING_BACKBONE)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -214,13 +223,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default="/tmp/seis_bench_labelled")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    folder = data_folder(args.data)
+    sections = labelled_sections(args.data, args.sections)
     start = time.perf_counter()
     rows = []
-    for name in SECTIONS:
+    for segy_path, labels_path in sections:
+        name = Path(segy_path).stem
         t0 = time.perf_counter()
-        result = map_section(os.path.join(folder, f"{name}.sgy"), args)
-        labels = np.load(os.path.join(folder, f"{name}_labels.npy"))  # read only now: the map never sees them
+        result = map_section(segy_path, args)
+        labels = np.load(labels_path)  # read only now: the map never sees them
         scores, base = score_map(result["map"], labels), baseline_scores(labels, result["k"])
         row = {"section": name, **scores, "k": result["k"], "k_rule": result["k_rule"],
                **{f"depth_band_{s}": base[s] for s in SCORE_NAMES},
