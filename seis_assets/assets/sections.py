@@ -8,7 +8,8 @@ onto every inline at sample resolution (windows are cut at the patches' sample i
 resampled first, and the labels SEG-Y goes back to its own rate; the scale used is in both assets' metadata) and
 writes ``outputs/sections/<survey>/``: ``facies_map.png`` (+ ``.pdf``, one page per line), ``anomaly_map.png`` (with
 the confidence: each sample's vote share), ``facies_labels.sgy``, ``facies_legend.csv``, ``section_assignments.csv``
-(with each window's confidence).
+(with each window's confidence). Where interpreters' labels lie beside a section (``<stem>_labels.npy``), the map is
+scored against them (``map_vs_labels.json``, ``map_vs_labels.png``, and the scores in the metadata).
 """
 
 
@@ -24,12 +25,13 @@ from seis_assets.assets._metadata import image_metadata, markdown_preview
 from seis_assets.core.facies import write_facies_outputs
 from seis_assets.core.feature_table import table_identity
 from seis_assets.core.generations import require_serving_generation
+from seis_assets.core.map_vs_labels import clear_scores, labels_beside, score_section
 from seis_assets.core.predict import Embedder, FittedModels
 from seis_assets.core.section_grid import scale_record
 from seis_assets.core.segy import list_segy_files, survey_name
 from seis_assets.core.segy_windows import WINDOW_COLUMNS
 from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS
-from seis_assets.core.storage import ParquetTable
+from seis_assets.core.storage import ParquetTable, is_local
 from seis_assets.core.survey_models import WINDOW_IDENTITY, check_window_identity, fit_sample, fit_survey_models
 from seis_assets.core.volume_views import check_times, is_volume, write_corrupt_traces, write_volume_views
 from seis_assets.core.window_features import (
@@ -120,6 +122,35 @@ def survey_windows(
     )
 
 
+def _vs_labels(context, segy_path: str, map_segy: str | None, out, k: int, map_class: str) -> dict:
+    """The map scored against interpreters' labels beside the section (``map_vs_labels``), as metadata: nothing
+    when there are none. A labels file that does not fit the section is named in the metadata and the log, and the
+    map stands."""
+    clear_scores(out)
+    labels_path = labels_beside(segy_path) if is_local(segy_path) else None
+    if labels_path is None:
+        return {}
+    if map_segy is None or not is_local(map_segy):
+        why = "the map is an MDIO store" if map_segy is None else f"the map is written to a bucket ({map_segy})"
+        context.log.warning(f"{labels_path}: not scored, {why}")
+        return {"vs_labels": f"not scored: {why}"}
+    try:
+        scores = score_section(segy_path, map_segy, out, k, map_class)
+    except ValueError as e:
+        context.log.error(f"the map is not scored against {labels_path}: {e}")
+        return {"vs_labels": f"not scored: {e}"}
+    table = pd.DataFrame([{"map": "this map", **{s: scores[s] for s in ("ari", "nmi", "miou")}},
+                          {"map": f"{k} depth bands", **{s: scores[f"depth_band_{s}"] for s in ("ari", "nmi", "miou")}}])
+    context.log.info(f"{survey_name(segy_path)} against {labels_path}: ARI {scores['ari']:.3f}, NMI {scores['nmi']:.3f}, "
+                     f"mIoU {scores['miou']:.3f} ({k} depth bands: ARI {scores['depth_band_ari']:.3f})")
+    return {
+        "vs_labels": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")
+                                         + f"\n\nagainst `{labels_path}`; no class on {scores['no_class']:.1%} of samples"),
+        "vs_labels_ari": float(scores["ari"]),
+        "map_vs_labels": image_metadata(scores["figure"]),
+    }
+
+
 def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> dict:
     """What the UI shows of one facies map: where the models came from, class shares, legend, the files."""
     files = result["files"]
@@ -151,7 +182,8 @@ def _facies_metadata(result: dict, source: str, k: int, n_windows: int, out) -> 
         "(+ .pdf, a page per line), anomaly_map.png (anomaly score and confidence, the vote share per sample), "
         "facies_labels.sgy (input headers, samples = cluster index), facies_legend.csv, section_assignments.csv "
         "(with each window's confidence), in outputs/sections/<survey>/; for 3-D cubes also time slices and "
-        "facies_volume_summary.csv, and corrupt_traces.csv where traces were left out."
+        "facies_volume_summary.csv, and corrupt_traces.csv where traces were left out; where interpreters' labels lie "
+        "beside a section (<stem>_labels.npy), the map scored against them (map_vs_labels.json and .png)."
     ),
 )
 def facies_map(
@@ -204,7 +236,10 @@ def facies_map(
         )
     result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
-    metadata = _facies_metadata(result, source, k, len(windows), out) | {
+    vs_labels = _vs_labels(context, survey_file(segy_settings, key), result["files"].get("facies_labels.sgy"), out,
+                           len(result["legend"]),
+                           "map unit" if segy_settings.units else "cluster")
+    metadata = _facies_metadata(result, source, k, len(windows), out) | vs_labels | {
         "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt), "dead_windows": dead,
         "short_runs": dg.MetadataValue.json(short), "line_step": line_step,
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in seconds.items()}

@@ -4,12 +4,14 @@ Interpreters' labels of a section are a ``.npy`` file beside its SEG-Y, named ``
 → ``inline_241_labels.npy``): one integer unit per sample, samples x traces in the file's trace order. The map is
 read back from the ``facies_labels.sgy`` the ``facies_map`` asset wrote (cluster index per sample, the input's own
 geometry and samples), so what is scored is exactly what a user gets. The labels are read only here, after the map
-is made: nothing upstream sees them. No Dagster imports here.
+is made: nothing upstream sees them. :func:`score_section` does it all for one mapped section (the ``facies_map``
+asset calls it when labels lie beside the file). No Dagster imports here.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -22,9 +24,14 @@ from matplotlib.patches import Patch
 
 from seis_assets.core.facies_figures import DPI, distinct_colours, with_no_class
 from seis_assets.core.section_scores import NO_CLASS, SCORE_NAMES, baseline_scores, hungarian_miou, score_map
-from seis_assets.core.segy import byte_order
+from seis_assets.core.segy import byte_order, survey_name
+from seis_assets.core.storage import atomic_write_bytes, to_upath
 
-__all__ = ["labels_beside", "read_section", "read_map_segy", "load_labels", "compare_map", "map_vs_labels_figure", "png_bytes"]
+__all__ = ["labels_beside", "read_section", "read_map_segy", "load_labels", "compare_map", "map_vs_labels_figure",
+           "png_bytes", "score_section", "clear_scores", "SCORES_FILE", "FIGURE_FILE"]
+
+#: What :func:`score_section` writes into the map's folder.
+SCORES_FILE, FIGURE_FILE = "map_vs_labels.json", "map_vs_labels.png"
 
 
 def labels_beside(segy_path: str | os.PathLike) -> Path | None:
@@ -117,3 +124,39 @@ def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
+
+
+def score_section(segy_path: str | os.PathLike, map_segy: str | os.PathLike, folder, k: int,
+                  map_class: str = "cluster") -> dict | None:
+    """Score the map ``map_segy`` (a local ``facies_labels.sgy`` of ``k`` classes) against the labels beside
+    ``segy_path``: None when there are none. Writes :data:`FIGURE_FILE` (the two side by side) and
+    :data:`SCORES_FILE` (the scores, the depth-band baseline, the labels' path, the matching of units to the map's
+    classes) into ``folder`` (local or a bucket) and returns the scores with ``figure``.
+
+    Raises ValueError naming the labels file when its shape is not the section's or it holds no integers.
+    """
+    labels_path = labels_beside(segy_path)
+    if labels_path is None:
+        return None
+    cluster_map = read_map_segy(map_segy)
+    labels = load_labels(labels_path, cluster_map.shape)
+    result = compare_map(cluster_map, labels, k)
+    section, times = read_section(segy_path)
+    dt_ms = float(times[1] - times[0]) if len(times) > 1 else 4.0
+    fig = map_vs_labels_figure(section, cluster_map, labels, result["matching"], survey_name(segy_path), result,
+                               t0_ms=float(times[0]), dt_ms=dt_ms, map_class=map_class)
+    folder = to_upath(folder)
+    figure = atomic_write_bytes(folder / FIGURE_FILE, png_bytes(fig))
+    scores = {k_: v for k_, v in result.items() if k_ != "matching"} | {"labels": str(labels_path)}
+    scores["matching"] = {str(u): int(c) for u, c in result["matching"].items()}  # unit -> the map's class
+    atomic_write_bytes(folder / SCORES_FILE, json.dumps(scores, indent=1).encode())
+    return scores | {"figure": figure}
+
+
+def clear_scores(folder) -> None:
+    """Remove an earlier :func:`score_section`'s files from ``folder``, so a map that is not scored (no labels now,
+    labels that do not fit) never sits beside the scores of an older one."""
+    folder = to_upath(folder)
+    for name in (SCORES_FILE, FIGURE_FILE):
+        if (folder / name).exists():
+            (folder / name).unlink()

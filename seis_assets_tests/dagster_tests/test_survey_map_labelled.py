@@ -1,13 +1,15 @@
 """The survey path end to end on real sections with interpreters' labels: ``survey_windows`` + ``facies_map`` with
 ``segy_settings.models=survey`` and ``units=10`` map F3 inline 241, and crossline 575 (a file holding one crossline,
-mapped along it with the default settings), without any patch; the map read back from ``facies_labels.sgy`` is
-scored against the interpreters' labels by the step ``make demo-survey`` takes
-(``seis_assets.demo_survey.score_against_labels``), which also draws ``map_vs_labels.png``.
+mapped along it with the default settings), without any patch; ``facies_map`` finds the interpreters' labels beside
+each file and scores the map read back from ``facies_labels.sgy`` against them
+(``seis_assets.core.map_vs_labels.score_section``: ``map_vs_labels.json``, ``map_vs_labels.png`` and the metadata
+``make demo-survey`` and the UI show).
 
 Skipped when ``../shared/data/labelled_sections`` is absent. A coarser window grid than the default (stride 33, not
 11) keeps it short on two cores; the full-grid scores are benchmarks/bench_labelled_sections.py's.
 """
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +20,7 @@ import segyio
 
 from seis_assets.core.section_scores import score_map
 from seis_assets.definitions import ALL_ASSETS
-from seis_assets.demo_survey import score_against_labels
+from seis_assets.core.map_vs_labels import SCORES_FILE
 from seis_assets.partitions import SURVEY_PARTITIONS_NAME
 from seis_assets.resources import SURVEY_MAPPING_BACKBONE, FeatureSettings, SegySettings
 
@@ -57,7 +59,11 @@ def survey_map(tmp_path_factory, section):
     lines = result.asset_materializations_for_node("survey_windows")[0].metadata["lines"].value
     # the default directions ("inline"); a file holding one crossline is cut along it
     assert lines["directions"] == (["xline"] if segy.stem.startswith("crossline") else ["inline"])
-    return root / "outputs" / "sections" / segy.name
+    facies_meta = result.asset_materializations_for_node("facies_map")[0].metadata
+    assert "depth bands" in facies_meta["vs_labels"].value and "map_vs_labels.png" in facies_meta["map_vs_labels"].value
+    folder = root / "outputs" / "sections" / segy.name
+    assert facies_meta["vs_labels_ari"].value == json.loads((folder / SCORES_FILE).read_text())["ari"]
+    return folder
 
 
 def test_the_labels_segy_keeps_the_sections_geometry(survey_map, section):
@@ -82,7 +88,8 @@ def test_the_labels_segy_keeps_the_sections_geometry(survey_map, section):
 
 def test_the_survey_map_beats_depth_bands_against_the_interpreters_labels(survey_map, section):
     segy, labels, n_dead = section
-    result = score_against_labels(str(segy), survey_map, "unit")
+    result = json.loads((survey_map / SCORES_FILE).read_text())  # what facies_map scored, and demo-survey prints
+    assert result["labels"] == str(labels)
     with segyio.open(str(survey_map / "facies_labels.sgy"), ignore_geometry=True) as out:
         clusters = out.trace.raw[:].astype(np.int64).T  # samples x traces, as the labels
     names = ("ari", "nmi", "miou", "no_class")
