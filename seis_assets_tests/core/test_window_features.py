@@ -26,6 +26,7 @@ from seis_assets.core.window_features import (
     survey_line_jobs, write_survey_windows,
 )
 from seis_assets.core.window_predict import survey_features
+from seis_assets_tests.segy_files import without_traces
 
 SPEC = WindowSpec(n_traces=20, n_samples=20, stride=10, scaling="per_window")
 
@@ -133,21 +134,6 @@ def test_dead_windows_are_left_out_and_counted_and_the_rest_maps(tmp_path, ident
     assert again.dead_windows == cached.dead_windows == 3 and cached.lines_reused == 2
 
 
-def _without_traces(src, dest, drop):
-    """``src`` rewritten without the traces ``drop(inline, crossline)`` picks: an irregular outline, a notch."""
-    with segyio.open(str(src), ignore_geometry=True) as f:
-        il = f.attributes(segyio.TraceField.INLINE_3D)[:]
-        xl = f.attributes(segyio.TraceField.CROSSLINE_3D)[:]
-        keep = [i for i in range(f.tracecount) if not drop(il[i], xl[i])]
-        spec = segyio.tools.metadata(f)
-        spec.tracecount = len(keep)
-        with segyio.create(str(dest), spec) as g:
-            g.text[0], g.bin = f.text[0], f.bin
-            for j, i in enumerate(keep):
-                g.header[j], g.trace[j] = f.header[i], f.trace[i]
-    return dest
-
-
 def test_the_in_memory_windows_are_the_pipelines_on_a_padded_notched_survey(tmp_path, identity):
     """``iter_windows`` (what ``survey_features`` and ``cut_windows`` use) cuts a line as the pipeline does: the
     same windows, the same dead windows and short runs left out, where a whole-line cut would refuse a dead window
@@ -157,7 +143,7 @@ def test_the_in_memory_windows_are_the_pipelines_on_a_padded_notched_survey(tmp_
         for i in range(25):
             f.trace[i] = np.zeros(40, np.float32)
     # inline 2: a notch at crosslines 21-28; inline 3: crosslines 1-15 only (narrower than a window)
-    cube = _without_traces(full, tmp_path / "c.sgy", lambda il, xl: (il == 2 and 21 <= xl <= 28) or (il == 3 and xl > 15))
+    cube = without_traces(full, tmp_path / "c.sgy", lambda il, xl: (il == 2 and 21 <= xl <= 28) or (il == 3 and xl > 15))
     report = _write(cube, tmp_path / "w.parquet", identity)
     table = read_parquet(tmp_path / "w.parquet")
     with open_survey(cube) as survey:

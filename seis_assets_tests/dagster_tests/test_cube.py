@@ -12,6 +12,7 @@ from seis_assets.core.storage import read_parquet
 from seis_assets.definitions import ALL_ASSETS
 from seis_assets.partitions import SURVEY_PARTITIONS_NAME
 from seis_assets.resources import SegySettings
+from seis_assets_tests.segy_files import without_traces
 
 from .helpers import resources_for
 
@@ -170,18 +171,7 @@ def _irregular_cube(path):
     """The small cube without the traces outside an irregular outline: inline 10 keeps crosslines 430-459 only (30
     traces, narrower than a 40-trace window), inline 11 has a notch at crosslines 350-369."""
     full = _small_cube(path.with_name("full.sgy"), corrupt=False)
-    with segyio.open(str(full), ignore_geometry=True) as f:
-        il = f.attributes(segyio.TraceField.INLINE_3D)[:]
-        xl = f.attributes(segyio.TraceField.CROSSLINE_3D)[:]
-        keep = [i for i in range(f.tracecount)
-                if not ((il[i] == 10 and xl[i] < 430) or (il[i] == 11 and 350 <= xl[i] < 370))]
-        spec = segyio.tools.metadata(f)
-        spec.tracecount = len(keep)
-        with segyio.create(str(path), spec) as g:
-            g.text[0], g.bin = f.text[0], f.bin
-            for j, i in enumerate(keep):
-                g.header[j], g.trace[j] = f.header[i], f.trace[i]
-    return path
+    return without_traces(full, path, lambda il, xl: (il == 10 and xl < 430) or (il == 11 and 350 <= xl < 370))
 
 
 @pytest.mark.parametrize("units", [0, 3])
