@@ -28,7 +28,7 @@ from seis_assets.core.generations import require_serving_generation
 from seis_assets.core.map_vs_labels import clear_scores, labels_beside, score_section
 from seis_assets.core.predict import Embedder, FittedModels
 from seis_assets.core.section_grid import scale_record
-from seis_assets.core.segy import list_segy_files, survey_name
+from seis_assets.core.segy import list_segy_files, section_direction, survey_name
 from seis_assets.core.segy_windows import WINDOW_COLUMNS
 from seis_assets.core.stratigraphy import UNIT_TEXTURE_CLUSTERS
 from seis_assets.core.storage import ParquetTable, is_local
@@ -122,7 +122,8 @@ def survey_windows(
     )
 
 
-def _vs_labels(context, segy_path: str, map_segy: str | None, out, k: int, map_class: str) -> dict:
+def _vs_labels(context, segy_path: str, map_segy: str | None, out, k: int, map_class: str,
+               trace_numbers: tuple[str, np.ndarray]) -> dict:
     """The map scored against interpreters' labels beside the section (``map_vs_labels``), as metadata: nothing
     when there are none. A labels file that does not fit the section is named in the metadata and the log, and the
     map stands."""
@@ -135,7 +136,7 @@ def _vs_labels(context, segy_path: str, map_segy: str | None, out, k: int, map_c
         context.log.warning(f"{labels_path}: not scored, {why}")
         return {"vs_labels": f"not scored: {why}"}
     try:
-        scores = score_section(segy_path, map_segy, out, k, map_class)
+        scores = score_section(segy_path, map_segy, out, k, map_class, trace_numbers)
     except ValueError as e:
         context.log.error(f"the map is not scored against {labels_path}: {e}")
         return {"vs_labels": f"not scored: {e}"}
@@ -229,6 +230,8 @@ def facies_map(
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )
         seconds["vote_and_write"] = time.perf_counter() - started - seconds["fit_and_classify"]
+        along = "crossline" if section_direction(survey.info) == "inline" else "inline"  # what numbers its traces
+        trace_numbers = (along, np.asarray(survey.trace_xline if along == "crossline" else survey.trace_inline))
         labels = result["files"].get("facies_labels.sgy") or result["files"]["facies_labels.mdio"]
         result["files"] |= write_volume_views(  # read back from the labels just written, SEG-Y or MDIO
             labels, result["legend"], survey.info, out,
@@ -237,8 +240,7 @@ def facies_map(
     result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
     vs_labels = _vs_labels(context, survey_file(segy_settings, key), result["files"].get("facies_labels.sgy"), out,
-                           len(result["legend"]),
-                           "map unit" if segy_settings.units else "cluster")
+                           len(result["legend"]), "map unit" if segy_settings.units else "cluster", trace_numbers)
     metadata = _facies_metadata(result, source, k, len(windows), out) | vs_labels | {
         "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt), "dead_windows": dead,
         "short_runs": dg.MetadataValue.json(short), "line_step": line_step,

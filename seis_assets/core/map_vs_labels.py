@@ -80,12 +80,15 @@ def compare_map(cluster_map: np.ndarray, labels: np.ndarray, k: int) -> dict:
 
 def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: np.ndarray, matching: dict[int, int],
                          title: str, scores: dict, *, t0_ms: float = 0.0, dt_ms: float = 4.0,
-                         clip_percentile: float = 99.0, map_class: str = "cluster"):
+                         clip_percentile: float = 99.0, map_class: str = "cluster",
+                         trace_axis: tuple[str, float, float] | None = None):
     """Two panels over the grey section (all samples x traces): the interpreters' units and the map.
 
     Each unit gets a colour; a cluster matched to a unit (Hungarian, one to one) takes that unit's colour, so equal
     colours mean matched classes; clusters left unmatched get further colours of their own. The title gives the
     scores and the depth-band baseline. ``map_class`` names the map's classes in its legend (``cluster``, ``unit``).
+    ``trace_axis`` ``(name, first, last)`` numbers the traces (``("crossline", 300, 1250)`` for an inline whose
+    traces are evenly numbered); None numbers them 0, 1, ... as ``trace``.
     """
     units = sorted(int(u) for u in np.unique(labels))
     clusters = sorted(int(c) for c in np.unique(cluster_map) if c != NO_CLASS)  # no class: left uncoloured
@@ -95,7 +98,9 @@ def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: n
     cluster_colour = {c: unit_colour[u] for u, c in matching.items()}
     cluster_colour.update({c: colours[len(units) + i] for i, c in enumerate(unmatched)})
     n_samples, n_traces = labels.shape
-    extent = [-0.5, n_traces - 0.5, t0_ms + (n_samples - 0.5) * dt_ms, t0_ms - 0.5 * dt_ms]
+    axis_name, first, last = trace_axis or ("trace", 0.0, n_traces - 1.0)
+    half = 0.5 * (last - first) / max(n_traces - 1, 1)
+    extent = [first - half, last + half, t0_ms + (n_samples - 0.5) * dt_ms, t0_ms - 0.5 * dt_ms]
     fig = Figure(figsize=(min(16.0, max(7.0, 3.0 + n_traces / 70)), 9.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 1, sharex=True, sharey=True)
@@ -112,7 +117,7 @@ def map_vs_labels_figure(section: np.ndarray, cluster_map: np.ndarray, labels: n
         ax.set_title(name)
         handles = with_no_class([Patch(facecolor=colour[v], alpha=0.8, label=f"{prefix} {v}") for v in names], values)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    axes[-1].set_xlabel("trace")
+    axes[-1].set_xlabel(axis_name)
     fig.suptitle(f"{title}: ARI {scores['ari']:.2f}, NMI {scores['nmi']:.2f}, mIoU {scores['miou']:.2f} "
                  f"(k = {scores['k']} depth bands: ARI {scores['depth_band_ari']:.2f}, NMI "
                  f"{scores['depth_band_nmi']:.2f}, mIoU {scores['depth_band_miou']:.2f})")
@@ -127,11 +132,12 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 def score_section(segy_path: str | os.PathLike, map_segy: str | os.PathLike, folder, k: int,
-                  map_class: str = "cluster") -> dict | None:
+                  map_class: str = "cluster", trace_numbers: tuple[str, np.ndarray] | None = None) -> dict | None:
     """Score the map ``map_segy`` (a local ``facies_labels.sgy`` of ``k`` classes) against the labels beside
     ``segy_path``: None when there are none. Writes :data:`FIGURE_FILE` (the two side by side) and
     :data:`SCORES_FILE` (the scores, the depth-band baseline, the labels' path, the matching of units to the map's
-    classes) into ``folder`` (local or a bucket) and returns the scores with ``figure``.
+    classes) into ``folder`` (local or a bucket) and returns the scores with ``figure``. ``trace_numbers`` ``(name,
+    numbers)`` (``("crossline", the inline's crosslines)``) numbers the figure's traces when they are evenly spaced.
 
     Raises ValueError naming the labels file when its shape is not the section's or it holds no integers.
     """
@@ -143,8 +149,13 @@ def score_section(segy_path: str | os.PathLike, map_segy: str | os.PathLike, fol
     result = compare_map(cluster_map, labels, k)
     section, times = read_section(segy_path)
     dt_ms = float(times[1] - times[0]) if len(times) > 1 else 4.0
+    axis = None
+    if trace_numbers is not None:
+        name, numbers = trace_numbers[0], np.asarray(trace_numbers[1], dtype=float)
+        if len(numbers) == labels.shape[1] and len(numbers) > 1 and np.all(np.diff(numbers) == numbers[1] - numbers[0]):
+            axis = (name, float(numbers[0]), float(numbers[-1]))
     fig = map_vs_labels_figure(section, cluster_map, labels, result["matching"], survey_name(segy_path), result,
-                               t0_ms=float(times[0]), dt_ms=dt_ms, map_class=map_class)
+                               t0_ms=float(times[0]), dt_ms=dt_ms, map_class=map_class, trace_axis=axis)
     folder = to_upath(folder)
     figure = atomic_write_bytes(folder / FIGURE_FILE, png_bytes(fig))
     scores = {k_: v for k_, v in result.items() if k_ != "matching"} | {"labels": str(labels_path)}

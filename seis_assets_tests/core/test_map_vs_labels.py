@@ -89,6 +89,12 @@ def test_the_figure_shows_units_and_clusters_with_matched_colours():
     assert cluster_colour["cluster 3"] not in unit_colour.values()
     assert "ARI 1.00" not in fig._suptitle.get_text() and "depth bands" in fig._suptitle.get_text()
     assert png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bottom.get_xlabel() == "trace" and bottom.get_xlim() == (-0.5, N_TRACES - 0.5)
+    # an inline's traces numbered by their crosslines, every second one
+    numbered = map_vs_labels_figure(section, cluster_map, units, result["matching"], "inline_7.sgy", result,
+                                    trace_axis=("crossline", 300, 300 + 2 * (N_TRACES - 1)))
+    assert numbered.axes[1].get_xlabel() == "crossline"
+    assert numbered.axes[1].get_xlim() == (299.0, 300 + 2 * (N_TRACES - 1) + 1.0)
 
 
 def test_samples_without_a_class_are_read_scored_and_drawn_uncoloured(tmp_path):
