@@ -288,8 +288,9 @@ class SurveyWindowsReport:
         return {
             "n_windows": self.n_windows, "lines": self.lines, "lines_reused": self.lines_reused,
             "lines_made": self.lines - self.lines_reused, "lines_between": self.lines_between,
-            "line_step": self.line_step, "directions": list(self.directions), "corrupt_traces": len(self.corrupt), "dead_windows": self.dead_windows,
-            "lines_with_dead_windows": self.lines_with_dead_windows, "short_runs": self.short_runs,
+            "line_step": self.line_step, "directions": list(self.directions), "corrupt_traces": len(self.corrupt),
+            "dead_windows": self.dead_windows, "lines_with_dead_windows": self.lines_with_dead_windows,
+            "short_runs": self.short_runs,
             "short_run_traces": self.short_run_traces,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
