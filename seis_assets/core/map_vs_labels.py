@@ -148,7 +148,7 @@ def score_section(segy_path: str | os.PathLike, map_segy: str | os.PathLike, fol
     labels = load_labels(labels_path, cluster_map.shape)
     result = compare_map(cluster_map, labels, k)
     section, times = read_section(segy_path)
-    dt_ms = float(times[1] - times[0]) if len(times) > 1 else 4.0
+    dt_ms = float(times[1] - times[0])  # a mapped section holds at least a window's samples
     axis = None
     if trace_numbers is not None:
         name, numbers = trace_numbers[0], np.asarray(trace_numbers[1], dtype=float)
@@ -158,7 +158,7 @@ def score_section(segy_path: str | os.PathLike, map_segy: str | os.PathLike, fol
                                t0_ms=float(times[0]), dt_ms=dt_ms, map_class=map_class, trace_axis=axis)
     folder = to_upath(folder)
     figure = atomic_write_bytes(folder / FIGURE_FILE, png_bytes(fig))
-    scores = {k_: v for k_, v in result.items() if k_ != "matching"} | {"labels": str(labels_path)}
+    scores = {name: value for name, value in result.items() if name != "matching"} | {"labels": str(labels_path)}
     scores["matching"] = {str(u): int(c) for u, c in result["matching"].items()}  # unit -> the map's class
     atomic_write_bytes(folder / SCORES_FILE, json.dumps(scores, indent=1).encode())
     return scores | {"figure": figure}
