@@ -218,7 +218,8 @@ def facies_map(
     seconds = {"fit_and_classify": time.perf_counter() - started}
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
     out = output_folder(paths, key)
-    with segy_settings.survey_at_patch_scale(survey_file(segy_settings, key), context.log) as survey:
+    path = survey_file(segy_settings, key)
+    with segy_settings.survey_at_patch_scale(path, context.log) as survey:
         scale = scale_record(survey, segy_settings.patch_sample_interval_ms, segy_settings.patch_trace_spacing_m)
         if is_volume(survey.info):
             check_times(survey.info, segy_settings.map_times_ms)
@@ -239,7 +240,7 @@ def facies_map(
         )
     result["files"] |= write_corrupt_traces(corrupt, out)
     context.log.info(f"{key}: " + ", ".join(f"{c} {s:.1%}" for c, s in result["category_share"].items()))
-    vs_labels = _vs_labels(context, survey_file(segy_settings, key), result["files"].get("facies_labels.sgy"), out,
+    vs_labels = _vs_labels(context, path, result["files"].get("facies_labels.sgy"), out,
                            len(result["legend"]), "map unit" if segy_settings.units else "cluster", trace_numbers)
     metadata = _facies_metadata(result, source, k, len(windows), out) | vs_labels | {
         "scale": dg.MetadataValue.json(scale), "corrupt_traces": len(corrupt), "dead_windows": dead,
