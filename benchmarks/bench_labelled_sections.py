@@ -8,26 +8,29 @@ Each section of ``labelled_sections/`` (every SEG-Y file there with its ``<stem>
 UMAP + KMeans fitted on the section's own windows (``fit_survey_models``, seed 42), each window classified
 (``classify_windows``) and voted back onto every sample (``vote_line``); a trace without data (one value throughout:
 crossline 575's last 50) gets no class, as ``facies_map`` paints it, and is scored as the map's "no class"
-(``section_scores``; ``no_class`` is its share of the samples). k comes from the recluster job's auto rule
-(k sweep 2..10 with stability, ``choose_k("auto")``) unless ``--k`` is given. Only then are the labels read, to score
+(``section_scores``; ``no_class`` is its share of the samples). Only then are the labels read, to score
 the map (``seis_assets.core.section_scores``: ARI, NMI, Hungarian mIoU) beside k equal depth bands (same k).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py                   # SHARED_DATA or ../shared/data
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --data /path/to/data --k 10
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --time-weight 1 --centre-votes
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --data /path/to/data
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_labelled_sections.py --units 0 --k 10 --centre-votes
 
-``--units n`` maps n stratigraphic units as ``segy_settings.units=n`` does (``seis_assets.core.stratigraphy``:
-relative geologic time from the structure tensor's dip, the line cut where its character and the clusters' vote
-shares change; k then defaults to 16 window clusters); the depth bands are then n bands.
+By default each section is mapped into 10 stratigraphic units, as ``make demo-survey`` maps it
+(``segy_settings.units=10``, ``seis_assets.core.stratigraphy``: relative geologic time from the structure tensor's
+dip, the line cut where its character and the clusters' vote shares change, over 16 window clusters); 10 is the
+number of units in the F3 interpretation's scheme, never read from a section's labels. The depth bands are then 10
+bands. ``--units n`` cuts n units; ``--units 0`` maps the window clusters themselves (k by the auto rule unless
+``--k``), which is what the options below change.
 
-Other options that change the map (none is the pipeline's default; each is label-free and the same for every
-section):
+Options for the window clusters (``--units 0``; none is the pipeline's default; each is label-free and the same
+for every section): k comes from the recluster job's auto rule (k sweep 2..10 with stability, ``choose_k("auto")``)
+unless ``--k`` is given;
 ``--time-weight w`` appends each window's centre time (0 at the top, 1 at the bottom of the section) to its
 features, scaled to ``w`` times the features' RMS distance from their mean; ``--centre-votes`` weights each window's
 vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window);
 ``--window n`` cuts n x n windows instead of the patches' 99 x 99 (same stride).
 
-With ``--units``, each section's row also gives ``ceiling_ari`` / ``ceiling_miou``: a diagnostic that **reads the
+With units (the default), each section's row also gives ``ceiling_ari`` / ``ceiling_miou``: a diagnostic that **reads the
 labels**, not a map. It cuts the map's own relative-time levels (``stratigraphy.time_levels``) into the same number
 of contiguous runs where the labels say (the runs that best separate the labels' shares per level), so it is the
 best any cut placement could score on these levels: the gap from the map to it is lost placing the cuts, the gap
@@ -66,6 +69,9 @@ from seis_assets.core.window_predict import classify_windows, survey_features  #
 from seis_assets.resources import SURVEY_MAPPING_BACKBONE, AnalysisSettings, FeatureSettings, SegySettings  # noqa: E402
 
 SEED = 42
+# The F3 interpretation's scheme has 10 units (labelled_sections/README.md); make demo-survey maps as many. A number
+# of the scheme, not read from a section's labels: a section showing fewer units is still mapped into 10.
+DEFAULT_UNITS = 10
 log = logging.getLogger("bench_labelled_sections")
 
 
@@ -216,12 +222,17 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="the network's precision (default auto: what the pipeline picks on this machine)")
     ap.add_argument("--time-weight", type=float, default=0.0, help="window centre time as a feature (0: off)")
-    ap.add_argument("--units", type=int, default=0,
-                    help="map this many stratigraphic units (segy_settings.units; k then defaults to 16)")
+    ap.add_argument("--units", type=int, default=DEFAULT_UNITS,
+                    help=f"map this many stratigraphic units (segy_settings.units; k then defaults to "
+                         f"{UNIT_TEXTURE_CLUSTERS}); default {DEFAULT_UNITS}, as make demo-survey; 0 maps the window "
+                         "clusters instead")
     ap.add_argument("--centre-votes", action="store_true", help="votes weighted by distance from the window centre")
     ap.add_argument("--window", type=int, default=99, help="window size in traces and samples (default 99, the patches')")
     ap.add_argument("--cache", default="/tmp/seis_bench_labelled")
     args = ap.parse_args(argv)
+    if args.units and args.centre_votes:
+        ap.error("--centre-votes changes how window clusters are voted; units are cut from the plain votes' shares: "
+                 "give --units 0 with it")
     logging.basicConfig(level=logging.WARNING)
     sections = labelled_sections(args.data, args.sections)
     start = time.perf_counter()
