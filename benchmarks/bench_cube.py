@@ -23,6 +23,8 @@ What runs, each step a fresh Python process as a user's ``make demo-segy`` would
    (``SEIS_DASK_SCHEDULER=local:2``), start-up and shut-down included. Printed after it: its stage times (the
    workers' summed) and whether its ``facies_labels.sgy`` equals the local map's byte for byte.
 
+``--units N`` (with ``--models survey``) maps N stratigraphic units per line (``SEIS_SEGY_UNITS``). Every run prints
+``neighbour_agreement``: the share of samples whose class is the same on the next inline.
 ``--line-step N`` cuts windows on every N-th inline only (``SEIS_SEGY_LINE_STEP``; the lines between take their
 nearest cut line's votes); ``--agree-with`` an earlier run's ``facies_labels.sgy`` prints the share of the cube's
 samples whose class is the same in both (``agreement``).
@@ -193,6 +195,26 @@ def labels_agreement(a: Path, b: Path) -> float:
     return same / total
 
 
+def neighbour_agreement(labels: Path) -> float:
+    """Share of the samples whose class is the same on the next inline (trace by trace, where both inlines have the
+    same crosslines): how much a map changes from one inline to the next, 25 m on F3."""
+    import numpy as np
+
+    from seis_assets.core.segy import open_survey
+
+    same = total = 0
+    with open_survey(labels) as survey:
+        previous = None
+        for number in survey.lines("inline"):
+            values, idx = survey.read_line("inline", number)
+            line = (tuple(survey.trace_xline[idx]), values)
+            if previous is not None and previous[0] == line[0]:
+                same += int((previous[1] == values).sum())
+                total += values.size
+            previous = line
+    return same / total if total else float("nan")
+
+
 def start_dask(workers: int):
     from distributed import LocalCluster
 
@@ -205,6 +227,8 @@ def main(argv=None) -> int:
     ap.add_argument("--inlines", type=int, default=651, help="inlines of the F3-sized cube (951 x 462 each)")
     ap.add_argument("--cube", type=Path, help="map this SEG-Y instead (made when missing)")
     ap.add_argument("--models", choices=("patches", "survey"), default="patches")
+    ap.add_argument("--units", type=int, default=0,
+                    help="with --models survey: map this many stratigraphic units per line (SEIS_SEGY_UNITS)")
     ap.add_argument("--stride", type=int, default=33)
     ap.add_argument("--line-step", type=int, default=1, help="windows on every n-th inline (SEIS_SEGY_LINE_STEP)")
     ap.add_argument("--agree-with", type=Path,
@@ -218,6 +242,8 @@ def main(argv=None) -> int:
                     help="only the remap step, in the --work folder of an earlier run (its models and window cache)")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed at the end)")
     args = ap.parse_args(argv)
+    if args.units and args.models != "survey":
+        ap.error("--units needs --models survey (units are cut from the survey's own window clusters)")
     if args.remap_only and not (args.work and (args.work / "data" / "cache" / "windows").is_dir()):
         raise SystemExit("--remap-only needs --work, the folder of an earlier run with its window cache")
 
@@ -229,7 +255,7 @@ def main(argv=None) -> int:
     (home / "dagster.yaml").touch()  # an instance in the folder itself, as the Makefile's .dagster_home
     env = {**os.environ, "DAGSTER_HOME": str(home), "SEIS_DATA_DIR": str(data), "PYTHONPATH": str(ROOT),
            "SEIS_SEGY_STRIDE": str(args.stride), "SEIS_SEGY_MODELS": args.models,
-           "SEIS_SEGY_LINE_STEP": str(args.line_step)}
+           "SEIS_SEGY_LINE_STEP": str(args.line_step), "SEIS_SEGY_UNITS": str(args.units)}
     if args.input_size:
         env["SEIS_INPUT_SIZE"] = args.input_size
     print(f"cube {cube} ({cube.stat().st_size / 1e9:.2f} GB); machine: {platform.processor() or platform.machine()}, "
@@ -283,10 +309,13 @@ def main(argv=None) -> int:
             agreement = labels_agreement(data / "outputs" / "sections" / cube.name / "facies_labels.sgy",
                                          args.agree_with)
             print(f"  agreement with {args.agree_with}: {agreement:.4f} of the samples have the same class")
+        neighbours = neighbour_agreement(data / "outputs" / "sections" / cube.name / "facies_labels.sgy")
+        print(f"  neighbouring inlines: {neighbours:.4f} of the samples have the class of the next inline's")
         print(f"  peak anonymous RSS {first['peak_anon_mb']:.0f} MB (RSS counts shared libraries and mapped files too)")
         print(f"cube samples={samples} windows={n_windows} seconds={first['seconds']:.1f} "
               f"windows_per_s={n_windows / first['seconds']:.1f} peak_rss_mb={first['peak_rss_mb']:.0f} "
-              f"dask_seconds={dask_seconds:.1f} line_step={args.line_step} agreement={agreement:.4f}")
+              f"dask_seconds={dask_seconds:.1f} line_step={args.line_step} agreement={agreement:.4f} "
+              f"neighbour_agreement={neighbours:.4f}")
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
