@@ -198,8 +198,6 @@ def labels_agreement(a: Path, b: Path) -> float:
 def neighbour_agreement(labels: Path) -> float:
     """Share of the samples whose class is the same on the next inline (trace by trace, where both inlines have the
     same crosslines): how much a map changes from one inline to the next, 25 m on F3."""
-    import numpy as np
-
     from seis_assets.core.segy import open_survey
 
     same = total = 0
