@@ -51,7 +51,8 @@ def synthetic_ari(seeds=range(4)) -> float:
 
 def gaussian_segment(profile: np.ndarray, n: int, weights: np.ndarray | None, floor: np.ndarray) -> np.ndarray:
     """``segment_profile``'s cuts with each run costing ``0.5 * W * sum_d log(var_d + floor_d)`` (W its summed
-    weight, var_d its weighted variance of feature d); exact dynamic programming, as ``segment_profile``."""
+    weight, var_d its weighted variance of feature d); the same exact dynamic programming
+    (``stratigraphy.optimal_cuts``)."""
     profile = np.asarray(profile, dtype=np.float64)
     rows, dims = profile.shape
     if not 1 <= n <= rows:
@@ -66,18 +67,7 @@ def gaussian_segment(profile: np.ndarray, n: int, weights: np.ndarray | None, fl
         mean = (cs[i + 1:] - cs[i]) / run_w
         var = np.maximum((cs2[i + 1:] - cs2[i]) / run_w - mean * mean, 0.0)
         cost[i, i + 1:] = 0.5 * run_w[:, 0] * np.log(var + floor[None, :]).sum(axis=1)
-    best = np.full(rows + 1, np.inf)
-    best[0] = 0.0
-    back = np.zeros((n + 1, rows + 1), dtype=np.int64)
-    for m in range(1, n + 1):
-        total = best[:, None] + cost
-        back[m] = np.argmin(total, axis=0)
-        best = total[back[m], np.arange(rows + 1)]
-    cuts, end = [], rows
-    for m in range(n, 1, -1):
-        end = int(back[m, end])
-        cuts.append(end)
-    return np.array(sorted(cuts), dtype=np.int64)
+    return stratigraphy.optimal_cuts(cost, n)
 
 
 def main(argv=None) -> int:

@@ -31,7 +31,7 @@ from scipy.signal import hilbert
 from seis_assets.core.patches import live_traces
 
 __all__ = ["UNIT_TEXTURE_CLUSTERS", "dip_field", "relative_geologic_time", "time_levels", "character_attributes",
-           "character_profile", "segment_profile", "unit_map"]
+           "character_profile", "segment_profile", "optimal_cuts", "unit_map"]
 
 #: Gaussian sigmas (samples) of the gradients and of the tensor smoothing.
 SIGMA_GRADIENT, SIGMA_TENSOR = 1.0, 6.0
@@ -173,6 +173,14 @@ def segment_profile(profile: np.ndarray, n: int, weights: np.ndarray | None = No
     for i in range(rows):
         s = cs[i + 1:] - cs[i]
         cost[i, i + 1:] = cs2[i + 1:] - cs2[i] - (s * s).sum(axis=1) / np.maximum(cw[i + 1:] - cw[i], 1e-12)
+    return optimal_cuts(cost, n)
+
+
+def optimal_cuts(cost: np.ndarray, n: int) -> np.ndarray:
+    """The ``n - 1`` cuts (ascending) of least summed cost that split ``rows`` rows into ``n`` contiguous runs, given
+    ``cost[i, j]`` (shape ``(rows + 1, rows + 1)``), the cost of rows ``i..j-1`` as one run (``inf`` where
+    ``j <= i``). Exact dynamic programming."""
+    rows = cost.shape[0] - 1
     best = np.full(rows + 1, np.inf)
     best[0] = 0.0
     back = np.zeros((n + 1, rows + 1), dtype=np.int64)
