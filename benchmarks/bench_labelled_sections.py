@@ -22,12 +22,13 @@ number of units in the F3 interpretation's scheme, never read from a section's l
 bands. ``--units n`` cuts n units; ``--units 0`` maps the window clusters themselves (k by the auto rule unless
 ``--k``), which is what the options below change.
 
-Options for the window clusters (``--units 0``; none is the pipeline's default; each is label-free and the same
-for every section): k comes from the recluster job's auto rule (k sweep 2..10 with stability, ``choose_k("auto")``)
-unless ``--k`` is given;
+Options that change the window clusters (none is the pipeline's default; each is label-free and the same for every
+section): with ``--units 0`` k comes from the recluster job's auto rule (k sweep 2..10 with stability,
+``choose_k("auto")``) unless ``--k`` is given (with units, ``--k`` sets the clusters the units are cut over);
 ``--time-weight w`` appends each window's centre time (0 at the top, 1 at the bottom of the section) to its
 features, scaled to ``w`` times the features' RMS distance from their mean; ``--centre-votes`` weights each window's
-vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window);
+vote on a sample by a Gaussian of the sample's distance from the window centre (sigma a quarter of the window;
+window clusters only);
 ``--window n`` cuts n x n windows instead of the patches' 99 x 99 (same stride).
 
 With units (the default), each section's row also gives ``ceiling_ari`` / ``ceiling_miou``: a diagnostic that **reads the
