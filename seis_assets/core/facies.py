@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -354,7 +355,8 @@ def write_facies_outputs(
     keep_maps : return every painted line's cluster map (memory grows with the survey: for small surveys and tests)
     units : 0, or map each line's ``units`` stratigraphic units (layers followed along the reflectors, cut where
         their character and the clusters' vote shares change; :mod:`seis_assets.core.stratigraphy`) instead of the
-        winning cluster; the legend names ``unit i`` from the top, the windows keep their clusters
+        winning cluster; the legend names ``unit i`` from the top, the windows keep their clusters. A cube's units
+        are cut along its inlines, and its crossline pages show those (the labels volume's crosslines)
     page_lines : at most this many PDF pages per direction, evenly spaced lines, first and last included (0: every
         line); the labels SEG-Y and the counts always cover every line
     gaps : windows were left out (corrupt traces, :mod:`seis_assets.core.window_features`): samples no window covers
@@ -367,9 +369,9 @@ def write_facies_outputs(
     -------
     dict with ``files`` (name -> path), ``legend`` (DataFrame), ``maps`` ({(direction, number): (cluster_map,
     line_other)} when ``keep_maps``: every inline, or the one crossline of a file that holds a crossline,
-    :func:`~seis_assets.core.segy.section_direction`), ``confidence`` ({(direction, number): vote share per sample} when
-    ``keep_maps``), ``category_share`` (share of samples per category over the survey) and
-    ``assignments`` (the rows of section_assignments.csv)
+    :func:`~seis_assets.core.segy.section_direction`, and the crossline pages'), ``confidence`` ({(direction,
+    number): vote share per sample} when ``keep_maps``), ``category_share`` (share of samples per category over the
+    survey) and ``assignments`` (the rows of section_assignments.csv)
     """
     out = UPath(str(out_dir))
     info = survey.info
@@ -387,14 +389,19 @@ def write_facies_outputs(
     if map_xlines and direction == "inline" and is_grid(info):
         pages += [("xline", n) for n in page_selection(info.xlines, page_lines)]
     by = "unit" if units else "category" if cluster_to_category else "cluster"
-    files = _write_map_pages(painter, legend, pages, out, by)
-    tally = _Tally(len(windows), painter.n_classes, keep_maps)
+    # a unit map is cut along each inline: its crossline pages are gathered from the inlines as the labels are written
+    crossline_units = None
+    if units and direction == "inline":
+        crossline_units = _CrosslineUnits(survey, [n for d, n in pages if d == "xline"])
+    tally = _Tally(len(windows), painter.n_classes, keep_maps, crossline_units)
+    files = {}
     if is_mdio(info.path):  # an MDIO survey's labels: a store with its geometry, the classes as variable "facies"
         files["facies_labels.mdio"] = write_mdio_labels(info.path, painter.label_blocks(tally), variable="facies",
                                                         dest=str(out / "facies_labels.mdio"))
     else:
         files["facies_labels.sgy"] = write_like(info.path, out / "facies_labels.sgy", painter.label_blocks(tally),
                                                 iline_byte=info.iline_byte, xline_byte=info.xline_byte)
+    files.update(_write_map_pages(painter, legend, pages, out, by, crossline_units, tally.maps if keep_maps else None))
     counts, maps, shares, confidence = tally.counts, tally.maps, tally.confidence, tally.window_shares.mean()
     files["facies_legend.csv"] = atomic_write_bytes(out / "facies_legend.csv", legend.to_csv(index=False).encode())
     table = _assignment_table(windows, clusters, confidence, scores, cluster_to_category, extra_columns)
@@ -443,10 +450,12 @@ class _Tally:
     """What the labels pass counts over every painted line: samples per class (``counts[k]``: samples with no class),
     each window's vote shares, and with ``keep_maps`` each line's maps."""
 
-    def __init__(self, n_windows: int, n_classes: int, keep_maps: bool):
+    def __init__(self, n_windows: int, n_classes: int, keep_maps: bool,
+                 crossline_units: "_CrosslineUnits | None" = None):
         self.counts = np.zeros(n_classes + 1, dtype=np.int64)
         self.window_shares = _WindowShares(n_windows)
         self.keep_maps = keep_maps
+        self.crossline_units = crossline_units
         self.maps: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self.confidence: dict[tuple[str, int], np.ndarray] = {}
 
@@ -454,23 +463,74 @@ class _Tally:
         values = votes.cluster_map.ravel().astype(np.int64)
         self.counts += np.bincount(np.where(values < 0, n_classes, values), minlength=n_classes + 1)[: n_classes + 1]
         self.window_shares.add(votes)
+        if self.crossline_units is not None:
+            self.crossline_units.add(number, other, votes.cluster_map)
         if self.keep_maps:
             self.maps[(direction, number)] = (votes.cluster_map, other)
             self.confidence[(direction, number)] = votes.confidence
 
 
+class _CrosslineUnits:
+    """The units of chosen crosslines of a cube, gathered from the inlines as the labels pass paints them.
+
+    Units are cut along each inline (:meth:`_LinePainter.paint`), so a crossline page must show the inlines' units,
+    the labels volume's crossline, not units cut along the crossline itself. The gathered classes (crosslines x
+    inlines x samples, int16) are held in an unnamed temporary file, so a PDF of every crossline of a large cube
+    does not hold the volume in memory.
+    """
+
+    def __init__(self, survey: Survey, xlines: list[int]):
+        self.page = {int(x): j for j, x in enumerate(xlines)}
+        inlines = survey.lines("inline")
+        self.inline_row = {int(n): i for i, n in enumerate(inlines)}
+        self.classes = None
+        if xlines:
+            shape = (len(xlines), len(inlines), survey.info.n_samples)
+            self._file = tempfile.TemporaryFile()  # gone when closed: nothing is left on disk
+            self.classes = np.memmap(self._file, dtype=np.int16, mode="w+", shape=shape)
+            self.classes[:] = -1
+
+    def __contains__(self, xline: int) -> bool:
+        return int(xline) in self.page
+
+    def add(self, inline: int, xlines: np.ndarray, cluster_map: np.ndarray) -> None:
+        """One painted inline: ``xlines`` its traces' crossline numbers, ``cluster_map`` (n_traces, n_samples)."""
+        if self.classes is None:
+            return
+        row = self.inline_row[int(inline)]
+        for t, x in enumerate(np.asarray(xlines).tolist()):
+            j = self.page.get(int(x))
+            if j is not None:
+                self.classes[j, row] = cluster_map[t]
+
+    def line(self, xline: int, inlines: np.ndarray) -> np.ndarray:
+        """``(n_traces, n_samples)`` classes of crossline ``xline`` whose traces lie on ``inlines``, in that order."""
+        rows = [self.inline_row[int(n)] for n in np.asarray(inlines).tolist()]
+        return np.asarray(self.classes[self.page[int(xline)], rows])
+
+
 def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tuple[str, int]], out: UPath,
-                     by: str) -> dict[str, str]:
+                     by: str, crossline_units: _CrosslineUnits | None = None,
+                     maps: dict | None = None) -> dict[str, str]:
     """``facies_map.pdf`` (one page per line of ``pages``), ``facies_map.png`` and ``anomaly_map.png`` (the first
-    page); returns the files written."""
+    page); returns the files written. Crossline pages in ``crossline_units`` show its gathered units; ``maps``, when
+    given, gets each crossline page's ``(cluster_map, line_other)``."""
     info = painter.survey.info
     first_png = first_anomaly = None
     with atomic_path(out / "facies_map.pdf") as tmp_pdf, tmp_pdf.open("wb") as pdf_handle, PdfPages(pdf_handle) as pdf:
         for direction, number in pages:
-            section, idx, other, votes = painter.paint(direction, number)
-            fig = facies_map_figure(section, votes.cluster_map, legend, info, direction, number, other, by=by)
+            if direction == "xline" and crossline_units is not None and number in crossline_units:
+                section, idx = painter.survey.read_line(direction, number, keep_corrupt=painter.gaps)
+                other = painter.survey.trace_inline[idx]
+                cluster_map = crossline_units.line(number, other)
+            else:
+                section, idx, other, votes = painter.paint(direction, number)
+                cluster_map = votes.cluster_map
+            if maps is not None and direction == "xline":
+                maps[(direction, number)] = (cluster_map, other)
+            fig = facies_map_figure(section, cluster_map, legend, info, direction, number, other, by=by)
             pdf.savefig(fig, dpi=DPI)
-            if first_png is None:
+            if first_png is None:  # the first page is a line's own (``pages`` starts with the lines painted)
                 first_png = _png_bytes(fig)
                 first_anomaly = _png_bytes(anomaly_map_figure(section, votes.score_map, info, direction, number, other,
                                                               confidence=votes.confidence))

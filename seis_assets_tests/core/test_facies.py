@@ -7,7 +7,9 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+import segyio
 
+from seis_assets.core.cube_model import generated_section, make_cube
 from seis_assets.core.facies import count_votes, legend_table, vote_line, write_facies_outputs
 from seis_assets.core.facies_figures import (
     CATEGORY_COLOURS,
@@ -132,6 +134,27 @@ def test_survey_map_figures_render_with_confidence(tmp_path):
                                        "facies_map.png", "section_assignments.csv"]
     assert b"/Count 18 " in (out / "facies_map.pdf").read_bytes()  # the page tree holds one page per inline
     assert result["legend"]["category"].tolist() == [f"cluster {i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("units", [0, 3])
+def test_crossline_pages_show_the_labels_volumes_crosslines(tmp_path, units):
+    # units are cut along each inline: a crossline page must show those, not units cut along the crossline
+    src = make_cube(tmp_path / "cube.sgy", generated_section(seed=3), n_inlines=5, n_xlines=120, n_samples=160,
+                    first_inline=10, first_xline=300, seed=1)
+    with open_survey(src) as survey:
+        pos, _, _ = cut_windows(survey, n_traces=40, n_samples=40, stride=33, directions=("inline",))
+        clusters = np.random.default_rng(0).integers(0, 3, len(pos))
+        result = write_facies_outputs(survey, pos, clusters, None, {}, 3, tmp_path / "out", keep_maps=True,
+                                      units=units, map_xlines=True, page_lines=3)
+    with segyio.open(str(tmp_path / "out" / "facies_labels.sgy")) as f:
+        volume = segyio.tools.cube(f)  # (inline, crossline, sample)
+    pages = sorted(n for d, n in result["maps"] if d == "xline")
+    assert pages == [300, 360, 419]
+    for x in pages:
+        page, inlines = result["maps"][("xline", x)]
+        assert inlines.tolist() == list(range(10, 15))
+        np.testing.assert_array_equal(page, volume[:, x - 300])
+        assert len(np.unique(page)) == 3
 
 
 def test_anomaly_figure_has_confidence_beside_it_with_colour_bars(tmp_path):
