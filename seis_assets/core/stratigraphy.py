@@ -18,8 +18,10 @@ the window clusters voted onto it into ``n`` units, without labels, in three ste
 3. **Optimal cuts** (:func:`segment_profile`). The profile is cut into ``n`` contiguous runs of levels that minimise
    the summed within-run squared deviation (dynamic programming, exact); run ``i`` is unit ``i`` from the top.
 
-Each line is segmented on its own: on a 3-D cube, unit ``i`` is the ``i``-th package from the top of each line, not
-a unit matched across lines. No Dagster imports here.
+A line is segmented on its own, or with its neighbours on a 3-D cube (:func:`cut_profiles`: the mean of their
+profiles, each read at the line's own levels through :func:`level_correspondence`, is cut, so an inline's
+boundaries do not step to other reflectors than its neighbours'); unit ``i`` is the ``i``-th package from the top of
+each line, not a unit matched along a whole survey. No Dagster imports here.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from scipy.signal import hilbert
 from seis_assets.core.patches import live_traces
 
 __all__ = ["UNIT_TEXTURE_CLUSTERS", "dip_field", "relative_geologic_time", "time_levels", "character_attributes",
-           "character_profile", "segment_profile", "optimal_cuts", "unit_map"]
+           "character_profile", "segment_profile", "optimal_cuts", "unit_map", "line_profile", "cut_profiles",
+           "level_correspondence", "units_at"]
 
 #: Gaussian sigmas (samples) of the gradients and of the tensor smoothing.
 SIGMA_GRADIENT, SIGMA_TENSOR = 1.0, 6.0
@@ -230,11 +233,57 @@ def unit_map(section: np.ndarray, n_units: int, shares: np.ndarray | None = None
 
 def _units(section: np.ndarray, n_units: int, shares: np.ndarray | None) -> np.ndarray:
     """:func:`unit_map` of a line whose every sample is finite."""
-    section = section.T
+    levels, profile, count = line_profile(section, shares)
+    return units_at(levels, cut_profiles([profile], [count], n_units))
+
+
+def line_profile(section: np.ndarray, shares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a line's units are cut from: ``(levels, profile, samples per level)``.
+
+    Parameters
+    ----------
+    section : ndarray (n_traces, n_samples), a line (or a run of its traces) whose every sample is finite
+    shares : ndarray (k, n_traces, n_samples) or None, each window cluster's share of the votes on each sample
+
+    Returns
+    -------
+    levels : ndarray (n_traces, n_samples), each sample's relative-time level (:func:`time_levels`)
+    profile, count : :func:`character_profile` over those levels (n_samples levels)
+    """
+    section = np.asarray(section, dtype=np.float64).T
     levels = time_levels(section)
     groups = [character_attributes(section)]
     if shares is not None:
         groups.append(np.moveaxis(np.asarray(shares, dtype=np.float64), 0, -1).transpose(1, 0, 2))
     profile, count = character_profile(levels, groups, section.shape[0])
-    cuts = segment_profile(profile, n_units, weights=np.sqrt(count / count.max()))
-    return np.ascontiguousarray(np.searchsorted(cuts, levels, side="right").T, dtype=np.int16)
+    return levels.T, profile, count
+
+
+def cut_profiles(profiles: list[np.ndarray], counts: list[np.ndarray], n_units: int) -> np.ndarray:
+    """The ``n_units - 1`` cut levels of one or more lines cut together: :func:`segment_profile` of their mean
+    profile, each level weighted by the square root of its summed samples. For one line, its own cuts; for a line
+    and its neighbours on a cube, their profiles read at the line's own levels (:func:`level_correspondence`), cuts
+    that do not step to other reflectors from one line to the next where a line's own character is ambiguous."""
+    profile = np.mean(np.asarray(profiles, dtype=np.float64), axis=0)
+    count = np.sum(np.asarray(counts, dtype=np.float64), axis=0)
+    return segment_profile(profile, n_units, weights=np.sqrt(count / count.max()))
+
+
+def level_correspondence(levels: np.ndarray, other_levels: np.ndarray, n_levels: int) -> np.ndarray:
+    """For each of a line's ``n_levels`` levels, the level another line has on the same samples (its median there):
+    how the relative times of two neighbouring lines correspond, whose levels are each their own line's.
+
+    ``levels`` and ``other_levels`` are (n_traces, n_samples) over the same traces and times (neighbouring inlines
+    matched by crossline number). A level with no samples takes the interpolation of the levels around it.
+    """
+    key = np.sort(np.asarray(levels, dtype=np.int64).ravel() * n_levels + np.asarray(other_levels).ravel())
+    bounds = np.searchsorted(key, np.arange(n_levels + 1) * n_levels)
+    counts = np.diff(bounds)
+    filled = np.flatnonzero(counts > 0)
+    median = key[bounds[filled] + (counts[filled] - 1) // 2] % n_levels  # the lower median of each level's samples
+    return np.rint(np.interp(np.arange(n_levels), filled, median)).astype(np.int64)
+
+
+def units_at(levels: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """The unit of every sample (int16): the run of ``cuts`` its level falls in, 0 above the first cut."""
+    return np.ascontiguousarray(np.searchsorted(cuts, levels, side="right"), dtype=np.int16)
