@@ -23,7 +23,8 @@ What runs, each step a fresh Python process as a user's ``make demo-segy`` would
    (``SEIS_DASK_SCHEDULER=local:2``), start-up and shut-down included. Printed after it: its stage times (the
    workers' summed) and whether its ``facies_labels.sgy`` equals the local map's byte for byte.
 
-``--units N`` (with ``--models survey``) maps N stratigraphic units per line (``SEIS_SEGY_UNITS``). Every run prints
+``--units N`` (with ``--models survey``) maps N stratigraphic units per line (``SEIS_SEGY_UNITS``), each inline cut
+with ``--tie-lines`` inlines on each side (``SEIS_SEGY_TIE_LINES``; default: the setting's). Every run prints
 ``neighbour_agreement``: the share of samples whose class is the same on the next inline.
 ``--line-step N`` cuts windows on every N-th inline only (``SEIS_SEGY_LINE_STEP``; the lines between take their
 nearest cut line's votes); ``--agree-with`` an earlier run's ``facies_labels.sgy`` prints the share of the cube's
@@ -227,6 +228,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", choices=("patches", "survey"), default="patches")
     ap.add_argument("--units", type=int, default=0,
                     help="with --models survey: map this many stratigraphic units per line (SEIS_SEGY_UNITS)")
+    ap.add_argument("--tie-lines", type=int, default=None,
+                    help="with --units: inlines on each side an inline is cut with (SEIS_SEGY_TIE_LINES)")
     ap.add_argument("--stride", type=int, default=33)
     ap.add_argument("--line-step", type=int, default=1, help="windows on every n-th inline (SEIS_SEGY_LINE_STEP)")
     ap.add_argument("--agree-with", type=Path,
@@ -256,6 +259,8 @@ def main(argv=None) -> int:
            "SEIS_SEGY_LINE_STEP": str(args.line_step), "SEIS_SEGY_UNITS": str(args.units)}
     if args.input_size:
         env["SEIS_INPUT_SIZE"] = args.input_size
+    if args.tie_lines is not None:
+        env["SEIS_SEGY_TIE_LINES"] = str(args.tie_lines)
     print(f"cube {cube} ({cube.stat().st_size / 1e9:.2f} GB); machine: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, flags {cpu_flags()}; log {log}", flush=True)
     try:

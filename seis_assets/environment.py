@@ -62,6 +62,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("SEIS_SEGY_MODELS", "segy_settings.models", "patches (the models fitted on the patches) or survey (clusters of the survey's own windows)"),
         Variable("SEIS_SEGY_K", "segy_settings.k", "clusters for models=survey (0: 4, or 16 with units)", kind="int"),
         Variable("SEIS_SEGY_UNITS", "segy_settings.units", "models=survey: n > 0 maps n stratigraphic units per line", kind="int"),
+        Variable("SEIS_SEGY_TIE_LINES", "segy_settings.tie_lines", "3-D cubes with units: inlines on each side an inline's units are cut with (default 2; 0: each line on its own)", kind="int"),
         Variable("SEIS_SEGY_STRIDE", "segy_settings.stride", "step between windows in traces and samples (default 11; 33 for large cubes)", kind="int"),
         Variable("SEIS_SEGY_LINE_STEP", "segy_settings.line_step", "3-D cubes: windows on every n-th line, voted onto the lines between (default 1: every line)", kind="int"),
         Variable("SEIS_SEGY_MAP_TIMES_MS", "segy_settings.map_times_ms", "3-D cubes: times (ms) of the map-view time slices, ','-separated", kind="floats"),

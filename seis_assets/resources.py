@@ -38,7 +38,7 @@ from seis_assets.core.section_grid import (
 )
 from seis_assets.core.mdio_survey import open_any_survey
 from seis_assets.core.segy import DEFAULT_ILINE_BYTE, DEFAULT_XLINE_BYTE
-from seis_assets.core.facies import DEFAULT_PAGE_LINES
+from seis_assets.core.facies import DEFAULT_PAGE_LINES, DEFAULT_TIE_LINES
 from seis_assets.core.segy_windows import (
     DEFAULT_STRIDE, DEFAULT_WINDOW_SAMPLES, DEFAULT_WINDOW_TRACES, SCALINGS, survey_scale,
 )
@@ -470,6 +470,12 @@ class SegySettings(EnvResource):
         "(layers followed along the reflectors' dip, cut where their character and the clusters change), numbered "
         "from the top.",
     )
+    tie_lines: int = Field(
+        DEFAULT_TIE_LINES,
+        description="3-D cubes with units: each inline is cut with the mean character profile of itself and this many "
+        "inlines on each side, so a unit's boundaries do not step from one inline to the next (0: each line on its "
+        "own).",
+    )
     sample_interval_ms: float = Field(
         0.0,
         description="The surveys' sample interval in ms; 0: from the headers (the binary header's, else the trace "
@@ -517,6 +523,8 @@ class SegySettings(EnvResource):
             raise ValueError(f"segy_settings.units={self.units} needs models=survey (units are cut from the "
                              f"survey's own clusters), got models={self.models!r}")
         self.check_line_step()
+        if self.tie_lines < 0:
+            raise ValueError(f"segy_settings.tie_lines must be >= 0 (0: each line on its own), got {self.tie_lines}")
         if self.page_lines < 0 or not self.summary_bin_ms > 0:
             raise ValueError(f"segy_settings.page_lines must be >= 0 and summary_bin_ms > 0, got {self.page_lines} "
                              f"and {self.summary_bin_ms}")

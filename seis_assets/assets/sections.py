@@ -214,6 +214,8 @@ def facies_map(
         source = f"UMAP + KMeans (k={k}) fitted on {len(fit_rows)} of this survey's {len(windows)} windows"
         if segy_settings.units:
             source += f", {segy_settings.units} stratigraphic units per line"
+            if segy_settings.tie_lines:
+                source += f" (a cube's inlines cut with {segy_settings.tie_lines} on each side)"
     pred = classify_table(survey_windows, models)
     seconds = {"fit_and_classify": time.perf_counter() - started}
     mapping = {int(c): m for c, m in zip(models.mapping["cluster"], models.mapping["majority"]) if m}
@@ -226,7 +228,7 @@ def facies_map(
         result = write_facies_outputs(
             survey, windows, pred["cluster"].to_numpy(), pred["anomaly_score"].to_numpy(), mapping, k, out,
             map_xlines=segy_settings.map_xlines, units=segy_settings.units, page_lines=segy_settings.page_lines,
-            gaps=bool(corrupt) or dead > 0 or short["runs"] > 0, line_step=line_step,
+            gaps=bool(corrupt) or dead > 0 or short["runs"] > 0, line_step=line_step, tie_lines=segy_settings.tie_lines,
             extra_columns=pred[(["predicted_hungarian"] if mapping else [])
                                + ["anomaly_percentile", "kind", "qc_score", "qc_reason", "novelty_score"]],
         )

@@ -47,7 +47,7 @@ from seis_assets.core.patches import live_traces
 from seis_assets.core.segy import Survey, is_grid, section_direction
 from seis_assets.core.segy_windows import line_runs, line_sources
 from seis_assets.core.segy_write import write_like
-from seis_assets.core.stratigraphy import unit_map
+from seis_assets.core.stratigraphy import cut_profiles, level_correspondence, line_profile, unit_map, units_at
 from seis_assets.core.storage import atomic_path, atomic_write_bytes
 
 __all__ = [
@@ -64,6 +64,10 @@ __all__ = [
 #: PDF pages per direction by default (``write_facies_outputs(page_lines=...)``): every line of a section or a small
 #: cube; 50 evenly spaced lines of a large one, whose every line is in the labels SEG-Y and the volume views anyway
 DEFAULT_PAGE_LINES = 50
+
+#: Inlines on each side a cube's inline is cut into units with (``write_facies_outputs(tie_lines=...)``): 2 is
+#: 50 m on F3's 25 m grid, enough to outvote one inline whose own profile cuts at other reflectors
+DEFAULT_TIE_LINES = 2
 
 #: Window rows of ``section_assignments.csv``: the window's position, then the assignment columns.
 SECTION_ASSIGNMENT_COLUMNS = [
@@ -256,11 +260,17 @@ def region_share(category_map: np.ndarray, category: str, xlines: np.ndarray, ti
 
 
 # --------------------------------------------------------------------------- outputs
+def _true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, stop)`` of each run of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 @dataclasses.dataclass(frozen=True)
 class _LinePainter:
     """The windows' clusters and scores of one survey, painted onto one line at a time; with ``units`` > 0 each
     line's map is its ``units`` stratigraphic units (:func:`seis_assets.core.stratigraphy.unit_map`) instead of the
-    winning clusters."""
+    winning clusters, and with ``tie_lines`` > 0 a cube's inlines are cut together with their neighbours."""
 
     survey: Survey
     windows: WindowIndex
@@ -271,9 +281,17 @@ class _LinePainter:
     #: windows were left out (corrupt traces, dead windows): samples no window covers are expected, and get no
     #: class (-1)
     gaps: bool = False
+    #: a cube's inline is cut into units with the mean character profile of itself and this many inlines on each
+    #: side (:func:`seis_assets.core.stratigraphy.cut_profiles`); 0: each line on its own
+    tie_lines: int = 0
+    #: inline -> its one run of live traces and what its units are cut from, for the inlines around the last one
+    #: painted (the labels pass paints the inlines in order, so each is profiled once)
+    _profiles: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: inline -> its tied cuts, kept for every inline (a few numbers each), so a page painted later gets the labels'
+    _cuts: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
-    def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
-        """``(section, trace indices, other numbers, votes)`` of one line; every sample covered unless ``gaps``."""
+    def _votes(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
+        """``(section, trace indices, other numbers, votes)`` of one line, traces without data given no class."""
         survey, info = self.survey, self.survey.info
         section, idx = survey.read_line(direction, number, keep_corrupt=self.gaps)
         other = survey.trace_xline[idx] if direction == "inline" else survey.trace_inline[idx]
@@ -291,15 +309,81 @@ class _LinePainter:
                 votes.score_map[bad] = np.nan
             if votes.shares is not None:
                 votes.shares[:, bad] = 0
-        if self.units:  # each run of neighbouring traces on its own: no layer is followed across a gap
-            units = np.full(votes.cluster_map.shape, -1, dtype=np.int16)
+        return section, idx, other, votes
+
+    def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
+        """``(section, trace indices, other numbers, votes)`` of one line; every sample covered unless ``gaps``."""
+        section, idx, other, votes = self._votes(direction, number)
+        if not self.units:
+            return section, idx, other, votes
+        units = np.full(votes.cluster_map.shape, -1, dtype=np.int16)
+        tied = self._tied_profile(direction, number, section, other, votes) if self._ties(direction) else None
+        if tied is not None:
+            first, stop, levels = tied[:3]
+            units[first:stop] = units_at(levels, self._tied_cuts(number))
+            self._forget_profiles(number)
+        else:  # each run of neighbouring traces on its own: no layer is followed across a gap
             for first, stop in line_runs(other):
                 if stop - first < 2:
                     continue  # a lone trace has no dip: no unit, as unit_map does between corrupt traces
                 part = None if votes.shares is None else votes.shares[:, first:stop]
                 units[first:stop] = unit_map(section[first:stop], self.units, part)
-            votes = dataclasses.replace(votes, cluster_map=units, shares=None)
-        return section, idx, other, votes
+        return section, idx, other, dataclasses.replace(votes, cluster_map=units, shares=None)
+
+    def _ties(self, direction: str) -> bool:
+        """Whether this line's units are cut together with neighbouring inlines'."""
+        return (self.tie_lines > 0 and direction == "inline" and section_direction(self.survey.info) == "inline"
+                and len(self.survey.lines("inline")) > 1)
+
+    def _tied_profile(self, direction: str, number: int, section=None, other=None, votes=None):
+        """``(first, stop, levels, profile, count, crosslines)`` of an inline whose live traces form one run of
+        neighbouring traces (:func:`seis_assets.core.stratigraphy.line_profile`; ``crosslines``: the run's
+        traces' numbers), else None (its runs are cut on their own)."""
+        if number in self._profiles:
+            return self._profiles[number]
+        if section is None:
+            section, _, other, votes = self._votes(direction, number)
+        live = live_traces(section)
+        runs = [(a + int(b0), a + int(b1)) for a, b in line_runs(other)
+                for b0, b1 in _true_runs(live[a:b])]
+        entry = None
+        if len(runs) == 1 and runs[0][1] - runs[0][0] >= 2:
+            first, stop = runs[0]
+            shares = None if votes.shares is None else votes.shares[:, first:stop]
+            entry = (first, stop, *line_profile(section[first:stop], shares), np.asarray(other[first:stop]))
+        self._profiles[number] = entry
+        return entry
+
+    def _tied_cuts(self, number: int) -> np.ndarray:
+        """The cuts of an inline and its ``tie_lines`` neighbours on each side (those profiled as one run) cut
+        together; computed once per inline."""
+        if number in self._cuts:
+            return self._cuts[number]
+        lines = self.survey.lines("inline")
+        at = lines.index(number)
+        near = lines[max(at - self.tie_lines, 0): at + self.tie_lines + 1]
+        _, _, levels, profile, count, xlines = self._tied_profile("inline", number)
+        profiles, counts = [profile], [count]
+        for n in near:
+            entry = self._tied_profile("inline", n) if n != number else None
+            if entry is None:
+                continue
+            common, mine, theirs = np.intersect1d(xlines, entry[5], assume_unique=True, return_indices=True)
+            if len(common):  # the neighbour's profile read at this line's levels, over the traces both have
+                at_level = level_correspondence(levels[mine], entry[2][theirs], len(profile))
+                profiles.append(entry[3][at_level])
+                counts.append(entry[4][at_level])
+        cuts = cut_profiles(profiles, counts, self.units)
+        self._cuts[number] = cuts
+        return cuts
+
+    def _forget_profiles(self, number: int) -> None:
+        """Drop the profiles the inlines after ``number`` do not need: memory stays a few lines'."""
+        position = {n: i for i, n in enumerate(self.survey.lines("inline"))}
+        at = position[number]
+        for n in list(self._profiles):
+            if not at - self.tie_lines < position[n] <= at + self.tie_lines:
+                del self._profiles[n]
 
     @property
     def n_classes(self) -> int:
@@ -340,6 +424,7 @@ def write_facies_outputs(
     page_lines: int = 0,
     gaps: bool = False,
     line_step: int = 1,
+    tie_lines: int = DEFAULT_TIE_LINES,
 ) -> dict:
     """Paint every line, write the map files into ``out_dir``; return what was written and each line's maps.
 
@@ -364,12 +449,16 @@ def write_facies_outputs(
     line_step : the windows were cut on every ``line_step``-th line only
         (:func:`seis_assets.core.segy_windows.picked_lines`): each line between takes the votes of the windows of
         its nearest picked line(s) (:func:`seis_assets.core.segy_windows.line_sources`)
+    tie_lines : with ``units`` on a cube, each inline is cut with the mean character profile of itself and this many
+        inlines on each side (:func:`seis_assets.core.stratigraphy.cut_profiles`), so its unit boundaries do not
+        step from one inline to the next; an inline whose live traces form more than one run is cut run by run, on
+        its own. 0: every line on its own; a 2-D line or a crossline file is always cut on its own
 
     Returns
     -------
     dict with ``files`` (name -> path), ``legend`` (DataFrame), ``maps`` ({(direction, number): (cluster_map,
     line_other)} when ``keep_maps``: every inline, or the one crossline of a file that holds a crossline,
-    :func:`~seis_assets.core.segy.section_direction`, and the crossline pages'), ``confidence`` ({(direction,
+    :func:`~seis_assets.core.segy.section_direction`, and the pages' as drawn), ``confidence`` ({(direction,
     number): vote share per sample} when ``keep_maps``), ``category_share`` (share of samples per category over the
     survey) and ``assignments`` (the rows of section_assignments.csv)
     """
@@ -383,7 +472,9 @@ def write_facies_outputs(
     sources = None
     if line_step > 1:
         sources = {d: line_sources(survey.lines(d), line_step) for d in windows["direction"].unique()}
-    painter = _LinePainter(survey, WindowIndex(windows, sources), clusters, scores, k, units, gaps)
+    if tie_lines < 0:
+        raise ValueError(f"tie_lines must be >= 0 (0: each line on its own), got {tie_lines}")
+    painter = _LinePainter(survey, WindowIndex(windows, sources), clusters, scores, k, units, gaps, tie_lines)
     direction = section_direction(info)
     pages = [(direction, n) for n in page_selection(survey.lines(direction), page_lines)]
     if map_xlines and direction == "inline" and is_grid(info):
@@ -514,7 +605,7 @@ def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tu
                      maps: dict | None = None) -> dict[str, str]:
     """``facies_map.pdf`` (one page per line of ``pages``), ``facies_map.png`` and ``anomaly_map.png`` (the first
     page); returns the files written. Crossline pages in ``crossline_units`` show its gathered units; ``maps``, when
-    given, gets each crossline page's ``(cluster_map, line_other)``."""
+    given, gets each page's ``(cluster_map, line_other)``."""
     info = painter.survey.info
     first_png = first_anomaly = None
     with atomic_path(out / "facies_map.pdf") as tmp_pdf, tmp_pdf.open("wb") as pdf_handle, PdfPages(pdf_handle) as pdf:
@@ -526,7 +617,7 @@ def _write_map_pages(painter: _LinePainter, legend: pd.DataFrame, pages: list[tu
             else:
                 section, idx, other, votes = painter.paint(direction, number)
                 cluster_map = votes.cluster_map
-            if maps is not None and direction == "xline":
+            if maps is not None:
                 maps[(direction, number)] = (cluster_map, other)
             fig = facies_map_figure(section, cluster_map, legend, info, direction, number, other, by=by)
             pdf.savefig(fig, dpi=DPI)

@@ -155,6 +155,8 @@ def test_crossline_pages_show_the_labels_volumes_crosslines(tmp_path, units):
         assert inlines.tolist() == list(range(10, 15))
         np.testing.assert_array_equal(page, volume[:, x - 300])
         assert len(np.unique(page)) == 3
+    for n in (10, 12, 14):  # the inline pages, drawn after the labels pass, show its units too
+        np.testing.assert_array_equal(result["maps"][("inline", n)][0], volume[n - 10])
 
 
 def test_anomaly_figure_has_confidence_beside_it_with_colour_bars(tmp_path):

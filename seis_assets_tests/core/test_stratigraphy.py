@@ -6,14 +6,22 @@ import pandas as pd
 import pytest
 import segyio
 from scipy import ndimage
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from seis_assets.core.cube_model import generated_section, make_cube
 from seis_assets.core.facies import count_votes, write_facies_outputs
 from seis_assets.core.section_scores import depth_bands
 from seis_assets.core.segy import open_survey
 from seis_assets.core.segy_windows import cut_windows
 from seis_assets.core.segy_write import write_section
-from seis_assets.core.stratigraphy import dip_field, relative_geologic_time, segment_profile, unit_map
+from seis_assets.core.stratigraphy import (
+    dip_field,
+    level_correspondence,
+    relative_geologic_time,
+    segment_profile,
+    unit_map,
+)
 
 N_SAMPLES, N_TRACES, SLOPE = 240, 160, 0.4  # layers deepen 0.4 samples per trace: 64 samples across the line
 TOPS = (70, 150)  # unit boundaries, in samples at trace 0
@@ -138,3 +146,41 @@ def test_facies_outputs_carry_units_numbered_from_the_top(tmp_path):
     with pytest.raises(ValueError, match="units map clusters without categories"):
         with open_survey(src) as survey:
             write_facies_outputs(survey, pos, clusters, None, {0: "chaotic"}, 4, tmp_path / "out2", units=3)
+
+
+def _cube_units(tmp_path, tie_lines: int) -> list[np.ndarray]:
+    """The unit map of each inline of a small generated cube, 4 units over 4 texture clusters."""
+    src = tmp_path / "cube.sgy"
+    if not src.exists():
+        make_cube(src, generated_section(seed=3), n_inlines=30, n_xlines=160, n_samples=200, first_inline=10,
+                  first_xline=300, seed=1)
+    with open_survey(src) as survey:
+        pos, patches, _ = cut_windows(survey, n_traces=40, n_samples=40, stride=33, directions=("inline",))
+        texture = np.stack([patches.reshape(len(patches), -1).std(1), np.abs(np.diff(patches, axis=2)).mean((1, 2))], 1)
+        clusters = KMeans(4, n_init=4, random_state=0).fit_predict((texture - texture.mean(0)) / texture.std(0))
+        result = write_facies_outputs(survey, pos, clusters, None, {}, 4, tmp_path / f"out{tie_lines}",
+                                      keep_maps=True, units=4, tie_lines=tie_lines)
+        lines = survey.lines("inline")
+    return [result["maps"][("inline", n)][0] for n in lines]
+
+
+def _neighbour_agreement(maps: list[np.ndarray]) -> float:
+    return float(np.mean([(a == b).mean() for a, b in zip(maps[:-1], maps[1:])]))
+
+
+def test_tying_a_cubes_inlines_keeps_units_from_stepping_between_them(tmp_path):
+    own = _cube_units(tmp_path, 0)
+    tied = _cube_units(tmp_path, 2)
+    # the cube's inlines change slowly; cut on their own, some cut at other reflectors than their neighbours
+    assert _neighbour_agreement(own) < 0.9
+    assert _neighbour_agreement(tied) > 0.95
+    assert all(set(np.unique(m)) == {0, 1, 2, 3} for m in tied)
+
+
+def test_level_correspondence_reads_a_neighbours_levels_on_the_same_samples():
+    levels = np.tile(np.arange(0, 100, 2), (7, 1))  # 7 traces, 50 samples on the even levels 0..98 only
+    shifted = np.minimum(levels + 3, 99)  # the neighbour's relative time runs 3 levels later on the same samples
+    shifted[0] = 0  # one trace of nonsense: the median ignores it
+    got = level_correspondence(levels, shifted, 100)
+    assert got[0] == 3 and got[50] == 53 and got[96] == 99
+    assert got[51] == 54  # an empty level (odd) between 53 and 55

@@ -267,3 +267,8 @@ def test_a_cube_and_its_mdio_conversion_give_the_same_map(tmp_path, monkeypatch)
     summary_mdio = pd.read_csv(sections / "cube.mdio" / "facies_volume_summary.csv")
     assert len(summary_segy) and summary_segy.equals(summary_mdio)
     assert (sections / "cube.mdio" / "time_slice_400ms.png").stat().st_size > 0
+
+
+def test_a_negative_tie_lines_is_refused_naming_the_setting():
+    with pytest.raises(ValueError, match="segy_settings.tie_lines must be >= 0"):
+        SegySettings(segy="x.sgy", models="survey", units=3, tie_lines=-1).check_map_settings()
