@@ -289,6 +289,8 @@ class _LinePainter:
     _profiles: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     #: inline -> its tied cuts, kept for every inline (a few numbers each), so a page painted later gets the labels'
     _cuts: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: inline -> its section and votes, read ahead of its turn to profile it, until it is painted
+    _read_ahead: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def _votes(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
         """``(section, trace indices, other numbers, votes)`` of one line, traces without data given no class."""
@@ -313,11 +315,13 @@ class _LinePainter:
 
     def paint(self, direction: str, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, LineVotes]:
         """``(section, trace indices, other numbers, votes)`` of one line; every sample covered unless ``gaps``."""
-        section, idx, other, votes = self._votes(direction, number)
+        ties = self.units and self._ties(direction)
+        ahead = self._read_ahead.pop(number, None) if ties else None
+        section, idx, other, votes = ahead or self._votes(direction, number)
         if not self.units:
             return section, idx, other, votes
         units = np.full(votes.cluster_map.shape, -1, dtype=np.int16)
-        tied = self._tied_profile(direction, number, section, other, votes) if self._ties(direction) else None
+        tied = self._tied_profile(direction, number, section, other, votes) if ties else None
         if tied is not None:
             first, stop, levels = tied[:3]
             units[first:stop] = units_at(levels, self._tied_cuts(number))
@@ -341,8 +345,9 @@ class _LinePainter:
         traces' numbers), else None (its runs are cut on their own)."""
         if number in self._profiles:
             return self._profiles[number]
-        if section is None:
-            section, _, other, votes = self._votes(direction, number)
+        read_ahead = section is None
+        if read_ahead:
+            section, idx, other, votes = self._votes(direction, number)
         live = live_traces(section)
         runs = [(a + int(b0), a + int(b1)) for a, b in line_runs(other)
                 for b0, b1 in _true_runs(live[a:b])]
@@ -352,6 +357,9 @@ class _LinePainter:
             shares = None if votes.shares is None else votes.shares[:, first:stop]
             entry = (first, stop, *line_profile(section[first:stop], shares), np.asarray(other[first:stop]))
         self._profiles[number] = entry
+        if read_ahead:  # painted soon: kept, without the shares a tied line's painting does not need
+            self._read_ahead[number] = (section, idx, other,
+                                        votes if entry is None else dataclasses.replace(votes, shares=None))
         return entry
 
     def _tied_cuts(self, number: int) -> np.ndarray:
@@ -381,9 +389,10 @@ class _LinePainter:
         """Drop the profiles the inlines after ``number`` do not need: memory stays a few lines'."""
         position = {n: i for i, n in enumerate(self.survey.lines("inline"))}
         at = position[number]
-        for n in list(self._profiles):
-            if not at - self.tie_lines < position[n] <= at + self.tie_lines:
-                del self._profiles[n]
+        for cache in (self._profiles, self._read_ahead):
+            for n in list(cache):
+                if not at - self.tie_lines < position[n] <= at + self.tie_lines:
+                    del cache[n]
 
     @property
     def n_classes(self) -> int:
