@@ -386,7 +386,7 @@ class _LinePainter:
         return cuts
 
     def _forget_profiles(self, number: int) -> None:
-        """Drop the profiles the inlines after ``number`` do not need: memory stays a few lines'."""
+        """Drop the profiles and read-ahead lines the inlines after ``number`` do not need: memory stays a few lines'."""
         position = {n: i for i, n in enumerate(self.survey.lines("inline"))}
         at = position[number]
         for cache in (self._profiles, self._read_ahead):
